@@ -1,0 +1,327 @@
+"""The `Distiller`: a frozen teacher, a student trained by `fit`."""
+
+import keras
+from keras import ops
+
+from keras_mixkd import losses as kd_losses
+
+LOSS_NAMES = ("kd", "standardized")
+TEACHER_IMAGES_KEY = "teacher_images"
+IMAGES_KEY = "images"
+
+
+def _num_classes(model):
+    """The model's output width, or `None` when it is not known before a call."""
+    try:
+        shape = model.output_shape
+    except (AttributeError, ValueError):
+        return None
+    if isinstance(shape, list):  # A single-output model may report [shape].
+        if len(shape) != 1:
+            return None
+        shape = shape[0]
+    return shape[-1] if shape else None
+
+
+def _input_shape(model):
+    try:
+        shape = model.input_shape
+    except (AttributeError, ValueError):
+        return None
+    if isinstance(shape, list):
+        return tuple(shape[0]) if len(shape) == 1 else None
+    return tuple(shape) if shape is not None else None
+
+
+@keras.saving.register_keras_serializable(package="keras_mixkd")
+class Distiller(keras.Model):
+    """Knowledge distillation from a frozen teacher to a student, trained with `fit`.
+
+    The teacher is frozen from construction on: it is made non-trainable and
+    always called with `training=False`, so its weights and batch-norm
+    statistics stay bit-identical through `fit` on every backend. `call`,
+    `predict` and `evaluate` run the student; `distiller.student` is a plain
+    `keras.Model` to save or export on its own.
+
+    The loss is `w · CE + (1 − w) · KD` with `w = student_loss_weight`:
+
+    - `loss="kd"`: Hinton KD, `T² · KL(softmax(t/T) ‖ softmax(s/T))`; the
+      supervised part is cross-entropy on the raw student logits.
+    - `loss="standardized"`: study B's logit-standardised variant. Each
+      sample's logits are divided by their own standard deviation in place of
+      `T` (no `T²` factor), in both the KD term and the supervised term:
+      `CE = mean(-Σ y · log_softmax(s/σ_s))`. `temperature` is ignored.
+
+    The field's two conventions map onto `student_loss_weight` so:
+
+    - CIFAR-100 KD benchmark code (RepDistiller, mdistiller; study B):
+      `0.1 · CE + 0.9 · KD` at `T = 4` is `student_loss_weight=0.1,
+      temperature=4.0` (the defaults).
+    - Study A: `γ · T² · KL + (1 − γ) · CE` with `γ = 0.5`, `T = 20` is
+      `student_loss_weight=0.5, temperature=20.0`.
+
+    Labels may be integer class ids `(batch,)` / `(batch, 1)`, or dense soft
+    labels `(batch, classes)` whose rows sum to 1, as made by MixUp, CutMix or
+    label smoothing; the same distiller takes both. Inputs may be an image
+    batch, seen by both models, or a dict `{"images": ..., "teacher_images":
+    ...}` when the teacher must see the clean batch while the student sees the
+    augmented one (see `keras_mixkd.data.make_dataset(teacher_sees="clean")`).
+
+    Logged every epoch: `loss` (total), `supervised_loss`,
+    `distillation_loss`, `accuracy` (student top-1 against the argmax of the
+    labels) and `teacher_agreement` (top-1 agreement of student and teacher).
+
+    Why not `keras.distillation.Distiller`: it calls the teacher on the same
+    inputs as the student only (no clean-batch teacher for mixed-sample
+    studies), applies its compiled student loss on raw logits (study B's
+    standardised variant standardises the supervised term too), and logs
+    neither accuracy on soft labels nor teacher agreement. This class keeps its
+    conventions (a frozen teacher, `student_loss_weight` in `[0, 1]`, the
+    `compute_loss` hook, one code path for every backend).
+
+    Arguments:
+        teacher: A trained `keras.Model` that outputs logits.
+        student: A `keras.Model` that outputs logits, with the teacher's
+            number of classes and input shape.
+        loss: `"kd"` or `"standardized"`.
+        temperature: Positive float, the KD temperature `T` (used by `"kd"`).
+        student_loss_weight: Float in `[0, 1]`, the weight `w` of the
+            supervised cross-entropy.
+        **kwargs: Passed to `keras.Model` (e.g. `name`).
+
+    Example:
+
+    ```python
+    import keras_mixkd
+    from keras_mixkd.models import get_model
+
+    teacher = get_model("resnet56", num_classes=100)   # trained beforehand
+    student = get_model("resnet20", num_classes=100)
+    distiller = keras_mixkd.Distiller(teacher, student, temperature=4.0)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+    distiller.fit(train_ds, validation_data=val_ds, epochs=240)
+    distiller.student.save("student.keras")
+    ```
+    """
+
+    def __init__(
+        self,
+        teacher,
+        student,
+        loss="kd",
+        temperature=4.0,
+        student_loss_weight=0.1,
+        **kwargs,
+    ):
+        kwargs.setdefault("name", "distiller")
+        super().__init__(**kwargs)
+        self._validate_arguments(teacher, student, loss, temperature, student_loss_weight)
+        self.teacher = teacher
+        self.student = student
+        self.distillation_loss_name = loss
+        self.temperature = float(temperature)
+        self.student_loss_weight = float(student_loss_weight)
+        self.teacher.trainable = False
+
+        self.supervised_loss_tracker = keras.metrics.Mean(name="supervised_loss")
+        self.distillation_loss_tracker = keras.metrics.Mean(name="distillation_loss")
+        self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
+        self.agreement_tracker = keras.metrics.Mean(name="teacher_agreement")
+
+    # ------------------------------------------------------------------ checks
+
+    @staticmethod
+    def _validate_arguments(teacher, student, loss, temperature, student_loss_weight):
+        for role, model in (("teacher", teacher), ("student", student)):
+            if not isinstance(model, keras.Model):
+                raise TypeError(
+                    f"`{role}` must be a keras.Model; got {type(model).__name__}."
+                )
+        if teacher is student:
+            raise ValueError("`teacher` and `student` must be two different models.")
+        if loss not in LOSS_NAMES:
+            raise ValueError(
+                f"Unknown distillation loss {loss!r}; expected one of {list(LOSS_NAMES)}."
+            )
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
+            raise TypeError(f"`temperature` must be a number; got {temperature!r}.")
+        if not temperature > 0:
+            raise ValueError(f"`temperature` must be > 0; got temperature={temperature}.")
+        if isinstance(student_loss_weight, bool) or not isinstance(
+            student_loss_weight, (int, float)
+        ):
+            raise TypeError(
+                f"`student_loss_weight` must be a number; got {student_loss_weight!r}."
+            )
+        if not 0.0 <= student_loss_weight <= 1.0:
+            raise ValueError(
+                "`student_loss_weight` must be in [0, 1]; got "
+                f"student_loss_weight={student_loss_weight}."
+            )
+        teacher_classes, student_classes = _num_classes(teacher), _num_classes(student)
+        if None not in (teacher_classes, student_classes) and teacher_classes != student_classes:
+            raise ValueError(
+                f"Teacher and student must predict the same classes: the teacher "
+                f"outputs {teacher_classes} logits, the student {student_classes}."
+            )
+        teacher_input, student_input = _input_shape(teacher), _input_shape(student)
+        if None not in (teacher_input, student_input) and (
+            teacher_input[1:] != student_input[1:]
+        ):
+            raise ValueError(
+                f"Teacher and student must take the same input shape: the teacher "
+                f"takes {teacher_input[1:]}, the student {student_input[1:]}."
+            )
+
+    def _label_kind(self, y, num_classes):
+        """'hard' or 'soft', from the static shape of the labels."""
+        shape = tuple(y.shape)
+        if len(shape) == 1 or (len(shape) == 2 and shape[1] == 1):
+            return "hard"
+        if len(shape) == 2 and shape[1] == num_classes:
+            return "soft"
+        raise ValueError(
+            f"Labels of shape {shape} fit neither integer class ids of shape "
+            f"(batch,) or (batch, 1) nor soft labels of shape (batch, {num_classes})."
+        )
+
+    # ----------------------------------------------------------------- forward
+
+    @staticmethod
+    def _split_inputs(inputs):
+        if isinstance(inputs, dict):
+            if IMAGES_KEY not in inputs:
+                raise ValueError(
+                    f"A dict input must hold {IMAGES_KEY!r} (and optionally "
+                    f"{TEACHER_IMAGES_KEY!r}); got keys {sorted(inputs)}."
+                )
+            images = inputs[IMAGES_KEY]
+            return images, inputs.get(TEACHER_IMAGES_KEY, images)
+        return inputs, inputs
+
+    def call(self, inputs, training=None):
+        student_inputs, _ = self._split_inputs(inputs)
+        return self.student(student_inputs, training=training)
+
+    def teacher_logits(self, inputs):
+        """The frozen teacher's logits (inference mode, no gradient)."""
+        _, teacher_inputs = self._split_inputs(inputs)
+        return ops.stop_gradient(self.teacher(teacher_inputs, training=False))
+
+    # -------------------------------------------------------------------- loss
+
+    def compile(self, optimizer="rmsprop", loss=None, **kwargs):
+        """Configures training. The loss is set in the constructor, not here.
+
+        Arguments:
+            optimizer: Optimizer for the student.
+            loss: Must stay `None`.
+            **kwargs: Passed to `keras.Model.compile` (`metrics`,
+                `jit_compile`, `steps_per_execution`, ...).
+        """
+        if loss is not None:
+            raise ValueError(
+                "Distiller.compile() takes no `loss`: the loss is chosen by "
+                f"Distiller(loss=...) among {list(LOSS_NAMES)}; got loss={loss!r}."
+            )
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras skips compiling on load when `compile` is overridden; ours only
+        # forbids a `loss`, so the saved compile arguments are safe to replay.
+        config = keras.saving.deserialize_keras_object(config)
+        config.pop("loss", None)
+        self.compile(**config)
+        if getattr(self, "optimizer", None) is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if y_pred is None:
+            y_pred = self(x, training=training)
+        teacher_logits = self.teacher_logits(x)
+        num_classes = y_pred.shape[-1]
+        if teacher_logits.shape[-1] != num_classes:
+            raise ValueError(
+                f"Teacher and student must predict the same classes: the teacher "
+                f"outputs {teacher_logits.shape[-1]} logits, the student {num_classes}."
+            )
+        teacher_logits = ops.cast(teacher_logits, "float32")
+        student_logits = ops.cast(y_pred, "float32")
+
+        if self.distillation_loss_name == "standardized":
+            supervised_logits = kd_losses.standardize_logits(student_logits)
+            distillation = kd_losses.per_sample_standardized_distillation(
+                teacher_logits, student_logits
+            )
+        else:
+            supervised_logits = student_logits
+            distillation = kd_losses.per_sample_knowledge_distillation(
+                teacher_logits, student_logits, self.temperature
+            )
+
+        if y is None:
+            supervised = ops.zeros_like(distillation)
+            label_ids = None
+        else:
+            kind = self._label_kind(y, num_classes)
+            supervised = kd_losses.per_sample_cross_entropy(
+                ops.cast(y, "float32") if kind == "soft" else y, supervised_logits
+            )
+            label_ids = (
+                ops.argmax(y, axis=-1) if kind == "soft" else ops.reshape(y, (-1,))
+            )
+
+        weight = self.student_loss_weight
+        per_sample_total = weight * supervised + (1.0 - weight) * distillation
+        total = self._weighted_mean(per_sample_total, sample_weight)
+        # The student's weight regularisers; never the frozen teacher's, which
+        # would only shift the logged loss.
+        for extra_loss in self.student.losses:
+            total = total + ops.cast(extra_loss, total.dtype)
+
+        student_ids = ops.argmax(student_logits, axis=-1)
+        self.supervised_loss_tracker.update_state(supervised, sample_weight=sample_weight)
+        self.distillation_loss_tracker.update_state(distillation, sample_weight=sample_weight)
+        self.agreement_tracker.update_state(
+            ops.cast(ops.equal(student_ids, ops.argmax(teacher_logits, axis=-1)), "float32"),
+            sample_weight=sample_weight,
+        )
+        if label_ids is not None:
+            self.accuracy_tracker.update_state(
+                ops.cast(ops.equal(student_ids, ops.cast(label_ids, student_ids.dtype)), "float32"),
+                sample_weight=sample_weight,
+            )
+        return total
+
+    @staticmethod
+    def _weighted_mean(values, sample_weight):
+        if sample_weight is None:
+            return ops.mean(values)
+        sample_weight = ops.reshape(ops.cast(sample_weight, values.dtype), (-1,))
+        return ops.sum(values * sample_weight) / ops.maximum(
+            ops.sum(sample_weight), keras.backend.epsilon()
+        )
+
+    # ----------------------------------------------------------- serialization
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "teacher": keras.saving.serialize_keras_object(self.teacher),
+                "student": keras.saving.serialize_keras_object(self.student),
+                "loss": self.distillation_loss_name,
+                "temperature": self.temperature,
+                "student_loss_weight": self.student_loss_weight,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        for role in ("teacher", "student"):
+            config[role] = keras.saving.deserialize_keras_object(
+                config[role], custom_objects=custom_objects
+            )
+        return cls(**config)
