@@ -1,0 +1,68 @@
+"""Helpers shared by every model family: input checks and the named head."""
+
+import numbers
+
+import keras
+
+
+def check_input_shape(input_shape, model_name, min_size=1, channels=None):
+    """Validate `input_shape` (H, W, C) and return it as a tuple of ints.
+
+    Arguments:
+        input_shape: sequence of three positive ints, channels last.
+        model_name: the model asked for, named in error messages.
+        min_size: smallest height/width the architecture can take (its
+            downsampling needs at least this many pixels per side).
+        channels: if given, the only accepted number of channels.
+    """
+    try:
+        shape = tuple(int(d) for d in input_shape)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{model_name}: `input_shape` must be a tuple (height, width, "
+            f"channels) of ints, got {input_shape!r}."
+        ) from None
+    if len(shape) != 3 or any(d <= 0 for d in shape):
+        raise ValueError(
+            f"{model_name}: `input_shape` must be three positive ints "
+            f"(height, width, channels), channels last; got {input_shape!r}."
+        )
+    height, width, depth = shape
+    if height < min_size or width < min_size:
+        raise ValueError(
+            f"{model_name} downsamples its input and needs images of at "
+            f"least {min_size}x{min_size} pixels; got input_shape={shape}. "
+            "Resize the images (e.g. `load_dataset(..., image_size=(32, 32))`) "
+            "or choose a smaller model such as 'digits_cnn'."
+        )
+    if channels is not None and depth != channels:
+        raise ValueError(
+            f"{model_name} takes {channels}-channel images; got "
+            f"input_shape={shape}."
+        )
+    return shape
+
+
+def check_num_classes(num_classes, model_name):
+    """Validate `num_classes` (an int >= 2) and return it as a Python int."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral):
+        raise TypeError(
+            f"{model_name}: `num_classes` must be an int, got "
+            f"{num_classes!r} of type {type(num_classes).__name__}."
+        )
+    if num_classes < 2:
+        raise ValueError(
+            f"{model_name}: `num_classes` must be at least 2, got {num_classes}."
+        )
+    return int(num_classes)
+
+
+def classifier_head(features, num_classes):
+    """The final Dense layer, named "logits", on the flat feature vector."""
+    return keras.layers.Dense(num_classes, name="logits")(features)
+
+
+def batch_norm(name=None):
+    # PyTorch's BatchNorm2d defaults (momentum 0.1 there = 0.9 here, eps 1e-5),
+    # so a trained reference model and this one normalise alike.
+    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
