@@ -1,0 +1,42 @@
+"""Studies: teacher-augmentation x distillation-recipe x seed grids, resumable.
+
+Recipe loading and the grid do not import Keras (the command line reads a
+recipe before it sets the backend); the runner and the training functions do,
+and are loaded on first use.
+
+Example (what `keras-mixkd study` runs):
+
+>>> from keras_mixkd.study import load_recipe, run_study
+>>> config = load_recipe("digits")           # or a TOML file; smoke=True for tiny
+>>> records = run_study(config, runs_dir="runs")
+"""
+
+import importlib
+
+from keras_mixkd.study.config import RecipeError
+from keras_mixkd.study.config import list_recipes
+from keras_mixkd.study.config import load_recipe
+from keras_mixkd.study.grid import Cell
+from keras_mixkd.study.grid import enumerate_cells
+
+_LAZY = {
+    "run_study": "keras_mixkd.study.runner",
+    "select_cells": "keras_mixkd.study.runner",
+    "load_teacher": "keras_mixkd.study.runner",
+    "RunFolder": "keras_mixkd.study.run_folder",
+    "train_teacher": "keras_mixkd.study.training",
+    "distill_student": "keras_mixkd.study.training",
+    "prepare_data": "keras_mixkd.study.training",
+    "measure_model": "keras_mixkd.study.training",
+    "ResumableBackup": "keras_mixkd.study.backup",
+    "EpochRecorder": "keras_mixkd.study.epoch_recorder",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'keras_mixkd.study' has no attribute {name!r}")
+
+
+__all__ = ["Cell", "RecipeError", "enumerate_cells", "list_recipes", "load_recipe", *_LAZY]

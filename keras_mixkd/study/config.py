@@ -1,0 +1,545 @@
+"""Study recipes: TOML files that describe a whole study, validated with line numbers.
+
+A recipe names the data, the teachers (model x augmentation), the students, the
+distillation recipes and the seeds. `load_recipe` reads a packaged recipe by
+name ("digits", "study_a_cifar10", "study_b_cifar100") or any TOML file, fills
+in defaults, applies the recipe's `[smoke]` scale if asked, then command-line
+overrides, and checks every key and value. An unknown key is reported with the
+file and line it is on (`tomllib` gives no line numbers, so the line is found
+by scanning the file's text).
+
+This module does not import Keras: the command line parses and checks a recipe
+before the backend is chosen. Names of models and augmentations are checked
+against the zoo later, by `check_names`, once Keras may be imported.
+"""
+
+import copy
+import difflib
+import importlib.resources
+import os
+import re
+import tomllib
+
+# ---------------------------------------------------------------------------
+# Schema: key -> (default, kind). Kinds are checked by `_check_value`.
+# A nested dict is a sub-table; "table" is a free-form table of options.
+# ---------------------------------------------------------------------------
+
+_OPTIMIZER = {
+    "name": ("sgd", "optimizer"),
+    "learning_rate": (0.05, "positive"),
+    "momentum": (0.9, "fraction"),
+    "nesterov": (False, "bool"),
+    "weight_decay": (5e-4, "nonnegative"),
+    # Epochs at which the learning rate is multiplied by `decay`.
+    "milestones": ([], "epochs_list"),
+    "decay": (0.1, "positive"),
+    # Per-model learning rates (e.g. 0.01 for MobileNetV2 / ShuffleNet students).
+    "model_learning_rates": ({}, "rates"),
+}
+
+_SCHEMA = {
+    "name": ("study", "name"),
+    "description": ("", "str"),
+    "seeds": ([0, 1, 2], "seeds"),
+    "data": {
+        "dataset": ("digits", "str"),
+        # File or folder for the "npz" and "folder" sources.
+        "path": ("", "str"),
+        "validation_fraction": (0.1, "open_fraction"),
+        # The validation split is fixed by this seed, the same for every run seed.
+        "split_seed": (0, "int"),
+        # Resize images to [height, width] (folder sources, or digits at CIFAR size).
+        "image_size": ([], "size"),
+        "batch_size": (64, "positive_int"),
+        # Keep only this many training / test examples (0 = all): smoke runs.
+        "train_examples": (0, "nonnegative_int"),
+        "test_examples": (0, "nonnegative_int"),
+    },
+    "teacher": {
+        "augmentations": (["none"], "names"),
+        # Options per augmentation name, e.g. [teacher.augmentation_options.mixup] alpha = 1.0
+        "augmentation_options": ({}, "options_by_name"),
+        "epochs": (10, "positive_int"),
+        "optimizer": _OPTIMIZER,
+    },
+    "student": {
+        # Augmentation of the distillation data before any recipe's own mixing
+        # (study B distils with pad-crop + flip; study A without augmentation).
+        "augmentation": (["none"], "names"),
+        "augmentation_options": ({}, "options_by_name"),
+        "epochs": (10, "positive_int"),
+        "optimizer": _OPTIMIZER,
+    },
+    # [[pairs]] teacher = "resnet110" student = "resnet20"
+    "pairs": ([], "pairs"),
+    # [[distillation]] name = "kd" loss = "kd" temperature = 4.0 ...
+    "distillation": ([], "recipes"),
+    "measure": {
+        # Class-discrimination of the model being trained, on the validation split.
+        "every": (1, "nonnegative_int"),
+        "max_examples": (2000, "positive_int"),
+        "ece_bins": (15, "positive_int"),
+        "projection": ("pca", "projection"),
+        # Points per teacher kept for the 2-D projection plot.
+        "projection_examples": (1000, "positive_int"),
+    },
+}
+
+_DISTILLATION = {
+    "name": (None, "name"),
+    "loss": ("kd", "loss"),
+    "temperature": (4.0, "positive"),
+    "student_loss_weight": (0.1, "fraction"),
+    # Mixing applied at distillation time, after the student augmentation.
+    "augmentation": (["none"], "names"),
+    "augmentation_options": ({}, "options_by_name"),
+    # What the teacher sees when the batch is mixed: "same" (study B) or "clean".
+    "teacher_sees": ("same", "teacher_sees"),
+}
+
+_PAIR = {"teacher": (None, "str"), "student": (None, "str")}
+
+KNOWN_LOSSES = ("kd", "standardized")
+KNOWN_OPTIMIZERS = ("sgd", "adam", "adamw")
+KNOWN_PROJECTIONS = ("pca", "tsne")
+
+RECIPE_PACKAGE = "keras_mixkd.recipes"
+
+
+class RecipeError(ValueError):
+    """A recipe or an override that is not valid; the message says where."""
+
+
+# ---------------------------------------------------------------------------
+# Public functions
+# ---------------------------------------------------------------------------
+
+
+def list_recipes():
+    """Names of the recipes packaged with keras-mixkd."""
+    folder = importlib.resources.files(RECIPE_PACKAGE)
+    return sorted(
+        entry.name[: -len(".toml")]
+        for entry in folder.iterdir()
+        if entry.name.endswith(".toml")
+    )
+
+
+def recipe_path(name_or_path):
+    """The file of a packaged recipe name, or `name_or_path` if it is a file."""
+    text = os.fspath(name_or_path)
+    if os.path.isfile(text):
+        return text
+    if text.endswith(".toml") or os.sep in text:
+        raise RecipeError(f"Recipe file {text!r} does not exist.")
+    resource = importlib.resources.files(RECIPE_PACKAGE) / f"{text}.toml"
+    if not resource.is_file():
+        raise RecipeError(
+            f"Unknown recipe {text!r}: neither a file nor a packaged recipe. "
+            f"Packaged recipes: {', '.join(list_recipes())}."
+        )
+    return os.fspath(resource)
+
+
+def load_recipe(name_or_path="digits", *, smoke=False, overrides=None):
+    """Read, complete and check a study recipe.
+
+    Arguments:
+        name_or_path: a packaged recipe name (see `list_recipes()`) or the path
+            of a TOML file.
+        smoke: apply the recipe's `[smoke]` table: the same grid, shrunk to run
+            in seconds on tiny data (what the tests run).
+        overrides: `{"dotted.key": value}` applied last (the command line's
+            flags), e.g. `{"seeds": [0], "teacher.epochs": 2}`.
+
+    Returns:
+        The complete configuration, a JSON-serialisable dict.
+
+    Example:
+
+    >>> config = load_recipe("digits", overrides={"seeds": [0]})
+    >>> config["teacher"]["augmentations"]
+    ['none', 'standard', 'cutout', 'label_smoothing', 'mixup', 'cutmix']
+    """
+    path = recipe_path(name_or_path)
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise RecipeError(f"Recipe {path} is not valid TOML: {error}") from None
+    text = raw.decode("utf-8")
+    smoke_table = data.pop("smoke", None)
+    source = _Source(path, text)
+    _check_keys(data, _SCHEMA, (), source)
+    if smoke_table is not None:
+        if not isinstance(smoke_table, dict):
+            raise RecipeError(f"{source.where(('smoke',))}: [smoke] must be a table.")
+        _check_keys(smoke_table, _SCHEMA, ("smoke",), source)
+    if smoke:
+        if smoke_table is None:
+            raise RecipeError(f"Recipe {path} has no [smoke] table, so --smoke cannot apply.")
+        data = _deep_merge(data, smoke_table)
+    config = complete_config(data, source=source)
+    if overrides:
+        config = apply_overrides(config, overrides)
+    config["recipe"] = {"source": path, "smoke": bool(smoke)}
+    return config
+
+
+def complete_config(data, *, source=None):
+    """Fill defaults into a partial config dict and check every value."""
+    source = source or _Source("<dict>", "")
+    _check_keys(data, _SCHEMA, (), source)
+    config = _fill(data, _SCHEMA, (), source)
+    config["distillation"] = [
+        _fill_entry(entry, _DISTILLATION, ("distillation", i), source)
+        for i, entry in enumerate(config["distillation"])
+    ]
+    config["pairs"] = [
+        _fill_entry(entry, _PAIR, ("pairs", i), source)
+        for i, entry in enumerate(config["pairs"])
+    ]
+    if not config["pairs"]:
+        raise RecipeError(f"{source.name}: a study needs at least one [[pairs]] teacher/student entry.")
+    if not config["distillation"]:
+        raise RecipeError(f"{source.name}: a study needs at least one [[distillation]] recipe.")
+    names = [entry["name"] for entry in config["distillation"]]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise RecipeError(f"{source.name}: distillation recipe names must be unique; repeated: {duplicates}.")
+    if len(set(config["seeds"])) != len(config["seeds"]):
+        raise RecipeError(f"{source.name}: seeds must be distinct, got {config['seeds']}.")
+    augs = config["teacher"]["augmentations"]
+    if len(set(augs)) != len(augs):
+        raise RecipeError(f"{source.name}: teacher augmentations must be distinct, got {augs}.")
+    for role in ("teacher", "student"):
+        milestones = config[role]["optimizer"]["milestones"]
+        if milestones != sorted(set(milestones)):
+            raise RecipeError(
+                f"{source.where((role, 'optimizer', 'milestones'))}: milestones must be "
+                f"increasing, got {milestones}."
+            )
+    return config
+
+
+def apply_overrides(config, overrides):
+    """Return `config` with `{"dotted.key": value}` overrides applied and checked.
+
+    Unknown keys raise `RecipeError` naming the key and the closest known ones.
+    """
+    config = copy.deepcopy(config)
+    source = _Source("command line", "")
+    for dotted, value in overrides.items():
+        path = tuple(dotted.split("."))
+        schema = _SCHEMA
+        for i, part in enumerate(path):
+            if not isinstance(schema, dict) or part not in schema:
+                known = sorted(schema) if isinstance(schema, dict) else []
+                raise RecipeError(
+                    f"Unknown setting {dotted!r} (from the command line). "
+                    f"{_suggest(part, known)}Known settings: {', '.join(_dotted_keys())}."
+                )
+            schema = schema[part]
+        if isinstance(schema, dict):
+            raise RecipeError(f"Setting {dotted!r} is a table; give one of its keys, e.g. {dotted}.{next(iter(schema))}.")
+        target = config
+        for part in path[:-1]:
+            target = target[part]
+        target[path[-1]] = value
+    recipe = config.pop("recipe", None)
+    config = complete_config(config, source=source)
+    if recipe is not None:
+        config["recipe"] = recipe
+    return config
+
+
+def parse_override(text):
+    """Parse one `--set key=value` flag; the value is read as a TOML value.
+
+    Example:
+
+    >>> parse_override("teacher.epochs=3")
+    ('teacher.epochs', 3)
+    >>> parse_override("data.dataset=cifar10")
+    ('data.dataset', 'cifar10')
+    """
+    if "=" not in text:
+        raise RecipeError(f"--set expects key=value, got {text!r}.")
+    key, value = text.split("=", 1)
+    key = key.strip()
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()  # a bare word: a string
+    return key, parsed
+
+
+def check_names(config):
+    """Check model and augmentation names against the zoo (imports Keras).
+
+    Raises `RecipeError` naming the unknown entry and listing the known ones.
+    """
+    from keras_mixkd.augment import list_augmentations
+    from keras_mixkd.models import list_models
+
+    models = set(list_models())
+    for i, pair in enumerate(config["pairs"]):
+        for role in ("teacher", "student"):
+            if pair[role].lower() not in models:
+                raise RecipeError(
+                    f"pairs[{i}].{role}: unknown model {pair[role]!r}. "
+                    f"Known models: {', '.join(sorted(models))}."
+                )
+    augmentations = set(list_augmentations())
+    entries = [("teacher.augmentations", name) for name in config["teacher"]["augmentations"]]
+    entries += [("student.augmentation", name) for name in config["student"]["augmentation"]]
+    entries += [
+        (f"distillation[{i}].augmentation", name)
+        for i, recipe in enumerate(config["distillation"])
+        for name in recipe["augmentation"]
+    ]
+    for where, name in entries:
+        for part in split_augmentation(name):
+            if part not in augmentations:
+                raise RecipeError(
+                    f"{where}: unknown augmentation {part!r} (in {name!r}). "
+                    f"Known augmentations: {', '.join(sorted(augmentations))}."
+                )
+
+
+def split_augmentation(name):
+    """`"standard+mixup"` -> `["standard", "mixup"]`; `"none"` -> `[]`."""
+    return [part.strip() for part in name.split("+") if part.strip() and part.strip() != "none"]
+
+
+# ---------------------------------------------------------------------------
+# Checking
+# ---------------------------------------------------------------------------
+
+
+class _Source:
+    """Where a recipe came from, to point at a key's line."""
+
+    def __init__(self, name, text):
+        self.name = name
+        self.lines = text.splitlines()
+
+    def line_of(self, path):
+        """1-based line of the dotted key `path` (indices dropped), or None."""
+        target = [p for p in path if isinstance(p, str)]
+        if not target or not self.lines:
+            return None
+        header = []
+        fallback = None
+        header_re = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+        key_re = re.compile(r"^\s*([A-Za-z0-9_\-\.\"' ]+?)\s*=")
+        for number, line in enumerate(self.lines, 1):
+            match = header_re.match(line)
+            if match:
+                header = _split_dotted(match.group(1))
+                if header == target:
+                    return number
+                continue
+            match = key_re.match(line)
+            if not match:
+                inline = re.search(rf"[{{,]\s*{re.escape(target[-1])}\s*=", line)
+                if inline and fallback is None:
+                    fallback = number
+                continue
+            key = header + _split_dotted(match.group(1))
+            if key == target:
+                return number
+            if key[-1] == target[-1] and fallback is None:
+                fallback = number
+            if key == target[: len(key)] and "{" in line and target[-1] in line:
+                fallback = number  # an inline table holding the key
+        return fallback
+
+    def where(self, path):
+        dotted = _format_path(path)
+        line = self.line_of(path)
+        if line is None:
+            return f"{self.name}: {dotted}"
+        return f"{self.name}, line {line}: {dotted}"
+
+
+def _split_dotted(text):
+    return [part.strip().strip("\"'") for part in text.split(".")]
+
+
+def _format_path(path):
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def _dotted_keys(schema=_SCHEMA, prefix=""):
+    keys = []
+    for key, value in schema.items():
+        if isinstance(value, dict):
+            keys += _dotted_keys(value, prefix + key + ".")
+        else:
+            keys.append(prefix + key)
+    return keys
+
+
+def _suggest(word, known):
+    close = difflib.get_close_matches(word, known, n=1)
+    return f"Did you mean {close[0]!r}? " if close else ""
+
+
+def _check_keys(data, schema, path, source):
+    for key, value in data.items():
+        if key not in schema:
+            raise RecipeError(
+                f"{source.where(path + (key,))}: unknown key {key!r}"
+                f"{' in [' + _format_path(path) + ']' if path else ''}. "
+                f"{_suggest(key, list(schema))}Known keys here: {', '.join(schema)}."
+            )
+        sub = schema[key]
+        if isinstance(sub, dict):
+            if not isinstance(value, dict):
+                raise RecipeError(f"{source.where(path + (key,))}: expected a table, got {value!r}.")
+            _check_keys(value, sub, path + (key,), source)
+        elif sub[1] in ("recipes", "pairs"):
+            entry_schema = _DISTILLATION if sub[1] == "recipes" else _PAIR
+            if not isinstance(value, list):
+                raise RecipeError(f"{source.where(path + (key,))}: expected a list of tables ([[{key}]]), got {value!r}.")
+            for i, entry in enumerate(value):
+                if not isinstance(entry, dict):
+                    raise RecipeError(f"{source.where(path + (key, i))}: expected a table, got {entry!r}.")
+                _check_keys(entry, entry_schema, path + (key, i), source)
+
+
+def _fill(data, schema, path, source):
+    out = {}
+    for key, spec in schema.items():
+        if isinstance(spec, dict):
+            out[key] = _fill(data.get(key, {}), spec, path + (key,), source)
+            continue
+        default, kind = spec
+        value = data.get(key, copy.deepcopy(default))
+        if value is None:
+            raise RecipeError(f"{source.where(path + (key,))}: {_format_path(path + (key,))} is required.")
+        out[key] = _check_value(value, kind, path + (key,), source)
+    return out
+
+
+def _fill_entry(entry, schema, path, source):
+    _check_keys(entry, schema, path, source)
+    return _fill(entry, schema, path, source)
+
+
+def _check_value(value, kind, path, source):
+    def fail(expected):
+        return RecipeError(f"{source.where(path)}: expected {expected}, got {value!r}.")
+
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "str":
+        if not isinstance(value, str):
+            raise fail("a string")
+        return value
+    if kind == "name":
+        if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", value):
+            raise fail("a name of letters, digits, '_', '-', '.'")
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise fail("true or false")
+        return value
+    if kind == "int":
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise fail("an integer")
+        return value
+    if kind in ("positive_int", "nonnegative_int"):
+        low = 1 if kind == "positive_int" else 0
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise fail(f"an integer >= {low}")
+        return value
+    if kind == "positive":
+        if not number or not value > 0:
+            raise fail("a number > 0")
+        return float(value)
+    if kind == "nonnegative":
+        if not number or value < 0:
+            raise fail("a number >= 0")
+        return float(value)
+    if kind == "fraction":
+        if not number or not 0 <= value <= 1:
+            raise fail("a number in [0, 1]")
+        return float(value)
+    if kind == "open_fraction":
+        if not number or not 0 < value < 1:
+            raise fail("a number in (0, 1)")
+        return float(value)
+    if kind == "seeds":
+        if not isinstance(value, list) or not value or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value
+        ):
+            raise fail("a non-empty list of integers >= 0")
+        return list(value)
+    if kind == "epochs_list":
+        if not isinstance(value, list) or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in value
+        ):
+            raise fail("a list of epochs (integers > 0)")
+        return list(value)
+    if kind == "size":
+        if value in ([], None):
+            return []
+        if not isinstance(value, list) or len(value) != 2 or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in value
+        ):
+            raise fail("[height, width] of positive integers, or [] to keep the size")
+        return list(value)
+    if kind == "names":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+            raise fail("a name or a non-empty list of names")
+        return list(value)
+    if kind == "options_by_name":
+        if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+            raise fail("a table of option tables, one per augmentation name")
+        return copy.deepcopy(value)
+    if kind == "rates":
+        if not isinstance(value, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in value.values()
+        ):
+            raise fail("a table model name -> learning rate > 0")
+        return {k.lower(): float(v) for k, v in value.items()}
+    if kind == "optimizer":
+        if value not in KNOWN_OPTIMIZERS:
+            raise fail(f"one of {', '.join(KNOWN_OPTIMIZERS)}")
+        return value
+    if kind == "loss":
+        if value not in KNOWN_LOSSES:
+            raise fail(f"one of {', '.join(KNOWN_LOSSES)}")
+        return value
+    if kind == "projection":
+        if value not in KNOWN_PROJECTIONS:
+            raise fail(f"one of {', '.join(KNOWN_PROJECTIONS)}")
+        return value
+    if kind == "teacher_sees":
+        if value not in ("same", "clean"):
+            raise fail("'same' or 'clean'")
+        return value
+    if kind in ("recipes", "pairs"):
+        return list(value)  # entries are checked by _fill_entry
+    raise AssertionError(f"unknown kind {kind}")
+
+
+def _deep_merge(base, update):
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out

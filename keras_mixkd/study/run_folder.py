@@ -1,0 +1,217 @@
+"""`RunFolder`: the on-disk state of one study, resumable and never half-written."""
+
+import csv
+import io
+import json
+import os
+import shutil
+
+from keras_mixkd.study import atomic
+from keras_mixkd.version import __version__
+
+# Version of the layout of a runs folder. Bump it when a change makes old
+# folders unreadable; folders of another format are refused with a message.
+RUN_FORMAT = 1
+
+# Columns of results.csv, in order (histories stay in results.json).
+CSV_COLUMNS = (
+    "key", "role", "teacher_model", "teacher_augmentation", "student_model", "recipe", "loss",
+    "temperature", "student_loss_weight", "distillation_augmentation", "seed", "epochs",
+    "test_accuracy_last", "val_accuracy_last", "last_epoch",
+    "test_accuracy_best", "val_accuracy_best", "best_epoch",
+    "class_discrimination_last", "teacher_class_discrimination", "ece_last",
+    "teacher_agreement_last", "teacher_test_accuracy_last", "mean_entropy_last", "logit_std_last",
+    "parameters", "seconds", "backend",
+)
+
+
+class RunFolder:
+    """The folder of one study: its config, one result file per cell, models, tables.
+
+    Layout of `runs/<name>/`:
+
+    - `study.json`: the package version, the folder format and the config.
+    - `cells/<key>.json`: one finished cell's record, written once, atomically;
+      a cell counts as finished exactly when this file exists.
+    - `models/<key>.keras`: each trained teacher (reused by every student
+      distilled from it) and each student.
+    - `work/<key>/`: the backup and per-epoch history of a cell in progress;
+      removed when the cell is finished.
+    - `features/<key>.npz`: penultimate test features of the first seed's
+      teachers and students, for the 2-D projection plots.
+    - `results.json`, `results.csv`, `report.md`, `plots/*.png`: derived from
+      `cells/` and rewritten (atomically) after every cell.
+
+    Rule for reruns: the same config continues the study; a different config
+    or a folder written by another format (or another minor version of
+    keras-mixkd) is refused with a message saying what differs. Pick a new
+    `--name` to start another study.
+
+    Arguments:
+        path: the folder.
+
+    Example:
+
+    >>> folder = RunFolder("runs/digits")
+    >>> folder.open(config)
+    >>> folder.is_done("teacher__digits_cnn__mixup__s0")
+    False
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+
+    # -- files --
+    @property
+    def manifest_path(self):
+        return os.path.join(self.path, "study.json")
+
+    def cell_path(self, key):
+        return os.path.join(self.path, "cells", f"{key}.json")
+
+    def model_path(self, key):
+        return os.path.join(self.path, "models", f"{key}.keras")
+
+    def work_dir(self, key):
+        return os.path.join(self.path, "work", key)
+
+    def features_path(self, key):
+        return os.path.join(self.path, "features", f"{key}.npz")
+
+    # -- manifest --
+    def open(self, config):
+        """Create the folder for `config`, or check that it was made for it."""
+        if os.path.exists(self.manifest_path):
+            manifest = self.read_manifest()
+            check_version(manifest, self.path)
+            differences = config_differences(manifest["config"], config)
+            if differences:
+                shown = "; ".join(differences[:8]) + (" ..." if len(differences) > 8 else "")
+                raise ValueError(
+                    f"The runs folder {self.path} holds a study with another config ({shown}). "
+                    "Rerun with the same recipe and flags to continue it, or choose another "
+                    "--name (or --runs-dir) to start a new study."
+                )
+            return manifest
+        if os.path.isdir(self.path) and os.listdir(self.path):
+            raise ValueError(
+                f"{self.path} exists, is not empty and has no study.json: it is not a runs "
+                "folder of keras-mixkd. Choose another --name or --runs-dir."
+            )
+        manifest = {"format": RUN_FORMAT, "keras_mixkd_version": __version__, "config": _comparable(config)}
+        atomic.write_json(self.manifest_path, manifest)
+        return manifest
+
+    def read_manifest(self):
+        """The parsed study.json, with a clear error when it is missing."""
+        if not os.path.exists(self.manifest_path):
+            raise ValueError(
+                f"{self.path} is not a runs folder of keras-mixkd: it has no study.json."
+            )
+        return atomic.read_json(self.manifest_path)
+
+    # -- cells --
+    def is_done(self, key):
+        return os.path.exists(self.cell_path(key))
+
+    def write_cell(self, key, record):
+        """Store a finished cell's record (once: the key names the file)."""
+        atomic.write_json(self.cell_path(key), dict(record, key=key))
+        work = self.work_dir(key)
+        if os.path.isdir(work):
+            shutil.rmtree(work, ignore_errors=True)
+
+    def read_cells(self):
+        """Every finished cell's record, sorted by key."""
+        folder = os.path.join(self.path, "cells")
+        if not os.path.isdir(folder):
+            return []
+        return [atomic.read_json(os.path.join(folder, name))
+                for name in sorted(os.listdir(folder))
+                if name.endswith(".json") and not name.startswith(".")]
+
+    # -- tables --
+    def write_results(self, records=None):
+        """Rewrite results.json and results.csv from the finished cells."""
+        records = self.read_cells() if records is None else records
+        records = join_teachers(records)
+        manifest = self.read_manifest()
+        atomic.write_json(os.path.join(self.path, "results.json"), {
+            "format": RUN_FORMAT,
+            "keras_mixkd_version": manifest["keras_mixkd_version"],
+            "config": manifest["config"],
+            "cells": records,
+        })
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for record in records:
+            writer.writerow({k: _csv_value(record.get(k, "")) for k in CSV_COLUMNS})
+        atomic.write_text(os.path.join(self.path, "results.csv"), buffer.getvalue())
+        return records
+
+
+def join_teachers(records):
+    """Copy each teacher's test accuracy and CD into the rows of its students."""
+    teachers = {}
+    for record in records:
+        if record["role"] == "teacher":
+            teachers[(record["teacher_model"], record["teacher_augmentation"], record["seed"])] = record
+    out = []
+    for record in records:
+        record = dict(record)
+        if record["role"] == "student":
+            teacher = teachers.get((record["teacher_model"], record["teacher_augmentation"], record["seed"]))
+            if teacher is not None:
+                record["teacher_class_discrimination"] = teacher["class_discrimination_last"]
+                record["teacher_test_accuracy_last"] = teacher["test_accuracy_last"]
+        out.append(record)
+    return out
+
+
+def check_version(manifest, where):
+    """Refuse a runs folder of another format or minor version."""
+    if manifest.get("format") != RUN_FORMAT:
+        raise ValueError(
+            f"{where} was written in runs-folder format {manifest.get('format')!r} "
+            f"(keras-mixkd {manifest.get('keras_mixkd_version', '?')}); this keras-mixkd "
+            f"({__version__}) reads format {RUN_FORMAT}. Use that version to continue it, or start a new study."
+        )
+    theirs = str(manifest.get("keras_mixkd_version", "?")).split(".")[:2]
+    ours = __version__.split(".")[:2]
+    if theirs != ours:
+        raise ValueError(
+            f"{where} was made by keras-mixkd {manifest.get('keras_mixkd_version')}, and this is "
+            f"{__version__}: a study is only continued by the same minor version, so that its cells "
+            "stay comparable. Start a new study (another --name), or use that version."
+        )
+
+
+def config_differences(old, new):
+    """Human-readable differences between two configs, as "key: old -> new"."""
+    out = []
+    _diff(_comparable(old), _comparable(new), "", out)
+    return out
+
+
+def _comparable(config):
+    # Where the recipe was read from does not change the study; --smoke does.
+    config = json.loads(json.dumps(config))
+    recipe = config.pop("recipe", None) or {}
+    config["smoke"] = bool(recipe.get("smoke", config.get("smoke", False)))
+    return config
+
+
+def _diff(old, new, prefix, out):
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            _diff(old.get(key), new.get(key), f"{prefix}{key}." if True else key, out)
+        return
+    if old != new:
+        out.append(f"{prefix.rstrip('.')}: {old!r} -> {new!r}")
+
+
+def _csv_value(value):
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value

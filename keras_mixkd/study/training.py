@@ -1,0 +1,350 @@
+"""One cell of a study: train a teacher, or distil a student from a saved teacher.
+
+These functions are what the study runner calls for each cell, and what
+`keras-mixkd train-teacher` / `distill` call for one model. Each returns the
+trained model and a record: the last-epoch and best-validation-epoch numbers,
+the measures on the test split, and the per-epoch history.
+"""
+
+import os
+import time
+
+import keras
+import numpy as np
+
+from keras_mixkd.study import atomic
+from keras_mixkd.study.backup import ResumableBackup
+from keras_mixkd.study.config import split_augmentation
+from keras_mixkd.study.epoch_recorder import EpochRecorder
+
+
+def prepare_data(data_config):
+    """Load the data set a study config names, cut to its smoke size if asked.
+
+    Arguments:
+        data_config: the `data` table of a study config.
+
+    Returns:
+        A `keras_mixkd.data.DatasetSplits`.
+    """
+    from keras_mixkd.data import load_dataset
+
+    kwargs = {"validation_fraction": data_config["validation_fraction"], "seed": data_config["split_seed"]}
+    if data_config["path"]:
+        kwargs["path"] = data_config["path"]
+    if data_config["image_size"]:
+        kwargs["image_size"] = tuple(data_config["image_size"])
+    splits = load_dataset(data_config["dataset"], **kwargs)
+    return _shrink(splits, data_config)
+
+
+def _shrink(splits, data_config):
+    import dataclasses
+
+    changes = {}
+    rng = np.random.default_rng(data_config["split_seed"])
+    for split, limit in (("train", data_config["train_examples"]), ("test", data_config["test_examples"])):
+        x, y = getattr(splits, f"x_{split}"), getattr(splits, f"y_{split}")
+        if limit and limit < len(y):
+            keep = np.sort(rng.permutation(len(y))[:limit])
+            changes[f"x_{split}"], changes[f"y_{split}"] = x[keep], y[keep]
+    size = data_config["image_size"]
+    if size and tuple(splits.input_shape[:2]) != tuple(size):
+        # A source that does not resize itself (digits at CIFAR size, for smoke runs).
+        for split in ("train", "val", "test"):
+            x = changes.get(f"x_{split}", getattr(splits, f"x_{split}"))
+            resized = keras.ops.image.resize(x, tuple(size), interpolation="bilinear") if len(x) else np.zeros((0, *size, x.shape[-1]), "float32")
+            changes[f"x_{split}"] = np.clip(keras.ops.convert_to_numpy(resized), 0.0, 1.0).astype("float32")
+    return dataclasses.replace(splits, **changes) if changes else splits
+
+
+def build_augmentation(names, options_by_name, num_classes):
+    """The augmentation of a list of recipe names (None when there is none).
+
+    `names` may hold combinations written "standard+mixup"; the options of
+    each part come from `options_by_name[part]`.
+    """
+    from keras_mixkd.augment import get_augmentation
+
+    parts = [part for name in names for part in split_augmentation(name)]
+    if not parts:
+        return None
+    options = {}
+    for part in parts:
+        options.update(options_by_name.get(part, {}))
+    return get_augmentation(parts if len(parts) > 1 else parts[0], num_classes=num_classes, **options)
+
+
+def build_optimizer(optimizer_config, model_name, steps_per_epoch):
+    """SGD / Adam / AdamW with the step schedule of a study config.
+
+    The learning rate is multiplied by `decay` at each epoch of `milestones`,
+    through `keras.optimizers.schedules.PiecewiseConstantDecay` (its step
+    counter is part of the optimizer state, so a resumed run keeps its place
+    in the schedule).
+    """
+    rate = optimizer_config["model_learning_rates"].get(model_name.lower(), optimizer_config["learning_rate"])
+    milestones = optimizer_config["milestones"]
+    if milestones:
+        boundaries = [int(m * steps_per_epoch) for m in milestones]
+        values = [rate * optimizer_config["decay"] ** i for i in range(len(milestones) + 1)]
+        rate = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+    decay = optimizer_config["weight_decay"] or None
+    name = optimizer_config["name"]
+    if name == "sgd":
+        return keras.optimizers.SGD(rate, momentum=optimizer_config["momentum"],
+                                    nesterov=optimizer_config["nesterov"], weight_decay=decay)
+    if name == "adam":
+        return keras.optimizers.Adam(rate, weight_decay=decay)
+    return keras.optimizers.AdamW(rate, weight_decay=optimizer_config["weight_decay"])
+
+
+def normalized(splits, split):
+    """Images of a split normalised as the training pipeline does, and their labels."""
+    x, y = getattr(splits, f"x_{split}"), getattr(splits, f"y_{split}")
+    if len(y) == 0:
+        raise ValueError(
+            f"The {split} split of {splits.name!r} is empty: a study needs validation and "
+            "test examples (raise data.validation_fraction or data.test_examples)."
+        )
+    mean, std = (np.asarray(v, dtype="float32") for v in splits.normalization)
+    return ((x - mean) / std).astype("float32"), np.asarray(y)
+
+
+MEASURES = ("class_discrimination", "accuracy", "expected_calibration_error", "mean_entropy", "logit_std")
+
+
+def measure_model(model, splits, *, batch_size=256, teacher=None, ece_bins=15, split="test"):
+    """Accuracy, ECE, class-discrimination and smoothness of a model on a split.
+
+    The numbers come from `keras_mixkd.callbacks.LatentMeasures.compute`, the
+    same code that measures every epoch.
+
+    Arguments:
+        model: a functional `keras.Model` producing logits.
+        splits: the `DatasetSplits`.
+        batch_size: batch size of the `predict` passes.
+        teacher: optional teacher model; adds `teacher_agreement` (top-1).
+        ece_bins: bins of the expected calibration error.
+        split: "test" or "val".
+
+    Returns:
+        A dict of floats keyed by measure name, plus "features" (the
+        penultimate features of the split, NumPy).
+    """
+    from keras_mixkd.callbacks import LatentMeasures
+    from keras_mixkd.metrics import feature_extractor
+
+    x, y = normalized(splits, split)
+    measures = LatentMeasures(x, y, measures=MEASURES, batch_size=batch_size, teacher=None,
+                              num_bins=ece_bins)
+    out = {name: float(value) for name, value in measures.compute(model).items()}
+    out["features"] = np.asarray(feature_extractor(model).predict(x, batch_size=batch_size, verbose=0))
+    if teacher is not None:
+        student_top = np.argmax(model.predict(x, batch_size=batch_size, verbose=0), axis=1)
+        teacher_top = np.argmax(teacher.predict(x, batch_size=batch_size, verbose=0), axis=1)
+        out["teacher_agreement"] = float(np.mean(student_top == teacher_top))
+    return out
+
+
+def summarize_history(history):
+    """Last-epoch and best-validation-epoch numbers of a per-epoch history.
+
+    The best epoch is the first with the highest validation accuracy; the
+    test split never takes part in the choice.
+    """
+    if not history:
+        raise ValueError("The training history is empty: no epoch finished.")
+    last = history[-1]
+    best = max(history, key=lambda row: (row["val_accuracy"], -row["epoch"]))
+    return {
+        "last_epoch": last["epoch"],
+        "val_accuracy_last": last["val_accuracy"],
+        "test_accuracy_last": last["test_accuracy"],
+        "best_epoch": best["epoch"],
+        "val_accuracy_best": best["val_accuracy"],
+        "test_accuracy_best": best["test_accuracy"],
+    }
+
+
+def check_teacher_classes(teacher, num_classes, where="teacher"):
+    """Raise a clear error when a teacher's output width is not the data's class count."""
+    width = teacher.output_shape[-1]
+    if width != num_classes:
+        raise ValueError(
+            f"The {where} predicts {width} classes but the data has {num_classes}: "
+            "it was trained on other data. Train a teacher on this data set, or pick "
+            "the data set it was trained on."
+        )
+
+
+def _fit(model, splits, train_ds, *, epochs, work_dir, measure, verbose, batch_size):
+    """`fit` with the study's callbacks; returns the whole history, restarts included."""
+    from keras_mixkd.callbacks import LatentMeasures
+
+    x_val, y_val = normalized(splits, "val")
+    x_test, y_test = normalized(splits, "test")
+    batch = max(batch_size, 256)
+    # Validation accuracy every epoch picks the best epoch; the test split is only recorded.
+    callbacks = [LatentMeasures(x_val, y_val, measures=("accuracy",), prefix="val_", teacher=None,
+                                batch_size=batch)]
+    if measure["every"]:
+        callbacks.append(LatentMeasures(
+            x_val[: measure["max_examples"]], y_val[: measure["max_examples"]],
+            measures=("class_discrimination",), every=measure["every"], prefix="val_", batch_size=batch))
+    callbacks.append(LatentMeasures(x_test, y_test, measures=("accuracy",), prefix="test_", teacher=None,
+                                    batch_size=batch))
+    history_path = os.path.join(work_dir, "history.json")
+    callbacks += [EpochRecorder(history_path), ResumableBackup(os.path.join(work_dir, "backup"))]
+    model.fit(train_ds, epochs=epochs, verbose=verbose, callbacks=callbacks)
+    return atomic.read_json(history_path)
+
+
+def train_teacher(splits, model_name, augmentation, *, seed, epochs, optimizer, batch_size=64,
+                  augmentation_options=None, measure=None, work_dir, verbose="auto"):
+    """Train one teacher with an augmentation recipe, resumably.
+
+    Arguments:
+        splits: `DatasetSplits` of the data.
+        model_name: a name of `keras_mixkd.models.list_models()`.
+        augmentation: a recipe name, e.g. "mixup" or "standard+mixup".
+        seed: seeds the weights and the data order.
+        epochs: number of epochs.
+        optimizer: an optimizer table of a study config (see
+            `keras_mixkd.study.config`).
+        batch_size: examples per step.
+        augmentation_options: `{name: {option: value}}`.
+        measure: the `measure` table of a study config.
+        work_dir: folder for the backup and history of this run; rerunning
+            with the same folder continues after the last finished epoch.
+        verbose: passed to `fit`.
+
+    Returns:
+        `(model, record, features)`: the trained `keras.Model`, a dict of
+        results, and its penultimate features on the test split.
+
+    Example:
+
+    >>> splits = prepare_data(load_recipe("digits")["data"])
+    >>> teacher, record = train_teacher(splits, "digits_cnn", "mixup", seed=0, epochs=5,
+    ...                                 optimizer=config["teacher"]["optimizer"], work_dir="t")
+    """
+    from keras_mixkd.data import make_dataset
+    from keras_mixkd.models import get_model
+
+    measure = measure or _default_measure()
+    start = time.time()
+    keras.utils.set_random_seed(seed)
+    model = get_model(model_name, splits.num_classes, input_shape=splits.input_shape)
+    aug = build_augmentation([augmentation], augmentation_options or {}, splits.num_classes)
+    train_ds = make_dataset(splits.x_train, splits.y_train, batch_size=batch_size, shuffle=True, seed=seed,
+                            normalization=splits.normalization, augmentation=aug,
+                            num_classes=splits.num_classes)
+    steps = int(np.ceil(len(splits.y_train) / batch_size))
+    dense = len(train_ds.element_spec[1].shape) == 2
+    loss = (keras.losses.CategoricalCrossentropy(from_logits=True) if dense
+            else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(optimizer=build_optimizer(optimizer, model_name, steps), loss=loss, metrics=["accuracy"])
+    history = _fit(model, splits, train_ds, epochs=epochs, work_dir=work_dir, measure=measure,
+                   verbose=verbose, batch_size=batch_size)
+    measures = measure_model(model, splits, batch_size=batch_size, ece_bins=measure["ece_bins"])
+    record = {
+        "role": "teacher",
+        "teacher_model": model_name,
+        "teacher_augmentation": augmentation,
+        "seed": seed,
+        "epochs": epochs,
+        **summarize_history(history),
+        "ece_last": measures["expected_calibration_error"],
+        "class_discrimination_last": measures["class_discrimination"],
+        "mean_entropy_last": measures["mean_entropy"],
+        "logit_std_last": measures["logit_std"],
+        "parameters": int(model.count_params()),
+        "seconds": time.time() - start,
+        "history": history,
+    }
+    return model, record, measures["features"]
+
+
+def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs, optimizer, batch_size=64,
+                    student_augmentation=("none",), augmentation_options=None, measure=None, work_dir,
+                    verbose="auto"):
+    """Distil one student from a frozen teacher with a distillation recipe, resumably.
+
+    Arguments:
+        splits: `DatasetSplits` of the data.
+        teacher: the trained teacher (`keras.Model`, logits).
+        student_model_name: a name of `keras_mixkd.models.list_models()`.
+        recipe: a `[[distillation]]` table of a study config: `loss`,
+            `temperature`, `student_loss_weight`, `augmentation` (mixing at
+            distillation time), `augmentation_options`, `teacher_sees`.
+        seed: seeds the student's weights and the data order.
+        epochs: number of epochs.
+        optimizer: an optimizer table of a study config.
+        student_augmentation: recipe names applied before the recipe's own
+            (study B distils with "standard").
+        augmentation_options: `{name: {option: value}}` for `student_augmentation`.
+        measure: the `measure` table of a study config.
+        work_dir: folder for the backup and history; rerunning continues.
+        verbose: passed to `fit`.
+
+    Returns:
+        `(distiller, record, features)`.
+
+    Example:
+
+    >>> distiller, record, _ = distill_student(splits, teacher, "digits_cnn_small",
+    ...     {"loss": "kd", "temperature": 1.0, "student_loss_weight": 0.1,
+    ...      "augmentation": ["none"], "augmentation_options": {}, "teacher_sees": "same"},
+    ...     seed=0, epochs=5, optimizer=config["student"]["optimizer"], work_dir="s")
+    """
+    from keras_mixkd import Distiller
+    from keras_mixkd.data import make_dataset
+    from keras_mixkd.models import get_model
+
+    measure = measure or _default_measure()
+    check_teacher_classes(teacher, splits.num_classes)
+    start = time.time()
+    keras.utils.set_random_seed(seed)
+    student = get_model(student_model_name, splits.num_classes, input_shape=splits.input_shape)
+    distiller = Distiller(teacher, student, loss=recipe["loss"], temperature=recipe["temperature"],
+                          student_loss_weight=recipe["student_loss_weight"])
+    options = dict(augmentation_options or {})
+    options.update(recipe["augmentation_options"])
+    names = [n for n in list(student_augmentation) + list(recipe["augmentation"]) if split_augmentation(n)]
+    aug = build_augmentation(names, options, splits.num_classes)
+    train_ds = make_dataset(splits.x_train, splits.y_train, batch_size=batch_size, shuffle=True, seed=seed,
+                            normalization=splits.normalization, augmentation=aug,
+                            num_classes=splits.num_classes, teacher_sees=recipe["teacher_sees"])
+    steps = int(np.ceil(len(splits.y_train) / batch_size))
+    distiller.compile(optimizer=build_optimizer(optimizer, student_model_name, steps))
+    history = _fit(distiller, splits, train_ds, epochs=epochs, work_dir=work_dir, measure=measure,
+                   verbose=verbose, batch_size=batch_size)
+    measures = measure_model(student, splits, batch_size=batch_size, teacher=teacher, ece_bins=measure["ece_bins"])
+    record = {
+        "role": "student",
+        "student_model": student_model_name,
+        "recipe": recipe.get("name", ""),
+        "loss": recipe["loss"],
+        "temperature": recipe["temperature"],
+        "student_loss_weight": recipe["student_loss_weight"],
+        "distillation_augmentation": "+".join(names) or "none",
+        "seed": seed,
+        "epochs": epochs,
+        **summarize_history(history),
+        "ece_last": measures["expected_calibration_error"],
+        "class_discrimination_last": measures["class_discrimination"],
+        "mean_entropy_last": measures["mean_entropy"],
+        "logit_std_last": measures["logit_std"],
+        "teacher_agreement_last": measures["teacher_agreement"],
+        "parameters": int(student.count_params()),
+        "seconds": time.time() - start,
+        "history": history,
+    }
+    return distiller, record, measures["features"]
+
+
+def _default_measure():
+    from keras_mixkd.study.config import _SCHEMA
+
+    return {key: spec[0] for key, spec in _SCHEMA["measure"].items()}
