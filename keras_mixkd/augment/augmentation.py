@@ -1,0 +1,93 @@
+"""Base class of every augmentation recipe."""
+
+import tensorflow as tf
+
+
+class Augmentation:
+    """A batch augmentation: a callable on `{"images", "labels"}` batches.
+
+    Subclasses implement `augment(batch)`, which receives a shallow copy of the
+    batch dict holding TensorFlow tensors (images `float32` NHWC in `[0, 1]`;
+    labels integer `(B,)` or dense `float32` `(B, K)`) and returns it updated.
+    Keys other than `"images"` and `"labels"` (say, the clean images a data
+    pipeline keeps for the teacher) pass through untouched.
+
+    An augmentation is made of TensorFlow ops only, so it runs inside
+    `tf.data.Dataset.map` under every Keras backend. Called eagerly, outside a
+    graph, it converts the batch to TensorFlow tensors and runs the same ops in
+    a `tf.function`, so Keras preprocessing layers inside it always take their
+    TensorFlow route. At inference (`training=False`) every recipe returns the
+    batch unchanged.
+
+    Example:
+
+    ```python
+    aug = keras_mixkd.augment.get_augmentation("standard")
+    dataset = dataset.map(aug)  # batches of {"images", "labels"}
+    ```
+    """
+
+    def __init__(self):
+        self._eager_function = None
+
+    def augment(self, batch):
+        raise NotImplementedError
+
+    def __call__(self, batch, training=True):
+        if not isinstance(batch, dict) or "images" not in batch:
+            raise TypeError(
+                f"{type(self).__name__} expects a dict batch "
+                '{"images": ..., "labels": ...}; received '
+                f"{type(batch).__name__}"
+                + (f" with keys {sorted(batch)}" if isinstance(batch, dict) else "")
+                + "."
+            )
+        if not training:
+            return batch
+        if tf.inside_function():
+            return self.augment(_as_tf_batch(batch))
+        # Eager call: trace once so every op (and every Keras layer inside)
+        # takes its TensorFlow route, exactly as inside tf.data.
+        if self._eager_function is None:
+            self._eager_function = tf.function(
+                lambda batch: self.augment(dict(batch)), reduce_retracing=True
+            )
+        return self._eager_function(_as_tf_batch(batch))
+
+    @property
+    def mixing(self):
+        """The `Mixing` objects inside this augmentation (for callbacks)."""
+        return []
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        options = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({options})"
+
+
+def _as_tf_batch(batch):
+    """Shallow copy of `batch` with TensorFlow tensors and checked images."""
+    batch = dict(batch)
+    images = batch["images"]
+    if not tf.is_tensor(images):
+        images = tf.convert_to_tensor(images)
+    if not images.dtype.is_floating:
+        raise TypeError(
+            "Augmentations expect float images in [0, 1]; received dtype "
+            f"{images.dtype.name}. Cast and divide by 255 first."
+        )
+    if images.shape.rank != 4:
+        raise ValueError(
+            "Augmentations expect a batch of images (B, H, W, C); received "
+            f"shape {images.shape}."
+        )
+    batch["images"] = tf.cast(images, tf.float32)
+    if "labels" in batch and not tf.is_tensor(batch["labels"]):
+        batch["labels"] = tf.convert_to_tensor(batch["labels"])
+    return batch

@@ -1,0 +1,76 @@
+"""Cutout: one square hole per image (DeVries & Taylor, 2017)."""
+
+import keras_cv
+
+from keras_mixkd.augment.augmentation import Augmentation
+
+
+class Cutout(Augmentation):
+    """Fill one square hole per image, centred uniformly, clipped at the border.
+
+    `keras_cv.layers.RandomCutout` with a fixed size, as in the Cutout paper:
+    16 px at 32x32 (CIFAR-10), scaled with the image by default.
+    Labels are untouched.
+
+    Arguments:
+        size: side of the hole in pixels. `None` (default) scales 16 px at
+            32 px with the image: `round(16 * min(H, W) / 32)`.
+        fill_value: value of the hole's pixels (images are in [0, 1] here, before
+            normalisation; 0.0 is black, the KerasCV default).
+        seed: optional int seed.
+
+    Example:
+
+    ```python
+    aug = Cutout()                 # 16x16 hole at 32x32
+    batch = aug({"images": images, "labels": labels})
+    ```
+    """
+
+    def __init__(self, size=None, fill_value=0.0, seed=None):
+        super().__init__()
+        if size is not None and (
+            isinstance(size, bool) or not isinstance(size, int) or size < 1
+        ):
+            raise ValueError(f"size must be a positive int or None; received {size!r}.")
+        self.size = size
+        self.fill_value = float(fill_value)
+        self.seed = seed
+        self._layers = {}
+
+    def size_for(self, height, width):
+        if self.size is not None:
+            return min(self.size, height, width)
+        return max(1, int(round(16 * min(height, width) / 32)))
+
+    def _layer_for(self, height, width):
+        key = (height, width)
+        if key not in self._layers:
+            side = self.size_for(height, width)
+            # RandomCutout takes the side as a fraction of the image and rounds
+            # it up: a hair under side / H keeps float error from adding a pixel.
+            h_factor = (side - 1e-3) / height
+            w_factor = (side - 1e-3) / width
+            self._layers[key] = keras_cv.layers.RandomCutout(
+                height_factor=(h_factor, h_factor),
+                width_factor=(w_factor, w_factor),
+                fill_mode="constant",
+                fill_value=self.fill_value,
+                seed=self.seed,
+            )
+        return self._layers[key]
+
+    def augment(self, batch):
+        images = batch["images"]
+        height, width = images.shape[1], images.shape[2]
+        if height is None or width is None:
+            raise ValueError(
+                f"Cutout needs static image height and width; received shape {images.shape}."
+            )
+        out = self._layer_for(height, width)(images, training=True)
+        out.set_shape(images.shape)
+        batch["images"] = out
+        return batch
+
+    def get_config(self):
+        return {"size": self.size, "fill_value": self.fill_value, "seed": self.seed}

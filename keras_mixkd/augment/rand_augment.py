@@ -1,0 +1,74 @@
+"""RandAugment, from Keras core or KerasCV."""
+
+import keras
+import keras_cv
+
+from keras_mixkd.augment.augmentation import Augmentation
+
+IMPLEMENTATIONS = ("keras_cv", "keras")
+
+
+class RandAugment(Augmentation):
+    """RandAugment (Cubuk et al., 2020) on images in [0, 1]; labels untouched.
+
+    Wraps `keras_cv.layers.RandAugment` (default) or `keras.layers.RandAugment`.
+    KerasCV draws the operations per image; Keras core draws them once per
+    batch (every image of a batch gets the same operations) and computes every
+    candidate operation on the whole batch, which is slower.
+
+    Arguments:
+        num_ops: operations applied per image (Keras's `num_ops`, KerasCV's
+            `augmentations_per_image`).
+        magnitude: strength in [0, 1] (Keras's `factor`, KerasCV's `magnitude`).
+        implementation: `"keras_cv"` (default) or `"keras"`.
+        seed: optional int seed.
+
+    Example:
+
+    ```python
+    aug = RandAugment(num_ops=2, magnitude=0.5)
+    batch = aug({"images": images, "labels": labels})
+    ```
+    """
+
+    def __init__(self, num_ops=2, magnitude=0.5, implementation="keras_cv", seed=None):
+        super().__init__()
+        if isinstance(num_ops, bool) or not isinstance(num_ops, int) or num_ops < 1:
+            raise ValueError(f"num_ops must be a positive int; received {num_ops!r}.")
+        if not 0.0 <= magnitude <= 1.0:
+            raise ValueError(f"magnitude must be in [0, 1]; received {magnitude!r}.")
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(
+                f"implementation must be one of {IMPLEMENTATIONS}; received "
+                f"{implementation!r}."
+            )
+        self.num_ops = num_ops
+        self.magnitude = float(magnitude)
+        self.implementation = implementation
+        self.seed = seed
+        if implementation == "keras":
+            self._layer = keras.layers.RandAugment(
+                value_range=(0, 1), num_ops=num_ops, factor=magnitude, seed=seed
+            )
+        else:
+            self._layer = keras_cv.layers.RandAugment(
+                value_range=(0, 1),
+                augmentations_per_image=num_ops,
+                magnitude=magnitude,
+                seed=seed,
+            )
+
+    def augment(self, batch):
+        images = batch["images"]
+        out = self._layer(images, training=True)
+        out.set_shape(images.shape)
+        batch["images"] = out
+        return batch
+
+    def get_config(self):
+        return {
+            "num_ops": self.num_ops,
+            "magnitude": self.magnitude,
+            "implementation": self.implementation,
+            "seed": self.seed,
+        }
