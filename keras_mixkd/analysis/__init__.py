@@ -1,0 +1,26 @@
+"""Tables and plots of a study, for any runs folder (needs no Keras).
+
+Example:
+
+>>> from keras_mixkd.analysis import write_report
+>>> write_report("runs/digits")   # report.md, plots/*.png, prints the main table
+"""
+
+from keras_mixkd.analysis.plots import plot_accuracy
+from keras_mixkd.analysis.plots import plot_cd_over_epochs
+from keras_mixkd.analysis.plots import plot_class_discrimination
+from keras_mixkd.analysis.plots import plot_projection
+from keras_mixkd.analysis.plots import project_2d
+from keras_mixkd.analysis.report import load_results
+from keras_mixkd.analysis.report import main_table
+from keras_mixkd.analysis.report import write_report
+from keras_mixkd.analysis.tables import format_mean_std
+from keras_mixkd.analysis.tables import long_table
+from keras_mixkd.analysis.tables import mean_std
+from keras_mixkd.analysis.tables import pair_table
+
+__all__ = [
+    "format_mean_std", "load_results", "long_table", "main_table", "mean_std", "pair_table",
+    "plot_accuracy", "plot_cd_over_epochs", "plot_class_discrimination", "plot_projection",
+    "project_2d", "write_report",
+]

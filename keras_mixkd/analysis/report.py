@@ -1,0 +1,193 @@
+"""`write_report`: report.md and the plots of a runs folder, old or new."""
+
+import os
+
+from keras_mixkd.analysis import plots
+from keras_mixkd.analysis import tables
+from keras_mixkd.study import atomic
+
+RESULTS_FORMAT = 1
+
+
+def load_results(run_dir):
+    """`(config, records, manifest)` of a runs folder.
+
+    Reads `results.json`, or, when it is missing (a run killed before its
+    first table), the finished cells in `cells/`.
+    """
+    run_dir = os.fspath(run_dir)
+    results_path = os.path.join(run_dir, "results.json")
+    manifest_path = os.path.join(run_dir, "study.json")
+    if not os.path.isdir(run_dir):
+        raise FileNotFoundError(f"No runs folder at {run_dir}.")
+    if os.path.exists(results_path):
+        results = atomic.read_json(results_path)
+        manifest = {k: results.get(k) for k in ("format", "keras_mixkd_version", "config")}
+        records = results.get("cells", [])
+    elif os.path.exists(manifest_path):
+        from keras_mixkd.study.run_folder import RunFolder
+        from keras_mixkd.study.run_folder import join_teachers
+
+        folder = RunFolder(run_dir)
+        manifest = folder.read_manifest()
+        records = join_teachers(folder.read_cells())
+    else:
+        raise ValueError(
+            f"{run_dir} is not a runs folder of keras-mixkd: it has neither results.json nor study.json."
+        )
+    if manifest.get("format") != RESULTS_FORMAT:
+        raise ValueError(
+            f"{run_dir} was written in runs-folder format {manifest.get('format')!r} by keras-mixkd "
+            f"{manifest.get('keras_mixkd_version')}; this version reads format {RESULTS_FORMAT}."
+        )
+    return manifest.get("config") or {}, records, manifest
+
+
+def main_table(records, config=None, metric="test_accuracy_last", text=True):
+    """The headline table(s): one per teacher → student pair."""
+    _, _, pairs, _ = tables.study_axes(records, config)
+    label = tables.METRICS[metric][0]
+    out = []
+    for teacher_model, student_model in pairs:
+        header, rows = tables.pair_table(records, teacher_model, student_model, metric, config)
+        render = tables.text_table if text else tables.markdown_table
+        out.append(f"{label} · {teacher_model} → {student_model}\n" + render(header, rows))
+    return "\n\n".join(out)
+
+
+def write_report(run_dir, *, projection=None, print_fn=print):
+    """Write `report.md` and `plots/*.png` for a runs folder and print the main table.
+
+    Arguments:
+        run_dir: a folder written by `run_study` (`runs/<name>`).
+        projection: "pca" or "tsne" for the feature projections; default the
+            config's `measure.projection`.
+        print_fn: where the main table goes (None: nowhere).
+
+    Returns:
+        A dict: "report" (path of report.md), "plots" (list of PNG paths) and
+        "table" (the main table as text).
+
+    Example:
+
+    >>> from keras_mixkd.analysis import write_report
+    >>> write_report("runs/digits")["plots"]
+    ['runs/digits/plots/accuracy.png', ...]
+    """
+    run_dir = os.fspath(run_dir)
+    config, records, manifest = load_results(run_dir)
+    if not records:
+        raise ValueError(f"{run_dir} holds no finished cell yet: nothing to report.")
+    projection = projection or config.get("measure", {}).get("projection", "pca")
+    plot_dir = os.path.join(run_dir, "plots")
+    written = [
+        plots.plot_accuracy(records, os.path.join(plot_dir, "accuracy.png"), config),
+        plots.plot_class_discrimination(records, os.path.join(plot_dir, "class_discrimination.png"), config),
+        plots.plot_cd_over_epochs(records, os.path.join(plot_dir, "class_discrimination_over_epochs.png"), config),
+    ]
+    written += _projection_plots(run_dir, records, config, projection, plot_dir)
+    text = _report_markdown(run_dir, config, records, manifest, written)
+    report_path = os.path.join(run_dir, "report.md")
+    atomic.write_text(report_path, text)
+    table = main_table(records, config)
+    best = main_table(records, config, metric="test_accuracy_best")
+    if print_fn is not None:
+        print_fn("")
+        print_fn(table)
+        print_fn("")
+        print_fn(best)
+        print_fn(f"\nmean ± std over seeds; {tables.epoch_note(records)}; best-val = epoch of highest "
+                 f"validation accuracy. Report: {report_path}")
+    return {"report": report_path, "plots": written, "table": table}
+
+
+def _projection_plots(run_dir, records, config, method, plot_dir):
+    written = []
+    seeds = sorted({r["seed"] for r in records})
+    if not seeds:
+        return written
+    augmentations, recipes, pairs, teacher_models = tables.study_axes(records, config)
+    for teacher_model in teacher_models:
+        sets = []
+        for augmentation in augmentations:
+            for record in tables.select(records, role="teacher", teacher_model=teacher_model,
+                                        teacher_augmentation=augmentation, seed=seeds[0]):
+                loaded = plots.load_features(run_dir, record["key"])
+                if loaded is not None:
+                    sets.append((f"teacher={augmentation}", *loaded))
+        if sets:
+            written.append(plots.plot_projection(
+                sets, os.path.join(plot_dir, f"projection_teacher_{teacher_model}.png"), method,
+                title=f"Penultimate features of the {teacher_model} teachers, test split, seed {seeds[0]}"))
+    for teacher_model, student_model in pairs:
+        recipe = recipes[0] if recipes else None
+        sets = []
+        for augmentation in augmentations:
+            for record in tables.select(records, role="student", teacher_model=teacher_model,
+                                        student_model=student_model, recipe=recipe,
+                                        teacher_augmentation=augmentation, seed=seeds[0]):
+                loaded = plots.load_features(run_dir, record["key"])
+                if loaded is not None:
+                    sets.append((f"teacher={augmentation}", *loaded))
+        if sets:
+            written.append(plots.plot_projection(
+                sets, os.path.join(plot_dir, f"projection_student_{student_model}_from_{teacher_model}.png"),
+                method, title=f"Penultimate features of {student_model} students ({recipe}), seed {seeds[0]}"))
+    return written
+
+
+def _report_markdown(run_dir, config, records, manifest, plot_paths):
+    augmentations, recipes, pairs, teacher_models = tables.study_axes(records, config)
+    seeds = sorted({r["seed"] for r in records})
+    backends = sorted({r.get("backend", "?") for r in records})
+    data = config.get("data", {})
+    lines = [
+        f"# Study `{config.get('name', os.path.basename(run_dir))}`",
+        "",
+        config.get("description", ""),
+        "",
+        f"- keras-mixkd {manifest.get('keras_mixkd_version')}, backend {', '.join(backends)}; "
+        f"data `{data.get('dataset', '?')}`; seeds {seeds}; {len(records)} finished cells.",
+        f"- Every number is the **mean ± sample std over seeds** (the value alone when one seed finished).",
+        f"- **Last epoch**: the final epoch of training ({tables.epoch_note(records)}).",
+        "- **Best-validation epoch**: the epoch with the highest accuracy on the validation split "
+        "(held out of the training data); the test accuracy *at that epoch* is reported. The test split "
+        "never takes part in the choice.",
+        "- Class-discrimination (CD) and ECE are measured on the test split at the last epoch; CD over "
+        "epochs on the validation split.",
+        "",
+    ]
+    recipes_by_name = {d["name"]: d for d in config.get("distillation", [])}
+    if recipes_by_name:
+        lines += ["Distillation recipes:", ""]
+        for name in recipes:
+            d = recipes_by_name.get(name)
+            if d:
+                mixing = "+".join(d.get("augmentation", [])) or "none"
+                temperature = "σ per sample" if d.get("loss") == "standardized" else f"T = {d.get('temperature')}"
+                lines.append(f"- `{name}`: loss {d.get('loss')}, {temperature}, CE weight "
+                             f"{d.get('student_loss_weight')}, mixing at distillation: {mixing}")
+        lines.append("")
+    sections = [
+        ("test_accuracy_last", "Test accuracy (%), last epoch"),
+        ("test_accuracy_best", "Test accuracy (%) at the best-validation epoch"),
+        ("best_epoch", "Best-validation epoch (mean over seeds)"),
+        ("class_discrimination_last", "Class-discrimination of penultimate features (test, last epoch)"),
+        ("ece_last", "Expected calibration error (test, last epoch)"),
+        ("teacher_agreement_last", "Top-1 agreement of student and teacher (%) (test, last epoch)"),
+        ("mean_entropy_last", "Mean output entropy, nats (test, last epoch) — teacher smoothness"),
+    ]
+    for teacher_model, student_model in pairs:
+        lines += [f"## {teacher_model} → {student_model}", ""]
+        for metric, title in sections:
+            header, rows = tables.pair_table(records, teacher_model, student_model, metric, config)
+            if metric == "teacher_agreement_last":
+                header, rows = header[:1] + header[2:], [r[:1] + r[2:] for r in rows]
+            lines += [f"### {title}", "", tables.markdown_table(header, rows), ""]
+    header, rows = tables.long_table(records, config)
+    lines += ["## Every setting", "", tables.markdown_table(header, rows), "", "## Plots", ""]
+    for path in plot_paths:
+        name = os.path.relpath(path, run_dir)
+        lines += [f"![{os.path.basename(path)}]({name})", ""]
+    lines += ["Per-cell records with per-epoch histories: `results.json`; one row per cell: `results.csv`.", ""]
+    return "\n".join(lines)

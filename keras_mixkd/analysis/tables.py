@@ -1,0 +1,157 @@
+"""Result tables of a study: mean ± std over seeds, saying which epoch each number is from.
+
+Works on the records of `results.json` (one dict per finished cell, teachers
+and students); needs neither Keras nor the study's code.
+"""
+
+import math
+
+import numpy as np
+
+# metric -> (label, scale, decimals)
+METRICS = {
+    "test_accuracy_last": ("test accuracy (%), last epoch", 100.0, 2),
+    "test_accuracy_best": ("test accuracy (%), best-validation epoch", 100.0, 2),
+    "best_epoch": ("best-validation epoch", 1.0, 1),
+    "class_discrimination_last": ("class-discrimination of penultimate features, last epoch", 1.0, 4),
+    "ece_last": ("expected calibration error, last epoch", 1.0, 4),
+    "teacher_agreement_last": ("top-1 agreement with the teacher (%), last epoch", 100.0, 1),
+    "mean_entropy_last": ("mean output entropy (nats), last epoch", 1.0, 3),
+    "logit_std_last": ("mean per-sample logit std, last epoch", 1.0, 3),
+}
+
+
+def mean_std(values):
+    """`(mean, sample std, n)` of the finite values (std NaN when n < 2)."""
+    values = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
+    if values.size == 0:
+        return float("nan"), float("nan"), 0
+    std = float(values.std(ddof=1)) if values.size > 1 else float("nan")
+    return float(values.mean()), std, int(values.size)
+
+
+def format_mean_std(values, scale=1.0, decimals=2):
+    """"97.50 ± 0.42" over seeds; one seed shows the value alone; none shows "–".
+
+    Example:
+
+    >>> format_mean_std([0.9, 0.92], scale=100)
+    '91.00 ± 1.41'
+    """
+    mean, std, n = mean_std(values)
+    if n == 0:
+        return "–"
+    if n == 1:
+        return f"{mean * scale:.{decimals}f}"
+    return f"{mean * scale:.{decimals}f} ± {std * scale:.{decimals}f}"
+
+
+def ordered(values, preferred):
+    """`values` (a set) ordered as in `preferred`, the rest sorted after."""
+    preferred = [v for v in preferred if v in values]
+    return preferred + sorted(v for v in values if v not in preferred)
+
+
+def study_axes(records, config=None):
+    """The axes of a study: teacher augmentations, recipes and pairs, in config order."""
+    config = config or {}
+    augmentations = ordered({r["teacher_augmentation"] for r in records},
+                            config.get("teacher", {}).get("augmentations", []))
+    recipes = ordered({r["recipe"] for r in records if r["role"] == "student"},
+                      [d["name"] for d in config.get("distillation", [])])
+    pairs_seen = {(r["teacher_model"], r["student_model"]) for r in records if r["role"] == "student"}
+    pairs = [(p["teacher"], p["student"]) for p in config.get("pairs", [])
+             if (p["teacher"], p["student"]) in pairs_seen]
+    pairs += sorted(pairs_seen - set(pairs))
+    teachers_only = ordered({r["teacher_model"] for r in records if r["role"] == "teacher"},
+                            [p[0] for p in pairs])
+    return augmentations, recipes, pairs, teachers_only
+
+
+def select(records, **where):
+    """Records whose fields equal the given values."""
+    return [r for r in records if all(r.get(k) == v for k, v in where.items())]
+
+
+def values_of(records, metric):
+    return [r.get(metric) for r in records]
+
+
+def pair_table(records, teacher_model, student_model, metric, config=None):
+    """Rows = teacher augmentations; columns = the teacher, then each recipe's student.
+
+    Arguments:
+        records: result records.
+        teacher_model, student_model: the pair.
+        metric: a key of `METRICS` (or any numeric field of the records).
+        config: the study config, for the order of rows and columns.
+
+    Returns:
+        `(header, rows)`: a list of column titles and a list of rows (lists
+        of strings), ready for `markdown_table`.
+    """
+    label, scale, decimals = METRICS.get(metric, (metric, 1.0, 4))
+    augmentations, recipes, _, _ = study_axes(records, config)
+    recipes = [r for r in recipes if select(records, role="student", teacher_model=teacher_model,
+                                            student_model=student_model, recipe=r)]
+    header = ["teacher augmentation", f"teacher {teacher_model}"] + [f"{student_model} · {r}" for r in recipes]
+    rows = []
+    for augmentation in augmentations:
+        teachers = select(records, role="teacher", teacher_model=teacher_model, teacher_augmentation=augmentation)
+        row = [augmentation, format_mean_std(values_of(teachers, metric), scale, decimals)]
+        for recipe in recipes:
+            students = select(records, role="student", teacher_model=teacher_model, student_model=student_model,
+                              teacher_augmentation=augmentation, recipe=recipe)
+            row.append(format_mean_std(values_of(students, metric), scale, decimals))
+        if any(cell != "–" for cell in row[1:]):
+            rows.append(row)
+    return header, rows
+
+
+def markdown_table(header, rows):
+    """A GitHub-flavoured Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def text_table(header, rows):
+    """A plain-text table with aligned columns, for the terminal."""
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths))  # noqa: E731
+    return "\n".join([line(header), line("-" * w for w in widths)] + [line(r) for r in rows])
+
+
+def epoch_note(records, config=None):
+    """Which epochs the numbers come from, e.g. "last epoch = 12 (teachers), 10 (students)"."""
+    parts = []
+    for role in ("teacher", "student"):
+        epochs = sorted({r["last_epoch"] for r in records if r["role"] == role})
+        if epochs:
+            parts.append(f"{', '.join(str(e) for e in epochs)} ({role}s)")
+    return "last epoch = " + "; ".join(parts) if parts else "last epoch = ?"
+
+
+def long_table(records, config=None):
+    """Every group (teacher or student setting) with all its numbers: the full table."""
+    augmentations, recipes, pairs, teachers = study_axes(records, config)
+    metrics = ["test_accuracy_last", "test_accuracy_best", "best_epoch", "class_discrimination_last",
+               "ece_last", "teacher_agreement_last", "mean_entropy_last"]
+    header = ["model", "teacher augmentation", "recipe", "seeds",
+              "acc last (%)", "acc best-val (%)", "best epoch", "CD", "ECE", "agreement (%)", "entropy"]
+    rows = []
+    for teacher_model in teachers:
+        for augmentation in augmentations:
+            group = select(records, role="teacher", teacher_model=teacher_model, teacher_augmentation=augmentation)
+            if group:
+                rows.append([f"teacher {teacher_model}", augmentation, "–", str(len(group))]
+                            + [format_mean_std(values_of(group, m), *METRICS[m][1:]) for m in metrics])
+    for teacher_model, student_model in pairs:
+        for augmentation in augmentations:
+            for recipe in recipes:
+                group = select(records, role="student", teacher_model=teacher_model, student_model=student_model,
+                               teacher_augmentation=augmentation, recipe=recipe)
+                if group:
+                    rows.append([f"{teacher_model} → {student_model}", augmentation, recipe, str(len(group))]
+                                + [format_mean_std(values_of(group, m), *METRICS[m][1:]) for m in metrics])
+    return header, rows
