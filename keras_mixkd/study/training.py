@@ -61,18 +61,28 @@ def _shrink(splits, data_config):
 def build_augmentation(names, options_by_name, num_classes):
     """The augmentation of a list of recipe names (None when there is none).
 
-    `names` may hold combinations written "standard+mixup"; the options of
-    each part come from `options_by_name[part]`.
+    `names` may hold combinations written "standard+mixup". Each part is built
+    by `keras_mixkd.augment.get_augmentation` with its own options
+    (`options_by_name[part]`, plus `num_classes` where the part takes it), and
+    the parts are applied in order (`keras_mixkd.augment.Compose`).
     """
+    from keras_mixkd.augment import Compose
     from keras_mixkd.augment import get_augmentation
+    from keras_mixkd.augment import recipe_options
 
     parts = [part for name in names for part in split_augmentation(name)]
     if not parts:
         return None
-    options = {}
+    built = []
     for part in parts:
-        options.update(options_by_name.get(part, {}))
-    return get_augmentation(parts if len(parts) > 1 else parts[0], num_classes=num_classes, **options)
+        options = dict(options_by_name.get(part, {}))
+        if "num_classes" in recipe_options(part):
+            options.setdefault("num_classes", num_classes)
+        try:
+            built.append(get_augmentation(part, **options))
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"Augmentation {part!r} with options {options}: {error}") from error
+    return built[0] if len(built) == 1 else Compose(built)
 
 
 def build_optimizer(optimizer_config, model_name, steps_per_epoch):
