@@ -1,0 +1,333 @@
+"""How well classes separate in a latent space: CD, GDV, R², NC1.
+
+All four take penultimate features `(N, D)` (or any other per-example
+representation, softmax outputs included) and integer or one-hot labels, run
+with `keras.ops` on the backend's device, and return Python floats.
+
+Shared conventions:
+- Classes are the label values that occur; a class id that never occurs does
+  not count. At least two classes are needed.
+- Standardisation (CD, GDV): `z = 0.5 * (F - mean) / std` per dimension, with
+  the population std (ddof = 0). A dimension is constant when its std is at
+  most `1e-6 * |mean|` (float32 round-off of a constant); its z is 0, which is
+  what `std := 1` gives in exact arithmetic.
+- A class with a single example has no within-class pair: it is left out of
+  the within-class mean (it still takes part in the between-class pairs).
+  When no class has two examples, a `ValueError` is raised.
+- A row whose standardised (CD) or raw (R²) vector is all zeros has no
+  direction; its cosine similarity with every row is taken as 0.
+"""
+
+import math
+
+import numpy as np
+from keras import ops
+
+from keras_mixkd.metrics._inputs import as_features
+from keras_mixkd.metrics._inputs import class_ids
+
+# Target size of one block of the pairwise-distance matrix (GDV), in floats.
+_BLOCK_ELEMENTS = 1 << 22
+
+
+def _prepare(features, labels):
+    features = as_features(features)
+    ids, counts = class_ids(labels, int(features.shape[0]))
+    return features, ids, counts
+
+
+def _require_pairs(counts, measure):
+    if not np.any(counts >= 2):
+        raise ValueError(
+            f"{measure} needs at least one class with two or more examples "
+            f"for a within-class mean; every class here has one example "
+            f"({counts.size} classes, {int(counts.sum())} examples)."
+        )
+
+
+def _standardize(features):
+    """`0.5 * (F - mean) / std` per dimension; constant dimensions give 0."""
+    mean = ops.mean(features, axis=0)
+    centered = features - mean
+    std = ops.sqrt(ops.mean(ops.square(centered), axis=0))
+    constant = std <= 1e-6 * ops.abs(mean)
+    safe_std = ops.where(constant, ops.ones_like(std), std)
+    return 0.5 * ops.where(constant, ops.zeros_like(centered), centered / safe_std)
+
+
+def _unit_rows(values):
+    norms = ops.sqrt(ops.sum(ops.square(values), axis=1, keepdims=True))
+    has_direction = norms > 0
+    safe = ops.where(has_direction, norms, ops.ones_like(norms))
+    return ops.where(has_direction, values / safe, ops.zeros_like(values))
+
+
+def _class_sums(values, ids, num_classes):
+    return ops.segment_sum(values, ops.convert_to_tensor(ids), num_segments=num_classes)
+
+
+def _mean_within_and_between(pair_sums, counts, self_sums=None):
+    """Means of the within-class and between-class pair statistics.
+
+    Arguments:
+        pair_sums: `(L, L)` tensor, entry `(a, b)` = sum over ordered pairs
+            `i in a, j in b` of the pair statistic (self pairs included).
+        counts: class sizes `n_c` (NumPy).
+        self_sums: `(L,)` tensor, sum over `i in c` of the self-pair
+            statistic, removed from the diagonal; None when it is 0.
+
+    Returns:
+        `(term_intra, term_inter)` scalar tensors: the mean over classes with
+        `n_c >= 2` of the mean over unordered pairs `i < j`, and the mean over
+        the `L(L-1)/2` class pairs of the mean over all `i in a, j in b`.
+    """
+    num_classes = counts.size
+    n = ops.convert_to_tensor(counts.astype(np.float32))
+    diagonal = ops.diagonal(pair_sums)
+    if self_sums is not None:
+        diagonal = diagonal - self_sums
+    has_pairs = counts >= 2
+    pair_counts = np.where(has_pairs, counts * (counts - 1), 1).astype(np.float32)
+    intra = diagonal / ops.convert_to_tensor(pair_counts)
+    intra = ops.where(ops.convert_to_tensor(has_pairs), intra, ops.zeros_like(intra))
+    term_intra = ops.sum(intra) / float(has_pairs.sum())
+
+    between = pair_sums / (n[:, None] * n[None, :])
+    off_diagonal = ops.convert_to_tensor(1.0 - np.eye(num_classes, dtype=np.float32))
+    # Both (a, b) and (b, a) are summed: every unordered class pair twice.
+    term_inter = ops.sum(between * off_diagonal) / float(num_classes * (num_classes - 1))
+    return term_intra, term_inter
+
+
+def _floats(*tensors):
+    return tuple(float(ops.convert_to_numpy(t)) for t in tensors)
+
+
+def class_discrimination(features, labels, return_terms=False):
+    """Class-Discrimination (CD) of a representation, in closed form.
+
+    The measure of the study "An Empirical Analysis of the Impact of Data
+    Augmentation on Knowledge Distillation", defined exactly (without the two
+    slips of its notebook: self pairs in the within-class mean, half of the
+    between-class pairs):
+
+    1. `z = 0.5 * (F - mean) / std` per dimension (see the module docstring
+       for constant dimensions);
+    2. `u_i = z_i / ||z_i||`, `s(i, j) = u_i . u_j`;
+    3. `intra(c)`: mean of `s(i, j)` over the unordered pairs `i < j` of
+       class c; `inter(a, b)`: mean of `s(i, j)` over all `i in a, j in b`;
+    4. `CD = (mean_c intra(c) - mean_{a<b} inter(a, b)) / sqrt(D)`.
+
+    Higher means classes more separable. It is computed from the class sums
+    `S_c = sum_{i in c} u_i`: `intra(c) = (||S_c||^2 - n_c) / (n_c (n_c - 1))`,
+    `inter(a, b) = S_a . S_b / (n_a n_b)`, so it costs O(N D + L^2 D) and never
+    builds an N x N matrix.
+
+    The features may be penultimate activations (the paper) or softmax
+    outputs (the study's code ran on those): any `(N, D)` matrix, one row per
+    example, works.
+
+    Arguments:
+        features: array or backend tensor `(N, D)`; more dimensions are
+            flattened per example. Must be finite.
+        labels: integer class ids `(N,)` (or `(N, 1)`), or one-hot rows.
+        return_terms: if True, also return the two terms.
+
+    Returns:
+        A Python float, or `(cd, term_intra, term_inter)` when `return_terms`.
+        Classes of a single example are left out of `term_intra`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_mixkd.metrics import class_discrimination
+    >>> rng = np.random.default_rng(0)
+    >>> labels = rng.integers(0, 10, size=1000)
+    >>> centers = rng.normal(size=(10, 64))
+    >>> features = centers[labels] + 0.5 * rng.normal(size=(1000, 64))
+    >>> cd, intra, inter = class_discrimination(features, labels, return_terms=True)
+    """
+    features, ids, counts = _prepare(features, labels)
+    _require_pairs(counts, "class_discrimination")
+    num_classes = counts.size
+    dimensions = int(features.shape[1])
+    units = _unit_rows(_standardize(features))
+    sums = _class_sums(units, ids, num_classes)
+    self_sums = _class_sums(ops.sum(ops.square(units), axis=1), ids, num_classes)
+    gram = ops.matmul(sums, ops.transpose(sums))
+    term_intra, term_inter = _mean_within_and_between(gram, counts, self_sums)
+    cd = (term_intra - term_inter) / math.sqrt(dimensions)
+    if return_terms:
+        return _floats(cd, term_intra, term_inter)
+    return _floats(cd)[0]
+
+
+def gdv(features, labels, return_terms=False, block_size=None):
+    """Generalised Discrimination Value (Schilling et al., 2021).
+
+    Same recipe as `class_discrimination`, with Euclidean distance instead of
+    cosine similarity, on the same z-scores `0.5 * (F - mean) / std` (no row
+    normalisation):
+    `GDV = (mean_c intra(c) - mean_{a<b} inter(a, b)) / sqrt(D)`, where
+    `intra(c)` is the mean distance over pairs `i < j` of class c and
+    `inter(a, b)` the mean distance over all `i in a, j in b`. Lower (more
+    negative) means classes more separable; 0 for random labels.
+
+    Pairwise distances have no closed form: they are computed in row blocks of
+    `block_size` x N (never the whole N x N matrix), O(N^2 D) in all.
+
+    Arguments:
+        features: array or backend tensor `(N, D)`, finite.
+        labels: integer class ids or one-hot rows.
+        return_terms: if True, return `(gdv, term_intra, term_inter)`.
+        block_size: rows per block; default keeps a block near 4M floats.
+
+    Returns:
+        A Python float (or a tuple of three, see `return_terms`).
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_mixkd.metrics import gdv
+    >>> rng = np.random.default_rng(0)
+    >>> labels = rng.integers(0, 3, size=300)
+    >>> value = gdv(rng.normal(size=(300, 8)) + labels[:, None], labels)
+    """
+    features, ids, counts = _prepare(features, labels)
+    _require_pairs(counts, "gdv")
+    num_examples, dimensions = (int(s) for s in features.shape)
+    num_classes = counts.size
+    if block_size is None:
+        block_size = max(1, _BLOCK_ELEMENTS // num_examples)
+    if not isinstance(block_size, int) or block_size < 1:
+        raise ValueError(f"`block_size` must be a positive integer, got {block_size!r}.")
+    z = _standardize(features)
+    squared_norms = ops.sum(ops.square(z), axis=1)
+    column_index = ops.arange(num_examples)
+    ids_tensor = ops.convert_to_tensor(ids)
+    pair_sums = ops.zeros((num_classes, num_classes), dtype="float32")
+    for start in range(0, num_examples, block_size):
+        stop = min(start + block_size, num_examples)
+        block = z[start:stop]
+        squared = (
+            squared_norms[start:stop, None]
+            + squared_norms[None, :]
+            - 2.0 * ops.matmul(block, ops.transpose(z))
+        )
+        distances = ops.sqrt(ops.maximum(squared, 0.0))
+        # Self distances are 0; round-off in the Gram form would not give 0.
+        is_self = ops.arange(start, stop)[:, None] == column_index[None, :]
+        distances = ops.where(is_self, ops.zeros_like(distances), distances)
+        per_column_class = ops.segment_sum(
+            ops.transpose(distances), ids_tensor, num_segments=num_classes
+        )  # (L, block)
+        pair_sums = pair_sums + ops.transpose(
+            ops.segment_sum(
+                ops.transpose(per_column_class),
+                ids_tensor[start:stop],
+                num_segments=num_classes,
+            )
+        )
+    # Symmetrise so the (a, b) and (b, a) sums agree exactly.
+    pair_sums = 0.5 * (pair_sums + ops.transpose(pair_sums))
+    term_intra, term_inter = _mean_within_and_between(pair_sums, counts)
+    value = (term_intra - term_inter) / math.sqrt(dimensions)
+    if return_terms:
+        return _floats(value, term_intra, term_inter)
+    return _floats(value)[0]
+
+
+def class_separation(features, labels, standardize=False):
+    """Class separation R² (Kornblith et al., 2021), cosine distance.
+
+    `R² = 1 - d_within / d_total` with `d(x, y) = 1 - cos(x, y)`,
+    `d_within = mean_c [sum_{i, j in c} d(i, j) / n_c^2]` and
+    `d_total = mean_{a, b} [sum_{i in a, j in b} d(i, j) / (n_a n_b)]`, as in
+    the paper (ordered pairs, self pairs included, every class weighted
+    equally). In closed form, with `m_c` the mean unit vector of class c:
+    `d_within = 1 - mean_c ||m_c||^2`, `d_total = 1 - ||mean_c m_c||^2`.
+    1 means each class collapsed to one direction, 0 no class structure.
+
+    Arguments:
+        features: array or backend tensor `(N, D)`, finite.
+        labels: integer class ids or one-hot rows.
+        standardize: if True, use the z-scores of `class_discrimination`
+            instead of the raw features (the paper uses raw features).
+
+    Returns:
+        A Python float.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_mixkd.metrics import class_separation
+    >>> rng = np.random.default_rng(0)
+    >>> labels = rng.integers(0, 3, size=300)
+    >>> r2 = class_separation(rng.normal(size=(300, 8)) + 3 * np.eye(8)[labels], labels)
+    """
+    features, ids, counts = _prepare(features, labels)
+    num_classes = counts.size
+    values = _standardize(features) if standardize else features
+    units = _unit_rows(values)
+    means = _class_sums(units, ids, num_classes) / ops.convert_to_tensor(
+        counts.astype(np.float32)
+    )[:, None]
+    within = 1.0 - ops.mean(ops.sum(ops.square(means), axis=1))
+    total = 1.0 - ops.sum(ops.square(ops.mean(means, axis=0)))
+    within, total = _floats(within, total)
+    if total <= 0.0:
+        raise ValueError(
+            "class_separation is undefined when all feature rows point the "
+            f"same way (mean cosine distance between classes {total:.3g})."
+        )
+    return 1.0 - within / total
+
+
+def nc1(features, labels, rcond=None):
+    """Neural-collapse NC1: `Tr(Sigma_W Sigma_B^+) / L` (Papyan et al., 2020).
+
+    `Sigma_W = (1/N) sum_i (h_i - mu_{c_i})(h_i - mu_{c_i})^T` (within-class
+    covariance), `Sigma_B = (1/L) sum_c (mu_c - mu_G)(mu_c - mu_G)^T`
+    (between-class covariance of the class means around the global mean
+    `mu_G` of all examples), `+` the Moore-Penrose pseudo-inverse. Computed on
+    raw features without forming a D x D matrix: with `M = [mu_c - mu_G]`
+    (D x L) = `U s V^T`, `NC1 = sum_k (u_k^T Sigma_W u_k) / s_k^2` over the
+    directions with `s_k > rcond * max(s)`. Lower = more collapsed.
+
+    Arguments:
+        features: array or backend tensor `(N, D)`, finite.
+        labels: integer class ids or one-hot rows.
+        rcond: relative cut-off on the singular values of `M` (the square
+            roots of those of `L * Sigma_B`); default `max(D, L) * 1.19e-7`,
+            the float32 analogue of `numpy.linalg.matrix_rank`.
+
+    Returns:
+        A Python float.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_mixkd.metrics import nc1
+    >>> rng = np.random.default_rng(0)
+    >>> labels = rng.integers(0, 4, size=400)
+    >>> value = nc1(rng.normal(size=(400, 16)) + 4 * np.eye(16)[labels], labels)
+    """
+    features, ids, counts = _prepare(features, labels)
+    num_classes = counts.size
+    dimensions = int(features.shape[1])
+    if rcond is None:
+        rcond = max(dimensions, num_classes) * float(np.finfo(np.float32).eps)
+    ids_tensor = ops.convert_to_tensor(ids)
+    class_means = _class_sums(features, ids, num_classes) / ops.convert_to_tensor(
+        counts.astype(np.float32)
+    )[:, None]
+    global_mean = ops.mean(features, axis=0)
+    between = ops.transpose(class_means - global_mean)  # (D, L)
+    directions, singular_values, _ = ops.svd(between, full_matrices=False)
+    keep = singular_values > rcond * ops.max(singular_values)
+    residuals = features - ops.take(class_means, ids_tensor, axis=0)
+    projected = ops.matmul(residuals, directions)  # (N, r)
+    within_along = ops.mean(ops.square(projected), axis=0)
+    safe = ops.where(keep, singular_values, ops.ones_like(singular_values))
+    terms = ops.where(keep, within_along / ops.square(safe), ops.zeros_like(safe))
+    return _floats(ops.sum(terms))[0]
