@@ -1,5 +1,7 @@
 """The `Distiller`: a frozen teacher, a student trained by `fit`."""
 
+import contextlib
+
 import keras
 from keras import ops
 
@@ -184,6 +186,53 @@ class Distiller(keras.Model):
             f"Labels of shape {shape} fit neither integer class ids of shape "
             f"(batch,) or (batch, 1) nor soft labels of shape (batch, {num_classes})."
         )
+
+    def _check_labels_early(self, x, y):
+        """Refuses labels of a wrong shape before `fit` touches any state.
+
+        Arrays and `tf.data` datasets reveal their label shape up front; other
+        inputs (generators, PyDataset) are checked when the step is traced.
+        """
+        num_classes = _num_classes(self.student)
+        if num_classes is None:
+            return
+        if y is not None and hasattr(y, "shape"):
+            self._label_kind(y, num_classes)
+        elif y is None and hasattr(x, "element_spec"):
+            spec = x.element_spec
+            if isinstance(spec, tuple) and len(spec) >= 2 and hasattr(spec[1], "shape"):
+                self._label_kind(spec[1], num_classes)
+
+    @contextlib.contextmanager
+    def _keep_variables_on_error(self):
+        """On JAX, restores every variable if a step fails before its first update.
+
+        Keras's JAX trainer detaches variable values while it runs and attaches
+        them back only after a successful step, so an error raised while the
+        first step is traced would leave teacher and student without weights.
+        JAX arrays are immutable: keeping references to them costs no copy.
+        """
+        if keras.backend.backend() != "jax":
+            yield
+            return
+        saved = [(variable, variable.value) for variable in self.variables]
+        try:
+            yield
+        except BaseException:
+            for variable, value in saved:
+                if variable._value is None:
+                    variable._value = value
+            raise
+
+    def fit(self, x=None, y=None, **kwargs):
+        self._check_labels_early(x, y)
+        with self._keep_variables_on_error():
+            return super().fit(x, y, **kwargs)
+
+    def evaluate(self, x=None, y=None, **kwargs):
+        self._check_labels_early(x, y)
+        with self._keep_variables_on_error():
+            return super().evaluate(x, y, **kwargs)
 
     # ----------------------------------------------------------------- forward
 
