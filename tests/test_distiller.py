@@ -279,3 +279,58 @@ def test_a_failing_first_step_never_loses_the_weights(batch):
         distiller.fit(batches(), steps_per_epoch=2, epochs=1, verbose=0)
     for before, after in zip(teacher_before, teacher.get_weights()):
         np.testing.assert_array_equal(before, after)
+
+
+def softmax_model(seed, as_layer=False):
+    model = linear_model(seed)
+    probabilities = (
+        keras.layers.Softmax()(model.output)
+        if as_layer
+        else keras.layers.Activation("softmax")(model.output)
+    )
+    return keras.Model(model.input, probabilities)
+
+
+class HiddenSoftmaxTeacher(keras.Model):
+    """A subclassed teacher whose softmax no layer inspection can see."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = linear_model(1)
+
+    def call(self, inputs, training=False):
+        return keras.ops.softmax(self.inner(inputs, training=training))
+
+
+@pytest.mark.parametrize("as_layer", [False, True])
+def test_refuses_a_teacher_ending_in_softmax(as_layer):
+    with pytest.raises(ValueError, match="ends in a softmax.*teacher_outputs='probabilities'"):
+        Distiller(softmax_model(1, as_layer), linear_model(2))
+
+
+def test_refuses_a_student_ending_in_softmax():
+    with pytest.raises(ValueError, match="student .* ends in a softmax"):
+        Distiller(linear_model(1), softmax_model(2))
+
+
+def test_refuses_unknown_teacher_outputs():
+    with pytest.raises(ValueError, match=r"teacher_outputs='probs'.*\['logits', 'probabilities'\]"):
+        Distiller(linear_model(1), linear_model(2), teacher_outputs="probs")
+
+
+def test_detects_probabilities_from_the_outputs_of_a_hidden_softmax(batch):
+    images, labels = batch
+    distiller = Distiller(HiddenSoftmaxTeacher(), linear_model(2))
+    distiller.compile(optimizer="sgd")
+    with pytest.raises(ValueError, match="look like probabilities"):
+        distiller.fit(images, labels, batch_size=8, epochs=1, verbose=0)
+
+
+def test_probability_teacher_distils_like_its_logits(batch):
+    images, labels = batch
+    teacher_logits, student = linear_model(1), linear_model(2)
+    expected = expected_losses(teacher_logits, student, images, labels, "kd", 4.0, 0.1)
+    distiller = Distiller(softmax_model(1), student, teacher_outputs="probabilities")
+    distiller.compile(optimizer="sgd")
+    logs = distiller.evaluate(images, labels, batch_size=len(images), verbose=0, return_dict=True)
+    assert_logs_match(logs, expected)

@@ -8,6 +8,9 @@ from keras import ops
 from keras_mixkd import losses as kd_losses
 
 LOSS_NAMES = ("kd", "standardized")
+TEACHER_OUTPUTS = ("logits", "probabilities")
+# Below this, a probability is treated as 0 when turned back into a logit.
+PROBABILITY_FLOOR = 1e-12
 TEACHER_IMAGES_KEY = "teacher_images"
 IMAGES_KEY = "images"
 
@@ -23,6 +26,18 @@ def _num_classes(model):
             return None
         shape = shape[0]
     return shape[-1] if shape else None
+
+
+def _ends_in_softmax(model):
+    """True when a functional/sequential model's last layer applies softmax."""
+    layers = getattr(model, "layers", None)
+    if not layers:
+        return False
+    last = layers[-1]
+    if isinstance(last, keras.layers.Softmax):
+        return True
+    activation = getattr(last, "activation", None)
+    return getattr(activation, "__name__", None) == "softmax"
 
 
 def _input_shape(model):
@@ -89,6 +104,12 @@ class Distiller(keras.Model):
         temperature: Positive float, the KD temperature `T` (used by `"kd"`).
         student_loss_weight: Float in `[0, 1]`, the weight `w` of the
             supervised cross-entropy.
+        teacher_outputs: `"logits"` (default) or `"probabilities"` for a
+            teacher that ends in a softmax; its outputs are then turned back
+            into logits by `log` (softmax ignores the lost constant). A teacher
+            that looks like it outputs probabilities while `"logits"` is
+            expected is refused, by its last layer or, failing that, by its
+            outputs on the first batch of `fit` / `evaluate`.
         **kwargs: Passed to `keras.Model` (e.g. `name`).
 
     Example:
@@ -113,11 +134,15 @@ class Distiller(keras.Model):
         loss="kd",
         temperature=4.0,
         student_loss_weight=0.1,
+        teacher_outputs="logits",
         **kwargs,
     ):
         kwargs.setdefault("name", "distiller")
         super().__init__(**kwargs)
         self._validate_arguments(teacher, student, loss, temperature, student_loss_weight)
+        self._validate_outputs(teacher, student, teacher_outputs)
+        self.teacher_outputs = teacher_outputs
+        self._teacher_outputs_checked = False
         self.teacher = teacher
         self.student = student
         self.distillation_loss_name = loss
@@ -175,6 +200,48 @@ class Distiller(keras.Model):
                 f"takes {teacher_input[1:]}, the student {student_input[1:]}."
             )
 
+    @staticmethod
+    def _validate_outputs(teacher, student, teacher_outputs):
+        if teacher_outputs not in TEACHER_OUTPUTS:
+            raise ValueError(
+                f"Unknown teacher_outputs={teacher_outputs!r}; expected one of "
+                f"{list(TEACHER_OUTPUTS)}."
+            )
+        if _ends_in_softmax(student):
+            raise ValueError(
+                f"The student {student.name!r} ends in a softmax: the Distiller trains "
+                "a student that outputs logits. Remove the final softmax activation."
+            )
+        if teacher_outputs == "logits" and _ends_in_softmax(teacher):
+            raise ValueError(
+                f"The teacher {teacher.name!r} ends in a softmax, so it outputs "
+                "probabilities, not logits. Pass teacher_outputs='probabilities' (its "
+                "outputs are turned back into logits by log) or remove the softmax."
+            )
+
+    def _check_teacher_outputs_on(self, images):
+        """Refuses a teacher whose rows are probabilities when logits are expected.
+
+        Static inspection misses a softmax inside a subclassed model; one
+        inference on a few samples of the first batch does not.
+        """
+        if self._teacher_outputs_checked or self.teacher_outputs != "logits":
+            return
+        if isinstance(images, dict):
+            images = images.get(TEACHER_IMAGES_KEY, images.get(IMAGES_KEY))
+        if images is None or not hasattr(images, "shape") or len(images.shape) < 1:
+            return
+        outputs = keras.ops.convert_to_numpy(self.teacher(images[:8], training=False))
+        self._teacher_outputs_checked = True
+        rows_sum_to_one = abs(outputs.sum(axis=-1) - 1.0) < 1e-4
+        if outputs.ndim == 2 and outputs.shape[-1] > 1 and (outputs >= 0).all() and rows_sum_to_one.all():
+            raise ValueError(
+                "The teacher's outputs are non-negative rows that sum to 1: they look "
+                "like probabilities, but the Distiller expects logits. Pass "
+                "teacher_outputs='probabilities' if they are, or remove the teacher's "
+                "final softmax."
+            )
+
     def _label_kind(self, y, num_classes):
         """'hard' or 'soft', from the static shape of the labels."""
         shape = tuple(y.shape)
@@ -193,6 +260,11 @@ class Distiller(keras.Model):
         Arrays and `tf.data` datasets reveal their label shape up front; other
         inputs (generators, PyDataset) are checked when the step is traced.
         """
+        if hasattr(x, "element_spec"):
+            for batch in x.take(1):
+                self._check_teacher_outputs_on(batch[0] if isinstance(batch, tuple) else batch)
+        else:
+            self._check_teacher_outputs_on(x)
         num_classes = _num_classes(self.student)
         if num_classes is None:
             return
@@ -255,7 +327,10 @@ class Distiller(keras.Model):
     def teacher_logits(self, inputs):
         """The frozen teacher's logits (inference mode, no gradient)."""
         _, teacher_inputs = self._split_inputs(inputs)
-        return ops.stop_gradient(self.teacher(teacher_inputs, training=False))
+        outputs = self.teacher(teacher_inputs, training=False)
+        if self.teacher_outputs == "probabilities":
+            outputs = ops.log(ops.maximum(ops.cast(outputs, "float32"), PROBABILITY_FLOOR))
+        return ops.stop_gradient(outputs)
 
     # -------------------------------------------------------------------- loss
 
@@ -362,6 +437,7 @@ class Distiller(keras.Model):
                 "loss": self.distillation_loss_name,
                 "temperature": self.temperature,
                 "student_loss_weight": self.student_loss_weight,
+                "teacher_outputs": self.teacher_outputs,
             }
         )
         return config
