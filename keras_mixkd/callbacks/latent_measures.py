@@ -140,7 +140,7 @@ class LatentMeasures(keras.callbacks.Callback):
         self.num_bins = num_bins
         self.teacher_values = {}
         self.measured = {"epoch": []}
-        self._runners = {}
+        self._runners = []
 
     def _target(self):
         model = self.model
@@ -153,16 +153,16 @@ class LatentMeasures(keras.callbacks.Callback):
 
     def _runner(self, model):
         """A model giving `[features, outputs]`, or `[outputs]` if no feature measure."""
-        key = id(model)
-        if key not in self._runners:
-            if any(name in FEATURE_MEASURES for name in self.measures):
-                features = feature_tensor(model, self.layer_name)
-                outputs = model.outputs[0]
-                runner = keras.Model(model.inputs, [features, outputs])
-            else:
-                runner = None
-            self._runners[key] = runner
-        return self._runners[key]
+        for known, runner in self._runners:
+            if known is model:
+                return runner
+        if any(name in FEATURE_MEASURES for name in self.measures):
+            features = feature_tensor(model, self.layer_name)
+            runner = keras.Model(model.inputs, [features, model.outputs[0]])
+        else:
+            runner = None
+        self._runners.append((model, runner))
+        return runner
 
     def compute(self, model):
         """Measures `model` on the held-out set; returns `{name: float}`."""
@@ -200,7 +200,7 @@ class LatentMeasures(keras.callbacks.Callback):
         return values
 
     def on_train_begin(self, logs=None):
-        self._runners = {}
+        self._runners = []
         self.teacher_values = {}
         self.measured = {"epoch": []}
         teacher = self._teacher_model()

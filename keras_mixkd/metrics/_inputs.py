@@ -34,11 +34,28 @@ def check_finite(tensor, name):
         )
 
 
-def as_features(features, name="features"):
+def check_finite_summary(summary, tensor, name):
+    """Raises `ValueError` unless `summary` (sums or means of `tensor`) is finite.
+
+    NaN and Inf propagate into sums, so a finite summary proves `tensor`
+    finite without a separate pass over it; only a failing summary costs a
+    full check, to say which it is.
+    """
+    if bool(ops.convert_to_numpy(ops.all(ops.isfinite(summary)))):
+        return
+    check_finite(tensor, name)
+    raise ValueError(
+        f"`{name}` is finite but too large: its float32 sums overflow "
+        f"(shape {tuple(tensor.shape)}). Rescale it."
+    )
+
+
+def as_features(features, name="features", check=True):
     """Returns features as a float32 `(N, D)` tensor on the backend's device.
 
     Arrays of more than two dimensions (e.g. convolutional maps) are flattened
-    per sample.
+    per sample. With `check=False` the caller checks finiteness itself (see
+    `check_finite_summary`).
     """
     if features is None:
         raise ValueError(f"`{name}` must be an array of shape (N, D), got None.")
@@ -60,7 +77,8 @@ def as_features(features, name="features"):
     tensor = ops.cast(tensor, "float32")
     if len(shape) > 2:
         tensor = ops.reshape(tensor, (shape[0], -1))
-    check_finite(tensor, name)
+    if check:
+        check_finite(tensor, name)
     return tensor
 
 

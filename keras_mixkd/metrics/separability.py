@@ -20,10 +20,12 @@ Shared conventions:
 
 import math
 
+import keras
 import numpy as np
 from keras import ops
 
 from keras_mixkd.metrics._inputs import as_features
+from keras_mixkd.metrics._inputs import check_finite_summary
 from keras_mixkd.metrics._inputs import class_ids
 
 # Target size of one block of the pairwise-distance matrix (GDV), in floats.
@@ -31,9 +33,12 @@ _BLOCK_ELEMENTS = 1 << 22
 
 
 def _prepare(features, labels):
-    features = as_features(features)
+    """Features `(N, D)` on the device, their column means (checked finite), ids, counts."""
+    features = as_features(features, check=False)
+    mean = ops.mean(features, axis=0)
+    check_finite_summary(mean, features, "features")
     ids, counts = class_ids(labels, int(features.shape[0]))
-    return features, ids, counts
+    return features, mean, ids, counts
 
 
 def _require_pairs(counts, measure):
@@ -45,25 +50,43 @@ def _require_pairs(counts, measure):
         )
 
 
-def _standardize(features):
-    """`0.5 * (F - mean) / std` per dimension; constant dimensions give 0."""
-    mean = ops.mean(features, axis=0)
+def _scaled(features, mean):
+    """`(F - mean) / std` per dimension; constant dimensions give 0."""
     centered = features - mean
     std = ops.sqrt(ops.mean(ops.square(centered), axis=0))
     constant = std <= 1e-6 * ops.abs(mean)
-    safe_std = ops.where(constant, ops.ones_like(std), std)
-    return 0.5 * ops.where(constant, ops.zeros_like(centered), centered / safe_std)
+    inverse_std = ops.where(
+        constant, ops.zeros_like(std), 1.0 / ops.where(constant, ops.ones_like(std), std)
+    )
+    return centered * inverse_std
+
+
+def _standardize(features, mean):
+    """The z-scores `0.5 * (F - mean) / std` of CD and GDV."""
+    return 0.5 * _scaled(features, mean)
 
 
 def _unit_rows(values):
-    norms = ops.sqrt(ops.sum(ops.square(values), axis=1, keepdims=True))
-    has_direction = norms > 0
-    safe = ops.where(has_direction, norms, ops.ones_like(norms))
-    return ops.where(has_direction, values / safe, ops.zeros_like(values))
+    """`(u, ||u||^2)`: rows scaled to unit norm (zero rows stay zero)."""
+    squared_norms = ops.sum(ops.square(values), axis=1)
+    has_direction = squared_norms > 0
+    inverse_norms = ops.where(
+        has_direction,
+        1.0 / ops.sqrt(ops.where(has_direction, squared_norms, ops.ones_like(squared_norms))),
+        ops.zeros_like(squared_norms),
+    )
+    return values * inverse_norms[:, None], squared_norms * ops.square(inverse_norms)
 
 
 def _class_sums(values, ids, num_classes):
-    return ops.segment_sum(values, ops.convert_to_tensor(ids), num_segments=num_classes)
+    """Per-class sums of the rows of `values` (`(L, ...)`)."""
+    ids = ops.convert_to_tensor(ids)
+    if keras.backend.backend() == "torch":
+        # Keras's torch segment_sum replicates the ids to the data's shape
+        # before a scatter; a one-hot matmul is several times faster there.
+        one_hot = ops.one_hot(ids, num_classes, dtype=values.dtype)
+        return ops.matmul(ops.transpose(one_hot), values)
+    return ops.segment_sum(values, ids, num_segments=num_classes)
 
 
 def _mean_within_and_between(pair_sums, counts, self_sums=None):
@@ -147,13 +170,14 @@ def class_discrimination(features, labels, return_terms=False):
     >>> features = centers[labels] + 0.5 * rng.normal(size=(1000, 64))
     >>> cd, intra, inter = class_discrimination(features, labels, return_terms=True)
     """
-    features, ids, counts = _prepare(features, labels)
+    features, mean, ids, counts = _prepare(features, labels)
     _require_pairs(counts, "class_discrimination")
     num_classes = counts.size
     dimensions = int(features.shape[1])
-    units = _unit_rows(_standardize(features))
+    # The 0.5 of the z-scores does not change a direction: it is left out.
+    units, unit_norms = _unit_rows(_scaled(features, mean))
     sums = _class_sums(units, ids, num_classes)
-    self_sums = _class_sums(ops.sum(ops.square(units), axis=1), ids, num_classes)
+    self_sums = _class_sums(unit_norms, ids, num_classes)
     gram = ops.matmul(sums, ops.transpose(sums))
     term_intra, term_inter = _mean_within_and_between(gram, counts, self_sums)
     cd = (term_intra - term_inter) / math.sqrt(dimensions)
@@ -193,7 +217,7 @@ def gdv(features, labels, return_terms=False, block_size=None):
     >>> labels = rng.integers(0, 3, size=300)
     >>> value = gdv(rng.normal(size=(300, 8)) + labels[:, None], labels)
     """
-    features, ids, counts = _prepare(features, labels)
+    features, mean, ids, counts = _prepare(features, labels)
     _require_pairs(counts, "gdv")
     num_examples, dimensions = (int(s) for s in features.shape)
     num_classes = counts.size
@@ -201,10 +225,9 @@ def gdv(features, labels, return_terms=False, block_size=None):
         block_size = max(1, _BLOCK_ELEMENTS // num_examples)
     if not isinstance(block_size, int) or block_size < 1:
         raise ValueError(f"`block_size` must be a positive integer, got {block_size!r}.")
-    z = _standardize(features)
+    z = _standardize(features, mean)
     squared_norms = ops.sum(ops.square(z), axis=1)
     column_index = ops.arange(num_examples)
-    ids_tensor = ops.convert_to_tensor(ids)
     pair_sums = ops.zeros((num_classes, num_classes), dtype="float32")
     for start in range(0, num_examples, block_size):
         stop = min(start + block_size, num_examples)
@@ -218,15 +241,10 @@ def gdv(features, labels, return_terms=False, block_size=None):
         # Self distances are 0; round-off in the Gram form would not give 0.
         is_self = ops.arange(start, stop)[:, None] == column_index[None, :]
         distances = ops.where(is_self, ops.zeros_like(distances), distances)
-        per_column_class = ops.segment_sum(
-            ops.transpose(distances), ids_tensor, num_segments=num_classes
-        )  # (L, block)
-        pair_sums = pair_sums + ops.transpose(
-            ops.segment_sum(
-                ops.transpose(per_column_class),
-                ids_tensor[start:stop],
-                num_segments=num_classes,
-            )
+        # (L, block): for each block row, the distance sums to each class.
+        per_column_class = _class_sums(ops.transpose(distances), ids, num_classes)
+        pair_sums = pair_sums + _class_sums(
+            ops.transpose(per_column_class), ids[start:stop], num_classes
         )
     # Symmetrise so the (a, b) and (b, a) sums agree exactly.
     pair_sums = 0.5 * (pair_sums + ops.transpose(pair_sums))
@@ -265,10 +283,10 @@ def class_separation(features, labels, standardize=False):
     >>> labels = rng.integers(0, 3, size=300)
     >>> r2 = class_separation(rng.normal(size=(300, 8)) + 3 * np.eye(8)[labels], labels)
     """
-    features, ids, counts = _prepare(features, labels)
+    features, mean, ids, counts = _prepare(features, labels)
     num_classes = counts.size
-    values = _standardize(features) if standardize else features
-    units = _unit_rows(values)
+    values = _scaled(features, mean) if standardize else features
+    units, _ = _unit_rows(values)
     means = _class_sums(units, ids, num_classes) / ops.convert_to_tensor(
         counts.astype(np.float32)
     )[:, None]
@@ -312,7 +330,7 @@ def nc1(features, labels, rcond=None):
     >>> labels = rng.integers(0, 4, size=400)
     >>> value = nc1(rng.normal(size=(400, 16)) + 4 * np.eye(16)[labels], labels)
     """
-    features, ids, counts = _prepare(features, labels)
+    features, global_mean, ids, counts = _prepare(features, labels)
     num_classes = counts.size
     dimensions = int(features.shape[1])
     if rcond is None:
@@ -321,7 +339,6 @@ def nc1(features, labels, rcond=None):
     class_means = _class_sums(features, ids, num_classes) / ops.convert_to_tensor(
         counts.astype(np.float32)
     )[:, None]
-    global_mean = ops.mean(features, axis=0)
     between = ops.transpose(class_means - global_mean)  # (D, L)
     directions, singular_values, _ = ops.svd(between, full_matrices=False)
     keep = singular_values > rcond * ops.max(singular_values)
