@@ -1,0 +1,455 @@
+"""SavedModel export of a distilled student, from every Keras backend.
+
+`export_student` writes the student (never the teacher of a `Distiller`) as a
+TensorFlow SavedModel whose `serving_default` signature takes a batch of any
+size, then reloads it with `tf.saved_model.load` in a fresh process and checks
+that it predicts what the Keras student predicts.
+
+How each backend gets there:
+
+- TensorFlow and JAX: Keras's own `model.export(path, format="tf_saved_model")`
+  (JAX goes through `jax2tf` with a polymorphic batch dimension).
+- PyTorch: Keras 3 cannot write a SavedModel from PyTorch (`model.export`
+  needs `torch_xla` and fails on a dynamic batch), so the student is saved as
+  `.keras` to a temporary file and exported by `model.export` in a child
+  process running the TensorFlow backend. The weights are the same; the
+  result is the same SavedModel a TensorFlow user would get.
+
+This module imports Keras and TensorFlow only inside functions: its command
+line (`python -m keras_mixkd.export`) is what the child processes run.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+DEFAULT_TOLERANCE = 1e-5
+# A student computing in half precision cannot match to 1e-5 across two
+# engines; these bounds are a few units of its last place on logits of O(10).
+HALF_PRECISION_TOLERANCE = {"float16": 5e-2, "bfloat16": 2.5e-1}
+SERVING_ENDPOINT = "serving_default"
+
+
+class ExportResult:
+    """What `export_student` wrote and what its verification found.
+
+    Arguments:
+        export_dir: The SavedModel folder.
+        backend: The Keras backend of the calling process.
+        route: How the SavedModel was written (`"model.export"` or
+            `"model.export in a TensorFlow-backend process"`).
+        model_name: Name of the exported student.
+        num_params: Number of weights of the student (trainable or not).
+        signature: Text of the serving signature, e.g.
+            `"images: float32 (None, 8, 8, 1) -> output_0: float32 (None, 10)"`.
+        max_abs_diff: Largest |SavedModel - Keras| over the verification
+            batches, or `None` when not verified.
+        batch_sizes: Batch sizes the verification ran.
+        tolerance: The bound `max_abs_diff` was held to.
+
+    Example:
+
+    ```python
+    result = export_student(distiller, "export/student")
+    print(result)            # one paragraph for a person
+    result.max_abs_diff      # 0.0 on TensorFlow
+    ```
+    """
+
+    def __init__(self, export_dir, backend, route, model_name, num_params, signature=None,
+                 max_abs_diff=None, batch_sizes=(), tolerance=None):
+        self.export_dir = export_dir
+        self.backend = backend
+        self.route = route
+        self.model_name = model_name
+        self.num_params = num_params
+        self.signature = signature
+        self.max_abs_diff = max_abs_diff
+        self.batch_sizes = tuple(batch_sizes)
+        self.tolerance = tolerance
+
+    @property
+    def verified(self):
+        return self.max_abs_diff is not None
+
+    def __repr__(self):
+        return (f"ExportResult(export_dir={self.export_dir!r}, backend={self.backend!r}, "
+                f"verified={self.verified}, max_abs_diff={self.max_abs_diff!r})")
+
+    def __str__(self):
+        lines = [
+            f"Exported student {self.model_name!r} ({self.num_params:,} weights) from the "
+            f"{self.backend} backend to {self.export_dir} as a TensorFlow SavedModel "
+            f"(via {self.route}).",
+        ]
+        if self.signature:
+            lines.append(f"Signature {SERVING_ENDPOINT!r}: {self.signature}.")
+        if self.verified:
+            sizes = " and ".join(str(size) for size in self.batch_sizes)
+            lines.append(
+                "Verified: reloaded with tf.saved_model.load in a fresh process; "
+                f"max |SavedModel - Keras| = {self.max_abs_diff:.3g} at batch sizes {sizes} "
+                f"(tolerance {self.tolerance:g})."
+            )
+        else:
+            lines.append("Not verified (verify=False).")
+        return "\n".join(lines)
+
+
+class _ExportError(RuntimeError):
+    pass
+
+
+def export_student(model_or_path, export_dir, *, overwrite=False, verify=True,
+                   verify_batch_size=4, tolerance=None, seed=0):
+    """Exports a distilled student as a TensorFlow SavedModel, from any backend.
+
+    The SavedModel has one endpoint, `serve`, and the `serving_default`
+    signature TensorFlow Serving reads, with a dynamic batch dimension. Only
+    the student is written: given a `Distiller`, its teacher is left out.
+
+    With `verify=True` (the default) the SavedModel is reloaded with
+    `tf.saved_model.load` in a fresh Python process and its `serving_default`
+    outputs on a random batch (and on that batch's first example alone, which
+    exercises the dynamic batch dimension) are compared with the Keras
+    student's; a difference above `tolerance` is an error and nothing is
+    left at `export_dir`.
+
+    Arguments:
+        model_or_path: A `keras_mixkd.Distiller` (its `student` is exported),
+            a built `keras.Model`, or the path of a `.keras` file holding
+            either.
+        export_dir: The SavedModel folder to write.
+        overwrite: Replace an existing SavedModel at `export_dir`. Without
+            it an existing path is refused. Only a SavedModel (or an empty
+            folder) is ever replaced.
+        verify: Reload and compare as described above.
+        verify_batch_size: Size of the random verification batch (>= 2).
+        tolerance: Largest accepted |SavedModel - Keras|; default `1e-5`
+            for a student computing in float32 (looser for a mixed-precision
+            student: 5e-2 in float16, 0.25 in bfloat16).
+        seed: Seed of the random verification batch.
+
+    Returns:
+        An `ExportResult`; `print` it for a one-paragraph account.
+
+    Example:
+
+    ```python
+    from keras_mixkd.export import export_student
+
+    distiller.fit(train_ds, epochs=240)
+    print(export_student(distiller, "export/student"))
+
+    import tensorflow as tf
+    serve = tf.saved_model.load("export/student").signatures["serving_default"]
+    ```
+    """
+    export_dir = _check_export_dir(export_dir, overwrite)
+    if isinstance(verify_batch_size, bool) or not isinstance(verify_batch_size, int) \
+            or verify_batch_size < 2:
+        raise ValueError(
+            f"`verify_batch_size` must be an int >= 2 (the verification also runs "
+            f"batch size 1); got {verify_batch_size!r}."
+        )
+    model = _resolve_student(model_or_path)
+    _check_built(model)
+    import keras
+
+    backend = keras.backend.backend()
+    input_shape = _single_input_shape(model) if verify else None
+    if tolerance is None:
+        tolerance = HALF_PRECISION_TOLERANCE.get(_compute_dtype(model), DEFAULT_TOLERANCE)
+
+    parent = os.path.dirname(os.path.abspath(export_dir))
+    os.makedirs(parent, exist_ok=True)
+    work_dir = tempfile.mkdtemp(prefix=".keras-mixkd-export-", dir=parent)
+    try:
+        staged = os.path.join(work_dir, "saved_model")
+        if backend == "torch":
+            route = "model.export in a TensorFlow-backend process"
+            keras_path = os.path.join(work_dir, "student.keras")
+            model.save(keras_path)
+            _run_child(["write", keras_path, staged], "export")
+        else:
+            route = "model.export"
+            model.export(staged, format="tf_saved_model", verbose=False)
+
+        signature, max_abs_diff, batch_sizes = None, None, ()
+        if verify:
+            import numpy as np
+
+            rng = np.random.default_rng(seed)
+            images = rng.random((verify_batch_size,) + input_shape, dtype=np.float32)
+            expected = keras.ops.convert_to_numpy(model(images, training=False))
+            batch_path = os.path.join(work_dir, "batch.npz")
+            np.savez(batch_path, images=images, expected=expected.astype("float32"))
+            report = _run_child(["verify", staged, batch_path], "verification")
+            signature, max_abs_diff = report["signature"], report["max_abs_diff"]
+            batch_sizes = report["batch_sizes"]
+            if report["batch_dim"] is not None:
+                raise _ExportError(
+                    f"The exported signature has a fixed batch dimension "
+                    f"({report['batch_dim']}); expected a dynamic one. Signature: {signature}."
+                )
+            if not max_abs_diff <= tolerance:
+                raise _ExportError(
+                    f"The SavedModel does not predict what the Keras student predicts: "
+                    f"max |SavedModel - Keras| = {max_abs_diff:.3g} > tolerance {tolerance:g} "
+                    f"(batch sizes {batch_sizes}). Nothing was written to {export_dir}."
+                )
+        if os.path.lexists(export_dir):  # Allowed by _check_export_dir (overwrite=True).
+            shutil.rmtree(export_dir)
+        os.replace(staged, export_dir)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+    return ExportResult(
+        export_dir=export_dir, backend=backend, route=route, model_name=model.name,
+        num_params=sum(_size(weight.shape) for weight in model.weights),
+        signature=signature, max_abs_diff=max_abs_diff, batch_sizes=batch_sizes,
+        tolerance=tolerance,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Checks
+# ---------------------------------------------------------------------------
+
+
+def _size(shape):
+    size = 1
+    for dim in shape:
+        size *= int(dim)
+    return size
+
+
+def _check_export_dir(export_dir, overwrite):
+    if not isinstance(export_dir, (str, os.PathLike)):
+        raise TypeError(
+            f"`export_dir` must be a path (str or os.PathLike); got "
+            f"{type(export_dir).__name__}: {export_dir!r}."
+        )
+    export_dir = os.fspath(export_dir)
+    if not export_dir:
+        raise ValueError("`export_dir` must be a non-empty path.")
+    if not os.path.lexists(export_dir):
+        return export_dir
+    if not overwrite:
+        raise ValueError(
+            f"{export_dir} already exists; pass overwrite=True (`--overwrite` on the "
+            "command line) to replace it, or choose another path."
+        )
+    is_saved_model = os.path.isfile(os.path.join(export_dir, "saved_model.pb"))
+    is_empty_dir = os.path.isdir(export_dir) and not os.listdir(export_dir)
+    if os.path.islink(export_dir) or not (is_saved_model or is_empty_dir):
+        raise ValueError(
+            f"{export_dir} exists and is not a SavedModel folder (no saved_model.pb); "
+            "overwrite=True only replaces a SavedModel or an empty folder. Remove it "
+            "yourself or choose another path."
+        )
+    return export_dir
+
+
+def _register_keras_mixkd_objects():
+    """Imports the modules whose classes a `.keras` file of ours may name."""
+    import importlib
+    import pkgutil
+
+    import keras_mixkd.distill.distiller  # noqa: F401
+    import keras_mixkd.models as models
+
+    for info in pkgutil.iter_modules(models.__path__):
+        importlib.import_module(f"keras_mixkd.models.{info.name}")
+
+
+def _load_keras_file(path):
+    import keras
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No model file at {path}.")
+    if not path.endswith(".keras") or not os.path.isfile(path):
+        raise ValueError(
+            f"Expected a `.keras` file (saved by model.save) of a Distiller or a "
+            f"student; got {path}."
+        )
+    _register_keras_mixkd_objects()
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as error:  # Corrupt or foreign file: name it.
+        raise ValueError(f"Cannot load {path} as a Keras model: {error}") from error
+
+
+def _resolve_student(model_or_path):
+    """The model to export: the student of a distiller, or the model itself."""
+    if isinstance(model_or_path, (str, os.PathLike)):
+        model = _load_keras_file(model_or_path)
+    else:
+        model = model_or_path
+    import keras
+
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            "`model_or_path` must be a Distiller, a keras.Model or the path of a .keras "
+            f"file; got {type(model).__name__}."
+        )
+    # keras_mixkd.Distiller and keras.distillation.Distiller both hold the
+    # plain student in `.student`; the teacher must never be shipped.
+    student = getattr(model, "student", None)
+    if isinstance(student, keras.Model) and isinstance(getattr(model, "teacher", None), keras.Model):
+        return student
+    return model
+
+
+def _check_built(model):
+    if not model.built or not model.weights:
+        raise ValueError(
+            f"Model {model.name!r} was never built: it has no weights to export. Call it "
+            "on a batch (or `model.build(input_shape)`), or train it, before exporting."
+        )
+
+
+def _single_input_shape(model):
+    """The `(height, width, channels)`-like shape of a one-input model."""
+    try:
+        shape = model.input_shape
+    except (AttributeError, ValueError):
+        shape = None
+    if isinstance(shape, list) and len(shape) == 1:
+        shape = shape[0]
+    if not isinstance(shape, tuple) or not shape or any(
+        isinstance(dim, (tuple, list)) for dim in shape
+    ):
+        raise ValueError(
+            f"Verification feeds a random batch to the model's single input, but the input "
+            f"shape of {model.name!r} is {shape!r}. Pass verify=False to export it unverified."
+        )
+    if any(dim is None for dim in shape[1:]):
+        raise ValueError(
+            f"Verification needs a fixed input shape besides the batch; {model.name!r} takes "
+            f"{shape}. Pass verify=False to export it unverified."
+        )
+    return tuple(int(dim) for dim in shape[1:])
+
+
+def _compute_dtype(model):
+    policy = getattr(model, "dtype_policy", None)
+    compute = getattr(policy, "compute_dtype", None)
+    for layer in getattr(model, "layers", ()):
+        layer_dtype = getattr(getattr(layer, "dtype_policy", None), "compute_dtype", None)
+        if layer_dtype in HALF_PRECISION_TOLERANCE:
+            return layer_dtype
+    return compute
+
+
+# ---------------------------------------------------------------------------
+# Child processes
+# ---------------------------------------------------------------------------
+
+
+def _run_child(arguments, what):
+    """Runs `python -m keras_mixkd.export ARGUMENTS` with the TensorFlow backend.
+
+    Returns the JSON object the child prints on its last line of stdout.
+    """
+    env = dict(os.environ)
+    env["KERAS_BACKEND"] = "tensorflow"
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # A child never needs several devices; keep the parent's device flags out.
+    env.pop("XLA_FLAGS", None)
+    completed = subprocess.run(
+        [sys.executable, "-m", "keras_mixkd.export", *arguments],
+        env=env, capture_output=True, text=True, check=False,
+    )
+    if completed.returncode != 0:
+        tail = "\n".join(completed.stderr.strip().splitlines()[-15:])
+        raise _ExportError(f"The {what} process failed (exit {completed.returncode}):\n{tail}")
+    last_line = completed.stdout.strip().splitlines()[-1] if completed.stdout.strip() else "{}"
+    return json.loads(last_line)
+
+
+def _write_in_child(keras_path, export_dir):
+    """Child side of the PyTorch route: `.keras` -> SavedModel, TensorFlow backend."""
+    model = _load_keras_file(keras_path)
+    model.export(export_dir, format="tf_saved_model", verbose=False)
+    return {"written": export_dir}
+
+
+def _describe_spec(name, spec):
+    shape = tuple(spec.shape.as_list()) if spec.shape.rank is not None else None
+    return f"{name}: {spec.dtype.name} {shape}"
+
+
+def _verify_in_child(export_dir, batch_path):
+    """Child side of verification: tf.saved_model.load only, no Keras."""
+    import numpy as np
+    import tensorflow as tf
+
+    batch = np.load(batch_path)
+    images, expected = batch["images"], batch["expected"]
+    loaded = tf.saved_model.load(export_dir)
+    if SERVING_ENDPOINT not in loaded.signatures:
+        raise _ExportError(
+            f"{export_dir} has no {SERVING_ENDPOINT!r} signature; found {list(loaded.signatures)}."
+        )
+    serve = loaded.signatures[SERVING_ENDPOINT]
+    _, input_specs = serve.structured_input_signature
+    if len(input_specs) != 1:
+        raise _ExportError(f"Expected one input in the signature; got {sorted(input_specs)}.")
+    (input_name, input_spec), = input_specs.items()
+    output_specs = serve.structured_outputs
+    if len(output_specs) != 1:
+        raise _ExportError(f"Expected one output in the signature; got {sorted(output_specs)}.")
+    (output_name, output_spec), = output_specs.items()
+
+    max_abs_diff = 0.0
+    batch_sizes = (len(images), 1)
+    for size in batch_sizes:
+        outputs = serve(**{input_name: tf.constant(images[:size])})[output_name].numpy()
+        if outputs.shape != expected[:size].shape:
+            raise _ExportError(
+                f"The SavedModel returned shape {outputs.shape} for a batch of {size}; "
+                f"the Keras student returns {expected[:size].shape}."
+            )
+        diff = np.abs(outputs.astype("float64") - expected[:size].astype("float64"))
+        max_abs_diff = max(max_abs_diff, float(np.max(diff)) if diff.size else 0.0)
+        if not np.all(np.isfinite(outputs)) and np.all(np.isfinite(expected[:size])):
+            max_abs_diff = float("inf")
+    batch_dim = input_spec.shape.as_list()[0] if input_spec.shape.rank else None
+    return {
+        "signature": f"{_describe_spec(input_name, input_spec)} -> "
+                     f"{_describe_spec(output_name, output_spec)}",
+        "max_abs_diff": max_abs_diff,
+        "batch_sizes": list(batch_sizes),
+        "batch_dim": batch_dim,
+    }
+
+
+def _child_main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m keras_mixkd.export",
+        description="Internal steps of keras_mixkd.export_student, run in a child process. "
+                    "Users call `keras-mixkd export` or `export_student` instead.")
+    steps = parser.add_subparsers(dest="step", required=True)
+    write = steps.add_parser("write", help=".keras -> SavedModel with the TensorFlow backend")
+    write.add_argument("keras_path")
+    write.add_argument("export_dir")
+    check = steps.add_parser("verify", help="reload a SavedModel and compare with saved outputs")
+    check.add_argument("export_dir")
+    check.add_argument("batch_path")
+    args = parser.parse_args(argv)
+    if args.step == "write":
+        report = _write_in_child(args.keras_path, args.export_dir)
+    else:
+        report = _verify_in_child(args.export_dir, args.batch_path)
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main())
