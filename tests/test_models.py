@@ -10,6 +10,61 @@ from keras_mixkd.models import list_models
 
 DIGITS_MODELS = ("digits_cnn_small", "digits_cnn")
 
+# Parameter counts of the reference zoo at 100 classes (../shared/papers.md,
+# counted from RepDistiller / mdistiller), in millions to the printed
+# precision, and the width of each model's feature vector.
+REFERENCE_MILLIONS = {
+    "resnet20": 0.278,
+    "resnet32": 0.473,
+    "resnet56": 0.862,
+    "resnet110": 1.737,
+    "resnet8x4": 1.234,
+    "resnet32x4": 7.434,
+    "wrn_16_2": 0.703,
+    "wrn_40_1": 0.570,
+    "wrn_40_2": 2.255,
+    "vgg8": 3.965,
+    "vgg13": 9.462,
+    "mobilenetv2": 0.813,
+    "shufflev1": 0.949,
+    "shufflev2": 1.356,
+}
+FEATURE_WIDTH = {
+    **{f"resnet{d}": 64 for d in (8, 14, 20, 32, 44, 56, 110)},
+    "resnet8x4": 256,
+    "resnet32x4": 256,
+    "wrn_16_1": 64,
+    "wrn_16_2": 128,
+    "wrn_40_1": 64,
+    "wrn_40_2": 128,
+    **{f"vgg{d}": 512 for d in (8, 11, 13, 16, 19)},
+    "mobilenetv2": 1280,
+    "shufflev1": 960,
+    "shufflev2": 1024,
+    "resnet18": 512,
+    "lenet5": 84,
+    "alexnet": 256,
+    "digits_cnn_small": 16,
+    "digits_cnn": 64,
+}
+CIFAR_ZOO = sorted(set(FEATURE_WIDTH) - set(DIGITS_MODELS))
+
+
+def _conv(cin, cout, k):
+    return cin * cout * k * k
+
+
+# Models outside the table, counted by hand from their architectures at 100
+# classes. ResNet-18: the well-known 11,173,962 at 10 classes, +90 outputs.
+HAND_COUNTS = {
+    "resnet18": 11_173_962 + 90 * (512 + 1),
+    "lenet5": _conv(3, 6, 5) + 6 + _conv(6, 16, 5) + 16 + 400 * 120 + 120 + 120 * 84 + 84 + 84 * 100 + 100,
+    "alexnet": (
+        _conv(3, 64, 11) + 64 + _conv(64, 192, 5) + 192 + _conv(192, 384, 3) + 384
+        + _conv(384, 256, 3) + 256 + _conv(256, 256, 3) + 256 + 256 * 100 + 100
+    ),
+}
+
 
 def _forward(model, input_shape, rng):
     images = rng.random((2, *input_shape)).astype("float32")
@@ -26,6 +81,48 @@ def _check_contract(model, num_classes):
     assert model.outputs[0] is head.output or model.output_shape == (None, num_classes)
     # The classifier reads the features directly.
     assert head.input is features.output
+
+
+@pytest.mark.parametrize("name", CIFAR_ZOO)
+def test_zoo_model_builds_runs_and_matches_the_reference_count(name, rng):
+    # Built once at 100 classes: counted, then run at batch 2.
+    model = get_model(name, 100)
+    _check_contract(model, 100)
+    assert model.get_layer("features").output.shape == (None, FEATURE_WIDTH[name])
+    if name in REFERENCE_MILLIONS:
+        millions = count_params_pytorch_style(model) / 1e6
+        assert round(millions, 3) == REFERENCE_MILLIONS[name], (name, millions)
+    if name in HAND_COUNTS:
+        assert count_params_pytorch_style(model) == HAND_COUNTS[name]
+    _, logits = _forward(model, (32, 32, 3), rng)
+    assert logits.shape == (2, 100) and np.all(np.isfinite(logits))
+
+
+def test_every_listed_model_is_covered():
+    assert set(list_models()) == set(FEATURE_WIDTH)
+
+
+@pytest.mark.parametrize("name", ["resnet8", "wrn_16_1", "vgg8", "shufflev2"])
+def test_zoo_models_take_small_grey_images(name, rng):
+    model = get_model(name, 10, (8, 8, 1))
+    _, logits = _forward(model, (8, 8, 1), rng)
+    assert logits.shape == (2, 10)
+
+
+@pytest.mark.parametrize("name, size", [("lenet5", 16), ("alexnet", 29), ("vgg8", 8)])
+def test_too_small_inputs_are_refused(name, size):
+    with pytest.raises(ValueError, match=f"at least {size}x{size}"):
+        get_model(name, 10, (size - 1, size - 1, 3))
+
+
+def test_aliases_of_the_reference_code():
+    assert get_model("LeNet", 10).name == "lenet5"
+    # Argument checks run before building: the error names the model that
+    # the alias resolved to, at no building cost.
+    for alias, name in (("MobileNetV2", "mobilenetv2"), ("mobile_half", "mobilenetv2"),
+                        ("ShuffleV1", "shufflev1"), ("vgg8_bn", "vgg8")):
+        with pytest.raises(ValueError, match=f"^{name}: `num_classes`"):
+            get_model(alias, 1)
 
 
 @pytest.mark.parametrize("name", DIGITS_MODELS)

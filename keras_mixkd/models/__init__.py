@@ -21,8 +21,33 @@ import importlib
 
 # name -> (module in this package, builder function).
 _REGISTRY = {
+    **{
+        f"resnet{depth}": ("resnet", f"resnet{depth}")
+        for depth in (8, 14, 20, 32, 44, 56, 110)
+    },
+    "resnet8x4": ("resnet", "resnet8x4"),
+    "resnet32x4": ("resnet", "resnet32x4"),
+    **{name: ("wrn", name) for name in ("wrn_16_1", "wrn_16_2", "wrn_40_1", "wrn_40_2")},
+    **{name: ("vgg", name) for name in ("vgg8", "vgg11", "vgg13", "vgg16", "vgg19")},
+    "mobilenetv2": ("mobilenetv2", "mobilenetv2"),
+    "shufflev1": ("shufflenetv1", "shufflev1"),
+    "shufflev2": ("shufflenetv2", "shufflev2"),
+    "resnet18": ("resnet18", "resnet18"),
+    "lenet5": ("lenet", "lenet5"),
+    "alexnet": ("alexnet", "alexnet"),
     "digits_cnn_small": ("digits_cnn", "digits_cnn_small"),
     "digits_cnn": ("digits_cnn", "digits_cnn"),
+}
+
+# Other spellings users of RepDistiller / mdistiller type (matched after
+# lower-casing, so "MobileNetV2", "ShuffleV1", "ResNet18" work as they are).
+_ALIASES = {
+    "mobile_half": "mobilenetv2",
+    "mobilenetv2_half": "mobilenetv2",
+    "shufflenetv1": "shufflev1",
+    "shufflenetv2": "shufflev2",
+    "lenet": "lenet5",
+    **{f"{name}_bn": name for name in ("vgg8", "vgg11", "vgg13", "vgg16", "vgg19")},
 }
 
 
@@ -36,7 +61,9 @@ def get_model(name, num_classes, input_shape=(32, 32, 3)):
 
     Arguments:
         name: one of `list_models()`, e.g. "resnet20", "wrn_40_2",
-            "resnet32x4", "digits_cnn".
+            "resnet32x4", "digits_cnn" (case-insensitive; the reference
+            code's spellings "MobileNetV2", "mobile_half", "ShuffleV1",
+            "vgg8_bn" are accepted too).
         num_classes: number of output logits.
         input_shape: (height, width, channels), channels last. The CIFAR zoo
             is made for (32, 32, 3) and takes other sizes its downsampling
@@ -55,6 +82,7 @@ def get_model(name, num_classes, input_shape=(32, 32, 3)):
     if not isinstance(name, str):
         raise TypeError(f"Model name must be a string, got {name!r}.")
     key = name.strip().lower()
+    key = _ALIASES.get(key, key)
     if key not in _REGISTRY:
         raise ValueError(
             f"Unknown model {name!r}. Known models: {', '.join(list_models())}."

@@ -66,3 +66,41 @@ def batch_norm(name=None):
     # PyTorch's BatchNorm2d defaults (momentum 0.1 there = 0.9 here, eps 1e-5),
     # so a trained reference model and this one normalise alike.
     return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
+
+
+def conv2d(x, filters, kernel_size, strides=1, groups=1, use_bias=False, name=None):
+    """A convolution padded like PyTorch's `padding=kernel_size // 2`.
+
+    Keras' "same" padding puts the odd pixel of a strided convolution at the
+    bottom/right, PyTorch pads both sides alike; explicit zero padding keeps
+    the sampling grid of the reference models (so their weights would carry
+    over), at no cost in parameters.
+    """
+    pad = kernel_size // 2
+    if strides > 1 and pad > 0:
+        x = keras.layers.ZeroPadding2D(pad, name=None if name is None else f"{name}_pad")(x)
+        padding = "valid"
+    else:
+        padding = "same"
+    return keras.layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        groups=groups,
+        use_bias=use_bias,
+        name=name,
+    )(x)
+
+
+def depthwise_conv2d(x, kernel_size, strides=1, name=None):
+    """A depthwise convolution (no bias) padded like PyTorch's."""
+    pad = kernel_size // 2
+    if strides > 1 and pad > 0:
+        x = keras.layers.ZeroPadding2D(pad, name=None if name is None else f"{name}_pad")(x)
+        padding = "valid"
+    else:
+        padding = "same"
+    return keras.layers.DepthwiseConv2D(
+        kernel_size, strides=strides, padding=padding, use_bias=False, name=name
+    )(x)

@@ -1,0 +1,47 @@
+"""AlexNet at CIFAR size (study A's larger student)."""
+
+import keras
+
+from keras_mixkd.models._common import check_input_shape
+from keras_mixkd.models._common import check_num_classes
+from keras_mixkd.models._common import classifier_head
+
+# 11x11 stride-4 stem then three 2x2 max-pools: 29x29 is the smallest input
+# that leaves one pixel.
+MIN_SIZE = 29
+
+
+def alexnet(num_classes=10, input_shape=(32, 32, 3)):
+    """AlexNet for 32x32 images, as in the common CIFAR port (bearpaw's).
+
+    conv11x11/4(64)-relu, max-pool 2, conv5x5(192)-relu, max-pool 2,
+    conv3x3(384)-relu, conv3x3(256)-relu, conv3x3(256)-relu, max-pool 2,
+    flatten ("features", 256-d at 32x32), Dense ("logits"). No dropout, no
+    hidden fully connected layers. 2.47 M parameters at 10 classes.
+
+    Arguments:
+        num_classes: number of output logits.
+        input_shape: (height, width, channels), at least 29x29.
+
+    Example:
+
+    >>> model = alexnet(num_classes=10)
+    >>> model.get_layer("features").output.shape
+    (None, 256)
+    """
+    name = "alexnet"
+    num_classes = check_num_classes(num_classes, name)
+    input_shape = check_input_shape(input_shape, name, min_size=MIN_SIZE)
+    inputs = keras.Input(input_shape, name="images")
+    x = keras.layers.ZeroPadding2D(5, name="conv1_pad")(inputs)
+    x = keras.layers.Conv2D(64, 11, strides=4, activation="relu", name="conv1")(x)
+    x = keras.layers.MaxPooling2D(2, name="pool1")(x)
+    x = keras.layers.Conv2D(192, 5, padding="same", activation="relu", name="conv2")(x)
+    x = keras.layers.MaxPooling2D(2, name="pool2")(x)
+    x = keras.layers.Conv2D(384, 3, padding="same", activation="relu", name="conv3")(x)
+    x = keras.layers.Conv2D(256, 3, padding="same", activation="relu", name="conv4")(x)
+    x = keras.layers.Conv2D(256, 3, padding="same", activation="relu", name="conv5")(x)
+    x = keras.layers.MaxPooling2D(2, name="pool3")(x)
+    features = keras.layers.Flatten(name="features")(x)
+    logits = classifier_head(features, num_classes)
+    return keras.Model(inputs, logits, name=name)

@@ -1,0 +1,89 @@
+"""Wide ResNets of the KD benchmarks: wrn_16_1, wrn_16_2, wrn_40_1, wrn_40_2.
+
+WRN-d-k of Zagoruyko & Komodakis (2016) for 32x32 images, as in the
+RepDistiller / mdistiller benchmark code: a 3x3 stem with 16 channels, three
+stages of (d-4)/6 pre-activation blocks with 16k, 32k, 64k channels
+(strides 1, 2, 2), a final BN-relu, global average pooling, linear
+classifier. No dropout (the benchmarks use dropRate 0).
+"""
+
+import keras
+
+from keras_mixkd.models._common import batch_norm
+from keras_mixkd.models._common import check_input_shape
+from keras_mixkd.models._common import check_num_classes
+from keras_mixkd.models._common import classifier_head
+from keras_mixkd.models._common import conv2d
+
+
+def wide_basic_block(x, filters, strides, name):
+    """Pre-activation block: BN-relu-conv3x3-BN-relu-conv3x3 plus shortcut.
+
+    When the channel count changes, the shortcut is a 1x1 convolution of the
+    pre-activated input (as in the reference code); otherwise it is the
+    input itself.
+    """
+    preactivated = batch_norm(name=f"{name}_bn1")(x)
+    preactivated = keras.layers.ReLU(name=f"{name}_relu1")(preactivated)
+    if x.shape[-1] == filters and strides == 1:
+        shortcut = x
+    else:
+        shortcut = conv2d(preactivated, filters, 1, strides=strides, name=f"{name}_shortcut_conv")
+    out = conv2d(preactivated, filters, 3, strides=strides, name=f"{name}_conv1")
+    out = batch_norm(name=f"{name}_bn2")(out)
+    out = keras.layers.ReLU(name=f"{name}_relu2")(out)
+    out = conv2d(out, filters, 3, name=f"{name}_conv2")
+    return keras.layers.Add(name=f"{name}_add")([out, shortcut])
+
+
+def wide_resnet(depth, widen_factor, num_classes, input_shape, name):
+    """A WRN-depth-widen_factor for CIFAR.
+
+    Arguments:
+        depth: 6n+4 (16, 22, 28, 40, ...).
+        widen_factor: channel multiplier k.
+        num_classes: number of output logits.
+        input_shape: (height, width, channels).
+        name: name of the returned model.
+    """
+    if (depth - 4) % 6 != 0:
+        raise ValueError(f"A wide ResNet has 6n+4 layers, got depth={depth}.")
+    blocks_per_stage = (depth - 4) // 6
+    num_classes = check_num_classes(num_classes, name)
+    input_shape = check_input_shape(input_shape, name)
+    inputs = keras.Input(input_shape, name="images")
+    x = conv2d(inputs, 16, 3, name="stem_conv")
+    for stage, filters in enumerate((16 * widen_factor, 32 * widen_factor, 64 * widen_factor), 1):
+        for block in range(blocks_per_stage):
+            strides = 2 if stage > 1 and block == 0 else 1
+            x = wide_basic_block(x, filters, strides, name=f"stage{stage}_block{block}")
+    x = batch_norm(name="final_bn")(x)
+    x = keras.layers.ReLU(name="final_relu")(x)
+    features = keras.layers.GlobalAveragePooling2D(name="features")(x)
+    logits = classifier_head(features, num_classes)
+    return keras.Model(inputs, logits, name=name)
+
+
+def _builder(depth, widen_factor):
+    name = f"wrn_{depth}_{widen_factor}"
+
+    def build(num_classes=100, input_shape=(32, 32, 3)):
+        return wide_resnet(depth, widen_factor, num_classes, input_shape, name)
+
+    build.__name__ = name
+    build.__doc__ = (
+        f"{name}: WRN-{depth}-{widen_factor} for CIFAR "
+        f"({64 * widen_factor}-d features).\n\n"
+        "    Arguments:\n"
+        "        num_classes: number of output logits.\n"
+        "        input_shape: (height, width, channels), (32, 32, 3) for CIFAR.\n\n"
+        "    Example:\n\n"
+        f"    >>> model = {name}(num_classes=100)\n"
+    )
+    return build
+
+
+wrn_16_1 = _builder(16, 1)
+wrn_16_2 = _builder(16, 2)
+wrn_40_1 = _builder(40, 1)
+wrn_40_2 = _builder(40, 2)
