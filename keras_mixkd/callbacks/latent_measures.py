@@ -124,7 +124,14 @@ class LatentMeasures(keras.callbacks.Callback):
             if "images" not in x:
                 raise ValueError(f"A dict `x` must have an 'images' entry, got keys {sorted(x)}.")
             x = x["images"]
-        num_examples = int(np.shape(x)[0])
+        shape = getattr(x, "shape", None)
+        if shape is None or len(shape) < 2:
+            raise TypeError(
+                "`x` must be an array or tensor of held-out inputs (N, ...), "
+                f"got {type(x).__name__}. (A tf.data.Dataset would not give the "
+                "same examples in the same order every epoch: materialise it.)"
+            )
+        num_examples = int(shape[0])
         self.labels = integer_labels(y, num_examples, "y")
         if np.unique(self.labels).size < 2:
             raise ValueError("The held-out set `y` must hold at least two classes.")
