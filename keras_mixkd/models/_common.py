@@ -58,8 +58,15 @@ def check_num_classes(num_classes, model_name):
 
 
 def classifier_head(features, num_classes):
-    """The final Dense layer, named "logits", on the flat feature vector."""
-    return keras.layers.Dense(num_classes, name="logits")(features)
+    """The final Dense layer, named "logits", on the flat feature vector.
+
+    Under a mixed-precision policy (`mixed_float16`, `mixed_bfloat16`) it
+    computes in float32, as Keras's mixed-precision guide asks of the last
+    layer: the logits, the losses and a SavedModel's outputs stay float32.
+    """
+    policy = keras.config.dtype_policy()
+    dtype = "float32" if policy.compute_dtype != policy.variable_dtype else None
+    return keras.layers.Dense(num_classes, name="logits", dtype=dtype)(features)
 
 
 def batch_norm(name=None):
