@@ -4,6 +4,8 @@ import numbers
 
 import numpy as np
 
+from keras_mixkd._checks import check_finite
+
 TEACHER_SEES = ("same", "clean")
 
 
@@ -137,6 +139,7 @@ def _check_images(images):
         )
     if len(images) == 0:
         raise ValueError("images is empty: make_dataset needs at least one example.")
+    check_finite(images, "images", "repair or drop those images before training")
     return images.astype(np.float32, copy=False)
 
 
@@ -155,6 +158,7 @@ def _check_labels(labels, num_examples, num_classes):
                 f"Dense labels have {labels.shape[1]} columns but "
                 f"num_classes={num_classes}."
             )
+        check_finite(labels, "labels")
         return labels.astype(np.float32, copy=False)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(

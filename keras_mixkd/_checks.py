@@ -1,0 +1,140 @@
+"""Checks of user arrays shared by the data pipeline and the Distiller (NumPy only).
+
+Each check raises a `ValueError` or `TypeError` whose message names the
+argument, what was given and what is expected, so that a bad input stops a run
+before Keras traces a step (where the error would surface deep inside a
+backend, or not at all: a NaN image trains to NaN weights without a word, an
+out-of-range class id gives a zero loss on JAX and TensorFlow).
+
+This module imports no Keras: the command line may use it before the backend
+is chosen.
+"""
+
+import numpy as np
+
+
+def check_not_empty(array, what):
+    """Raise `ValueError` when `array` has no examples (length 0).
+
+    Example:
+
+    >>> check_not_empty(np.zeros((0, 8, 8, 1)), "images")
+    Traceback (most recent call last):
+    ...
+    ValueError: images is empty (shape (0, 8, 8, 1)): training needs at least one example.
+    """
+    if np.ndim(array) == 0 or len(array) == 0:
+        raise ValueError(
+            f"{what} is empty (shape {np.shape(array)}): training needs at least one example."
+        )
+
+
+def check_finite(array, what, hint="remove or repair those examples"):
+    """Raise `ValueError` when a float array holds NaN or infinite values.
+
+    The message gives how many values are bad and the first bad example's
+    index, so the user can find it in their data.
+
+    Arguments:
+        array: a NumPy array (integer arrays are always finite).
+        what: the argument's name in the message, e.g. "images".
+        hint: what to do, appended to the message.
+
+    Example:
+
+    >>> check_finite(np.array([[0.5, np.nan]]), "labels")
+    Traceback (most recent call last):
+    ...
+    ValueError: labels holds 1 NaN and 0 infinite values (first in example 0): remove or repair those examples.
+    """
+    array = np.asarray(array)
+    if not np.issubdtype(array.dtype, np.floating) or array.size == 0:
+        return
+    # One pass in the common case; the counts only when something is wrong.
+    if np.isfinite(array.sum(dtype=np.float64)) and np.isfinite(array).all():
+        return
+    nan = int(np.isnan(array).sum())
+    inf = int(np.isinf(array).sum())
+    if nan == 0 and inf == 0:
+        return  # the sum overflowed on large finite values
+    bad = ~np.isfinite(array.reshape(len(array), -1) if array.ndim > 1 else array[:, None])
+    first = int(np.flatnonzero(bad.any(axis=1))[0])
+    raise ValueError(
+        f"{what} holds {nan} NaN and {inf} infinite values (first in example {first}): {hint}."
+    )
+
+
+def check_class_ids(labels, num_classes, what="labels"):
+    """Raise when integer class ids are not whole numbers in `[0, num_classes)`.
+
+    Arguments:
+        labels: a NumPy array of shape (N,) or (N, 1).
+        num_classes: the model's number of classes, or None (then only
+            negative ids are refused).
+        what: the argument's name in the message.
+
+    Example:
+
+    >>> check_class_ids(np.array([0, 3, 10]), 10)
+    Traceback (most recent call last):
+    ...
+    ValueError: labels hold class id 10 (example 2), out of range for 10 classes: class ids must lie in [0, 10).
+    """
+    labels = np.asarray(labels).reshape(-1)
+    if labels.size == 0:
+        return
+    if np.issubdtype(labels.dtype, np.floating):
+        check_finite(labels, what)
+        if np.any(labels != np.round(labels)):
+            index = int(np.flatnonzero(labels != np.round(labels))[0])
+            raise TypeError(
+                f"{what} must be integer class ids, got the non-integer value {labels[index]} "
+                f"(example {index}, dtype {labels.dtype}); pass int class ids, or soft labels "
+                "as rows (N, num_classes)."
+            )
+    elif not np.issubdtype(labels.dtype, np.integer):
+        raise TypeError(f"{what} must be integer class ids, got dtype {labels.dtype}.")
+    low, high = labels.min(), labels.max()
+    if low < 0:
+        index = int(np.argmin(labels))
+        raise ValueError(
+            f"{what} hold the negative class id {low:g} (example {index}): class ids must "
+            f"lie in [0, num_classes)."
+        )
+    if num_classes is not None and high >= num_classes:
+        index = int(np.argmax(labels))
+        raise ValueError(
+            f"{what} hold class id {high:g} (example {index}), out of range for {num_classes} "
+            f"classes: class ids must lie in [0, {num_classes})."
+        )
+
+
+def check_soft_labels(labels, num_classes=None, what="labels", tolerance=1e-3):
+    """Raise when dense labels are not finite, non-negative rows summing to 1.
+
+    Example:
+
+    >>> check_soft_labels(np.array([[0.5, 0.6]]), 2)
+    Traceback (most recent call last):
+    ...
+    ValueError: labels rows must be probabilities summing to 1; row 0 sums to 1.1.
+    """
+    labels = np.asarray(labels)
+    if num_classes is not None and labels.shape[-1] != num_classes:
+        raise ValueError(
+            f"{what} are dense rows with {labels.shape[-1]} columns, but the model "
+            f"predicts {num_classes} classes."
+        )
+    if labels.size == 0:
+        return
+    check_finite(labels, what)
+    if labels.min() < 0:
+        row = int(np.flatnonzero((labels < 0).any(axis=-1))[0])
+        raise ValueError(f"{what} rows must be probabilities; row {row} holds a negative value.")
+    sums = labels.sum(axis=-1, dtype=np.float64)
+    wrong = np.abs(sums - 1.0) > tolerance
+    if wrong.any():
+        row = int(np.flatnonzero(wrong)[0])
+        raise ValueError(
+            f"{what} rows must be probabilities summing to 1; row {row} sums to {sums[row]:.6g}."
+        )
