@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import time
 
 import keras
 
@@ -24,6 +25,11 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     epoch and continues from the next epoch; the data order of the resumed
     epochs is not the one an uninterrupted run would have drawn.
 
+    With `min_interval` seconds, an epoch is backed up only when that long has
+    passed since the last backup (and the last epoch always is): on small data
+    an epoch takes less time than writing the backup, and a kill then costs
+    at most `min_interval` seconds of training.
+
     The backup is kept after training (`delete_checkpoint=False`), so a
     process killed between the end of `fit` and the saving of its results
     does not retrain; the study runner deletes the folder once the cell's
@@ -31,15 +37,29 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
 
     Arguments:
         backup_dir: folder of the backup (one per training run).
+        min_interval: least number of seconds between two backups (0: every epoch).
 
     Example:
 
     >>> model.fit(data, epochs=10, callbacks=[ResumableBackup("runs/x/backup")])
     """
 
-    def __init__(self, backup_dir):
+    def __init__(self, backup_dir, min_interval=0.0):
         super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=False,
                          double_checkpoint=False)
+        self.min_interval = float(min_interval)
+        self._last_save = None
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._last_save = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._current_epoch = epoch + 1
+        last = epoch + 1 >= (self.params or {}).get("epochs", epoch + 1)
+        if last or time.monotonic() - self._last_save >= self.min_interval:
+            self._save_model()
+            self._last_save = time.monotonic()
 
     @property
     def resume_epoch(self):

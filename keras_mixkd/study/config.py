@@ -42,6 +42,9 @@ _SCHEMA = {
     "name": ("study", "name"),
     "description": ("", "str"),
     "seeds": ([0, 1, 2], "seeds"),
+    # Back a training run up at most this often (seconds; the last epoch always):
+    # a kill loses at most this much training. Does not change results.
+    "backup_interval_seconds": (30.0, "nonnegative"),
     "data": {
         "dataset": ("digits", "str"),
         # File or folder for the "npz" and "folder" sources.

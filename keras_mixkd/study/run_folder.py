@@ -13,6 +13,9 @@ from keras_mixkd.version import __version__
 # folders unreadable; folders of another format are refused with a message.
 RUN_FORMAT = 1
 
+# Settings that change how a study runs, not what it computes: not compared on reruns.
+RUN_ONLY_KEYS = ("backup_interval_seconds",)
+
 # Columns of results.csv, in order (histories stay in results.json).
 CSV_COLUMNS = (
     "key", "role", "teacher_model", "teacher_augmentation", "student_model", "recipe", "loss",
@@ -199,6 +202,8 @@ def _comparable(config):
     config = json.loads(json.dumps(config))
     recipe = config.pop("recipe", None) or {}
     config["smoke"] = bool(recipe.get("smoke", config.get("smoke", False)))
+    for key in RUN_ONLY_KEYS:
+        config.pop(key, None)
     return config
 
 

@@ -69,7 +69,8 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", 
                 splits, cell.teacher_model, cell.teacher_augmentation, seed=cell.seed,
                 epochs=config["teacher"]["epochs"], optimizer=config["teacher"]["optimizer"],
                 batch_size=batch_size, augmentation_options=config["teacher"]["augmentation_options"],
-                measure=measure, work_dir=work_dir, verbose=verbose)
+                measure=measure, work_dir=work_dir, verbose=verbose,
+                backup_interval=config["backup_interval_seconds"])
         else:
             teacher = load_teacher(folder.model_path(cell.teacher_key), splits.num_classes)
             distiller, record, features = training.distill_student(
@@ -77,7 +78,8 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", 
                 epochs=config["student"]["epochs"], optimizer=config["student"]["optimizer"],
                 batch_size=batch_size, student_augmentation=config["student"]["augmentation"],
                 augmentation_options=config["student"]["augmentation_options"], measure=measure,
-                work_dir=work_dir, verbose=verbose)
+                work_dir=work_dir, verbose=verbose,
+                backup_interval=config["backup_interval_seconds"])
             model = distiller.student
         record.update(teacher_model=cell.teacher_model, teacher_augmentation=cell.teacher_augmentation,
                       backend=backend)

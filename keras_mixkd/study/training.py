@@ -16,6 +16,8 @@ from keras_mixkd.study import atomic
 from keras_mixkd.study.backup import ResumableBackup
 from keras_mixkd.study.config import split_augmentation
 from keras_mixkd.study.epoch_recorder import EpochRecorder
+from keras_mixkd.study.epoch_recorder import features_and_logits
+from keras_mixkd.study.epoch_recorder import run_in_chunks
 
 
 def prepare_data(data_config):
@@ -121,39 +123,39 @@ def normalized(splits, split):
     return ((x - mean) / std).astype("float32"), np.asarray(y)
 
 
-MEASURES = ("class_discrimination", "accuracy", "expected_calibration_error", "mean_entropy", "logit_std")
-
-
 def measure_model(model, splits, *, batch_size=256, teacher=None, ece_bins=15, split="test"):
     """Accuracy, ECE, class-discrimination and smoothness of a model on a split.
-
-    The numbers come from `keras_mixkd.callbacks.LatentMeasures.compute`, the
-    same code that measures every epoch.
 
     Arguments:
         model: a functional `keras.Model` producing logits.
         splits: the `DatasetSplits`.
-        batch_size: batch size of the `predict` passes.
+        batch_size: examples per forward pass.
         teacher: optional teacher model; adds `teacher_agreement` (top-1).
         ece_bins: bins of the expected calibration error.
-        split: "test" or "val".
+        split: "test", "val" or "train".
 
     Returns:
-        A dict of floats keyed by measure name, plus "features" (the
-        penultimate features of the split, NumPy).
+        A dict of floats keyed by measure name ("accuracy",
+        "expected_calibration_error", "class_discrimination", "mean_entropy",
+        "logit_std", "teacher_agreement"), plus "features" (the penultimate
+        features of the split, NumPy).
     """
-    from keras_mixkd.callbacks import LatentMeasures
-    from keras_mixkd.metrics import feature_extractor
+    from keras_mixkd import metrics
 
     x, y = normalized(splits, split)
-    measures = LatentMeasures(x, y, measures=MEASURES, batch_size=batch_size, teacher=None,
-                              num_bins=ece_bins)
-    out = {name: float(value) for name, value in measures.compute(model).items()}
-    out["features"] = np.asarray(feature_extractor(model).predict(x, batch_size=batch_size, verbose=0))
+    features, logits = run_in_chunks(features_and_logits(model), x, batch_size)
+    out = {
+        "accuracy": float(metrics.accuracy(logits, y)),
+        "expected_calibration_error": float(metrics.expected_calibration_error(
+            logits, y, num_bins=ece_bins, from_logits=True)),
+        "class_discrimination": float(metrics.class_discrimination(features, y)),
+        "mean_entropy": float(metrics.mean_entropy(logits, from_logits=True)),
+        "logit_std": float(metrics.logit_std(logits)),
+        "features": features,
+    }
     if teacher is not None:
-        student_top = np.argmax(model.predict(x, batch_size=batch_size, verbose=0), axis=1)
-        teacher_top = np.argmax(teacher.predict(x, batch_size=batch_size, verbose=0), axis=1)
-        out["teacher_agreement"] = float(np.mean(student_top == teacher_top))
+        (teacher_logits,) = run_in_chunks(teacher, x, batch_size)
+        out["teacher_agreement"] = float(np.mean(np.argmax(teacher_logits, 1) == np.argmax(logits, 1)))
     return out
 
 
@@ -188,30 +190,18 @@ def check_teacher_classes(teacher, num_classes, where="teacher"):
         )
 
 
-def _fit(model, splits, train_ds, *, epochs, work_dir, measure, verbose, batch_size):
+def _fit(model, splits, train_ds, *, epochs, work_dir, measure, verbose, batch_size, backup_interval):
     """`fit` with the study's callbacks; returns the whole history, restarts included."""
-    from keras_mixkd.callbacks import LatentMeasures
-
-    x_val, y_val = normalized(splits, "val")
-    x_test, y_test = normalized(splits, "test")
-    batch = max(batch_size, 256)
-    # Validation accuracy every epoch picks the best epoch; the test split is only recorded.
-    callbacks = [LatentMeasures(x_val, y_val, measures=("accuracy",), prefix="val_", teacher=None,
-                                batch_size=batch)]
-    if measure["every"]:
-        callbacks.append(LatentMeasures(
-            x_val[: measure["max_examples"]], y_val[: measure["max_examples"]],
-            measures=("class_discrimination",), every=measure["every"], prefix="val_", batch_size=batch))
-    callbacks.append(LatentMeasures(x_test, y_test, measures=("accuracy",), prefix="test_", teacher=None,
-                                    batch_size=batch))
-    history_path = os.path.join(work_dir, "history.json")
-    callbacks += [EpochRecorder(history_path), ResumableBackup(os.path.join(work_dir, "backup"))]
-    model.fit(train_ds, epochs=epochs, verbose=verbose, callbacks=callbacks)
-    return atomic.read_json(history_path)
+    recorder = EpochRecorder(os.path.join(work_dir, "history.json"), normalized(splits, "val"),
+                             normalized(splits, "test"), cd_every=measure["every"],
+                             max_cd_examples=measure["max_examples"], chunk_size=max(batch_size, 256))
+    backup = ResumableBackup(os.path.join(work_dir, "backup"), min_interval=backup_interval)
+    model.fit(train_ds, epochs=epochs, verbose=verbose, callbacks=[recorder, backup])
+    return recorder.history
 
 
 def train_teacher(splits, model_name, augmentation, *, seed, epochs, optimizer, batch_size=64,
-                  augmentation_options=None, measure=None, work_dir, verbose="auto"):
+                  augmentation_options=None, measure=None, work_dir, verbose="auto", backup_interval=0.0):
     """Train one teacher with an augmentation recipe, resumably.
 
     Arguments:
@@ -228,6 +218,7 @@ def train_teacher(splits, model_name, augmentation, *, seed, epochs, optimizer, 
         work_dir: folder for the backup and history of this run; rerunning
             with the same folder continues after the last finished epoch.
         verbose: passed to `fit`.
+        backup_interval: least seconds between two backups (see `ResumableBackup`).
 
     Returns:
         `(model, record, features)`: the trained `keras.Model`, a dict of
@@ -256,7 +247,7 @@ def train_teacher(splits, model_name, augmentation, *, seed, epochs, optimizer, 
             else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.compile(optimizer=build_optimizer(optimizer, model_name, steps), loss=loss, metrics=["accuracy"])
     history = _fit(model, splits, train_ds, epochs=epochs, work_dir=work_dir, measure=measure,
-                   verbose=verbose, batch_size=batch_size)
+                   verbose=verbose, batch_size=batch_size, backup_interval=backup_interval)
     measures = measure_model(model, splits, batch_size=batch_size, ece_bins=measure["ece_bins"])
     record = {
         "role": "teacher",
@@ -278,7 +269,7 @@ def train_teacher(splits, model_name, augmentation, *, seed, epochs, optimizer, 
 
 def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs, optimizer, batch_size=64,
                     student_augmentation=("none",), augmentation_options=None, measure=None, work_dir,
-                    verbose="auto"):
+                    verbose="auto", backup_interval=0.0):
     """Distil one student from a frozen teacher with a distillation recipe, resumably.
 
     Arguments:
@@ -297,6 +288,7 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
         measure: the `measure` table of a study config.
         work_dir: folder for the backup and history; rerunning continues.
         verbose: passed to `fit`.
+        backup_interval: least seconds between two backups (see `ResumableBackup`).
 
     Returns:
         `(distiller, record, features)`.
@@ -329,7 +321,7 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
     steps = int(np.ceil(len(splits.y_train) / batch_size))
     distiller.compile(optimizer=build_optimizer(optimizer, student_model_name, steps))
     history = _fit(distiller, splits, train_ds, epochs=epochs, work_dir=work_dir, measure=measure,
-                   verbose=verbose, batch_size=batch_size)
+                   verbose=verbose, batch_size=batch_size, backup_interval=backup_interval)
     measures = measure_model(student, splits, batch_size=batch_size, teacher=teacher, ece_bins=measure["ece_bins"])
     record = {
         "role": "student",
