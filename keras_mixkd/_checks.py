@@ -138,3 +138,33 @@ def check_soft_labels(labels, num_classes=None, what="labels", tolerance=1e-3):
         raise ValueError(
             f"{what} rows must be probabilities summing to 1; row {row} sums to {sums[row]:.6g}."
         )
+
+
+def check_fit_arrays(x, y, num_classes=None):
+    """Check NumPy inputs of `fit` / `evaluate` before any step is traced.
+
+    `x` may be an image array or a dict of them (`{"images", "teacher_images"}`);
+    `y` integer class ids `(N,)` / `(N, 1)` or soft label rows `(N, classes)`.
+    Other kinds (tensors, `tf.data` datasets, generators) pass unchecked:
+    reading them here would cost a copy or consume data.
+
+    Example:
+
+    >>> check_fit_arrays(np.zeros((4, 8, 8, 1)), np.array([0, 1, 2, 12]), num_classes=10)
+    Traceback (most recent call last):
+    ...
+    ValueError: labels hold class id 12 (example 3), out of range for 10 classes: class ids must lie in [0, 10).
+    """
+    images = x.items() if isinstance(x, dict) else [("x", x)]
+    for name, array in images:
+        if isinstance(array, np.ndarray):
+            check_not_empty(array, name)
+            check_finite(array, name, "repair or drop those images before training")
+    if not isinstance(y, np.ndarray):
+        return
+    check_not_empty(y, "labels")
+    if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1):
+        check_class_ids(y, num_classes)
+    elif y.ndim == 2 and np.issubdtype(y.dtype, np.floating) and y.shape[1] == (num_classes or y.shape[1]):
+        # Rows of another width are left to the caller, which knows what it accepts.
+        check_soft_labels(y, num_classes)

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from keras_mixkd import losses as kd_losses
+from keras_mixkd._checks import check_fit_arrays
 
 LOSS_NAMES = ("kd", "standardized")
 TEACHER_OUTPUTS = ("logits", "probabilities")
@@ -234,7 +235,8 @@ class Distiller(keras.Model):
         outputs = keras.ops.convert_to_numpy(self.teacher(images[:8], training=False))
         self._teacher_outputs_checked = True
         rows_sum_to_one = abs(outputs.sum(axis=-1) - 1.0) < 1e-4
-        if outputs.ndim == 2 and outputs.shape[-1] > 1 and (outputs >= 0).all() and rows_sum_to_one.all():
+        looks_like_probabilities = outputs.size and (outputs >= 0).all() and rows_sum_to_one.all()
+        if outputs.ndim == 2 and outputs.shape[-1] > 1 and looks_like_probabilities:
             raise ValueError(
                 "The teacher's outputs are non-negative rows that sum to 1: they look "
                 "like probabilities, but the Distiller expects logits. Pass "
@@ -260,6 +262,7 @@ class Distiller(keras.Model):
         Arrays and `tf.data` datasets reveal their label shape up front; other
         inputs (generators, PyDataset) are checked when the step is traced.
         """
+        check_fit_arrays(x, y, _num_classes(self.student))
         if hasattr(x, "element_spec"):
             for batch in x.take(1):
                 self._check_teacher_outputs_on(batch[0] if isinstance(batch, tuple) else batch)
