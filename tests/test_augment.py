@@ -293,7 +293,7 @@ def classify_rows(values, out):
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 def test_mixup_cutmix_switches_per_sample(implementation, rng):
-    batch_size = 64
+    batch_size = 48
     for switch_prob, expect in [(0.0, "mixup"), (1.0, "cutmix")]:
         aug = get_augmentation(
             "mixup_cutmix", switch_prob=switch_prob, implementation=implementation,
@@ -307,7 +307,7 @@ def test_mixup_cutmix_switches_per_sample(implementation, rng):
         num_classes=batch_size,
     )
     kinds = np.concatenate(
-        [classify_rows(v, aug(b)) for v, b in (constant_batch(rng, batch_size, 16) for _ in range(3))]
+        [classify_rows(v, aug(b)) for v, b in (constant_batch(rng, batch_size, 12) for _ in range(3))]
     )
     share = (kinds == "cutmix").mean() / max((kinds != "clean").mean(), 1e-9)
     assert 0.35 < share < 0.65
@@ -441,8 +441,8 @@ def test_randaugment_and_augmix_change_images_within_range(cls, implementation, 
         # ~40 s to trace (it runs, slowly; see docs/augment.md). The same layer
         # is checked under the tensorflow and torch backends.
         pytest.skip("Keras core RandAugment traces in ~40 s under JAX (Keras Equalization)")
-    images = rng.uniform(size=(8, 32, 32, 3)).astype(np.float32)
-    labels = np.arange(8, dtype=np.int32)
+    images = rng.uniform(size=(4, 16, 16, 3)).astype(np.float32)
+    labels = np.arange(4, dtype=np.int32)
     out = cls(implementation=implementation)({"images": images, "labels": labels})
     result = out["images"].numpy()
     assert result.shape == images.shape and np.isfinite(result).all()
@@ -467,9 +467,9 @@ def test_every_recipe_is_the_identity_at_inference(name, rng):
 def test_every_recipe_runs_inside_tf_data(name, rng):
     num_classes = 5
     batch = {
-        "images": rng.uniform(size=(16, 32, 32, 3)).astype(np.float32),
-        "labels": rng.integers(0, num_classes, 16).astype(np.int32),
-        "teacher_images": np.zeros((16, 32, 32, 3), np.float32),  # passes through
+        "images": rng.uniform(size=(8, 16, 16, 3)).astype(np.float32),
+        "labels": rng.integers(0, num_classes, 8).astype(np.int32),
+        "teacher_images": np.zeros((8, 16, 16, 3), np.float32),  # passes through
     }
     aug = get_augmentation(name, **recipe_options(name, num_classes))
     outs = run_in_tf_data(aug, batch, num_batches=2)
@@ -479,7 +479,7 @@ def test_every_recipe_runs_inside_tf_data(name, rng):
         assert -1e-5 <= out["images"].min() and out["images"].max() <= 1 + 1e-5
         np.testing.assert_array_equal(out["teacher_images"], batch["teacher_images"])
         if name in MIXING_RECIPES or name == "label_smoothing":
-            assert out["labels"].shape == (16, num_classes) and out["labels"].dtype == np.float32
+            assert out["labels"].shape == (8, num_classes) and out["labels"].dtype == np.float32
             np.testing.assert_allclose(out["labels"].sum(axis=1), 1.0, atol=1e-5)
         else:
             np.testing.assert_array_equal(out["labels"], batch["labels"])

@@ -1,5 +1,6 @@
 """Base class of every augmentation recipe."""
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -76,7 +77,8 @@ def _as_tf_batch(batch):
     batch = dict(batch)
     images = batch["images"]
     if not tf.is_tensor(images):
-        images = tf.convert_to_tensor(images)
+        # NumPy, JAX or (CPU) PyTorch arrays all convert through NumPy.
+        images = tf.convert_to_tensor(np.asarray(images))
     if not images.dtype.is_floating:
         raise TypeError(
             "Augmentations expect float images in [0, 1]; received dtype "
@@ -89,5 +91,5 @@ def _as_tf_batch(batch):
         )
     batch["images"] = tf.cast(images, tf.float32)
     if "labels" in batch and not tf.is_tensor(batch["labels"]):
-        batch["labels"] = tf.convert_to_tensor(batch["labels"])
+        batch["labels"] = tf.convert_to_tensor(np.asarray(batch["labels"]))
     return batch

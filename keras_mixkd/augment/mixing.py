@@ -62,7 +62,9 @@ class Mixing(Augmentation):
         num_classes: class count, needed when labels are integers.
         implementation: `"keras_cv"` (default) or `"keras"`, the layers used
             for `mode="sample"`.
-        seed: optional int seed for the library layers.
+        seed: optional int seed of the library layers (`mode="sample"`). The
+            TF-op paths draw from TensorFlow's global seed, which
+            `keras.utils.set_random_seed` sets.
 
     Example:
 
