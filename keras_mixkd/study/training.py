@@ -320,6 +320,8 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
                             num_classes=splits.num_classes, teacher_sees=recipe["teacher_sees"])
     steps = int(np.ceil(len(splits.y_train) / batch_size))
     distiller.compile(optimizer=build_optimizer(optimizer, student_model_name, steps))
+    # Build the distiller (a subclassed model) so a backup can be restored into it.
+    distiller(normalized(splits, "val")[0][:2])
     history = _fit(distiller, splits, train_ds, epochs=epochs, work_dir=work_dir, measure=measure,
                    verbose=verbose, batch_size=batch_size, backup_interval=backup_interval)
     measures = measure_model(student, splits, batch_size=batch_size, teacher=teacher, ece_bins=measure["ece_bins"])
