@@ -115,7 +115,11 @@ def make_dataset(
             len(images), seed=seed, reshuffle_each_iteration=True
         )
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    # Augmentations draw from stateful RNGs; parallel calls would take the
+    # draws in a varying order. One call at a time keeps a seeded run
+    # repeatable, and prefetch still overlaps it with training.
+    parallel = None if augmentation is not None else tf.data.AUTOTUNE
+    dataset = dataset.map(prepare, num_parallel_calls=parallel)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
