@@ -418,7 +418,22 @@ class Distiller(keras.Model):
                 ops.cast(ops.equal(student_ids, ops.cast(label_ids, student_ids.dtype)), "float32"),
                 sample_weight=sample_weight,
             )
-        return total
+        return self._scale_for_replicas(total)
+
+    @staticmethod
+    def _scale_for_replicas(total):
+        """`total / replicas` under a multi-replica `tf.distribute` strategy.
+
+        There each replica's loss is the mean over its slice of the batch and
+        Keras sums gradients over replicas (and multiplies the logged loss
+        back); its compiled losses are scaled alike. No-op elsewhere.
+        """
+        if keras.backend.backend() != "tensorflow":
+            return total
+        import tensorflow as tf
+
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return total / replicas if replicas > 1 else total
 
     @staticmethod
     def _weighted_mean(values, sample_weight):

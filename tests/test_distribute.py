@@ -1,0 +1,148 @@
+"""Data parallelism: 2 devices give the numbers of 1 device for the same global batch.
+
+Virtual CPU devices must exist before the backend starts, so the comparison
+runs in one child process per backend (JAX: XLA_FLAGS; TensorFlow: logical
+CPU devices). PyTorch refuses several devices; that refusal is tested here.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from keras_mixkd.distribute import data_parallel
+
+BACKEND = keras.backend.backend()
+
+# Trains the same teacher (plain fit) and the same distillation on 1 and on
+# 2 devices from the same initial weights, then prints what each logged.
+WORKER = textwrap.dedent(
+    """
+    import json
+    from keras_mixkd.distribute import request_cpu_devices
+    request_cpu_devices(2)  # Before the backend starts.
+
+    import keras
+    import numpy as np
+    from keras_mixkd.distill.distiller import Distiller
+    from keras_mixkd.distribute import data_parallel
+    from keras_mixkd.models import get_model
+
+    SHAPE, CLASSES = (8, 8, 1), 10
+    rng = np.random.default_rng(0)
+    x = rng.random((32,) + SHAPE, dtype=np.float32)
+    y = rng.integers(0, CLASSES, 32)
+    soft = rng.dirichlet(np.ones(CLASSES), 32).astype("float32")
+    keras.utils.set_random_seed(0)
+    # The teacher has batch norm (frozen: inference statistics); the students
+    # have none, so per-replica batch statistics play no part (see ship.md).
+    initial = {name: get_model(name, CLASSES, SHAPE).get_weights()
+               for name in ("digits_cnn", "digits_cnn_small")}
+
+    def model(name):
+        built = get_model(name, CLASSES, SHAPE)
+        built.set_weights(initial[name])
+        return built
+
+    def run(devices):
+        out = {}
+        with data_parallel(devices) as scope:
+            out["devices"] = scope.num_devices
+            out["engine"] = type(scope.engine).__name__
+            teacher = model("digits_cnn_small")
+            teacher.compile(optimizer=keras.optimizers.SGD(0.1),
+                            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                            metrics=["accuracy"])
+            history = teacher.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+            out["teacher_history"] = history.history
+            out["teacher_evaluate"] = teacher.evaluate(x, y, batch_size=8, verbose=0,
+                                                       return_dict=True)
+            out["teacher_weights"] = [w.tolist() for w in teacher.get_weights()]
+            for labels, name in ((y, "hard"), (soft, "soft")):
+                distiller = Distiller(model("digits_cnn"), model("digits_cnn_small"),
+                                      student_loss_weight=0.5, temperature=4.0)
+                distiller.compile(optimizer=keras.optimizers.SGD(0.1))
+                history = distiller.fit(x, labels, batch_size=8, epochs=2, shuffle=False,
+                                        verbose=0)
+                out[f"{name}_history"] = history.history
+                out[f"{name}_evaluate"] = distiller.evaluate(
+                    x, labels, batch_size=8, verbose=0, return_dict=True)
+                out[f"{name}_weights"] = [w.tolist() for w in distiller.student.get_weights()]
+        return out
+
+    print(json.dumps({"one": run(1), "two": run(2)}))
+    """
+)
+
+
+def _max_abs_diff(a, b):
+    if isinstance(a, dict):
+        assert sorted(a) == sorted(b)
+        return max(_max_abs_diff(a[key], b[key]) for key in a)
+    if isinstance(a, list) and a and isinstance(a[0], list) and np.ndim(a[0]) != np.ndim(b[0]):
+        raise AssertionError("structures differ")
+    if isinstance(a, list) and a and not np.isscalar(a[0]):
+        assert len(a) == len(b)
+        return max(_max_abs_diff(u, v) for u, v in zip(a, b))
+    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+
+
+@pytest.mark.skipif(BACKEND == "torch", reason="PyTorch refuses several devices (tested below)")
+def test_two_devices_match_one_device_for_the_same_global_batch():
+    env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="2")
+    completed = subprocess.run([sys.executable, "-c", WORKER], env=env, capture_output=True,
+                               text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    runs = json.loads(completed.stdout.strip().splitlines()[-1])
+    one, two = runs["one"], runs["two"]
+    assert one["devices"] == 1 and two["devices"] == 2
+    assert two["engine"] == {"jax": "DataParallel", "tensorflow": "MirroredStrategy"}[BACKEND]
+    for key in one:
+        if key in ("devices", "engine"):
+            continue
+        assert _max_abs_diff(one[key], two[key]) <= 1e-5, (key, one[key], two[key])
+    # The losses moved: the comparison is not between two untrained states.
+    for name in ("hard", "soft"):
+        losses = one[f"{name}_history"]["loss"]
+        assert losses[0] != losses[1] and np.all(np.isfinite(losses))
+        assert set(one[f"{name}_history"]) >= {
+            "loss", "supervised_loss", "distillation_loss", "accuracy", "teacher_agreement"}
+
+
+def test_pytorch_refuses_several_devices_clearly():
+    if BACKEND != "torch":
+        pytest.skip("only PyTorch refuses")
+    with pytest.raises(ValueError, match="not available on the PyTorch backend.*jax or tensorflow"):
+        data_parallel(2)
+    with data_parallel(1) as scope:  # One device still works everywhere.
+        assert scope.num_devices == 1 and scope.engine is None
+
+
+def test_one_device_changes_nothing():
+    with data_parallel(None) as scope:
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        model.compile(optimizer="sgd", loss="mse")
+        model.fit(np.ones((4, 3)), np.zeros((4, 2)), verbose=0)
+    assert scope.num_devices == 1 and scope.engine is None
+    assert scope.backend == BACKEND
+
+
+def test_bad_device_requests_are_refused():
+    with pytest.raises(TypeError, match="number of devices"):
+        data_parallel("2")
+    with pytest.raises(TypeError, match="number of devices"):
+        data_parallel(True)
+    with pytest.raises(ValueError, match="at least 1"):
+        data_parallel(0)
+    with pytest.raises(ValueError, match="twice"):
+        data_parallel(["cpu:0", "cpu:0"])
+    if BACKEND != "torch":
+        with pytest.raises(ValueError, match="64 devices asked for.*sees 1"):
+            data_parallel(64)
+        with pytest.raises(ValueError, match="Unknown devices"):
+            data_parallel(["cpu:0", "tpu:7"])
