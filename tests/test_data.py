@@ -277,3 +277,222 @@ def test_make_dataset_bad_input(kwargs, error, match):
     labels = arguments.pop("labels")
     with pytest.raises(error, match=match):
         make_dataset(images, labels, **arguments)
+
+
+# --- CIFAR (keras.datasets monkeypatched: tests never download) -------------
+
+
+def _fake_cifar(num_classes, num_train=60, num_test=20, seed=0):
+    generator = np.random.default_rng(seed)
+
+    def load_data(**kwargs):
+        x_train = generator.integers(0, 256, (num_train, 32, 32, 3), dtype=np.uint8)
+        x_test = generator.integers(0, 256, (num_test, 32, 32, 3), dtype=np.uint8)
+        # keras.datasets gives (N, 1) uint8 (CIFAR-10) / int64 (CIFAR-100) labels.
+        y_train = (np.arange(num_train) % num_classes).reshape(-1, 1).astype(np.uint8)
+        y_test = (np.arange(num_test) % num_classes).reshape(-1, 1).astype(np.uint8)
+        load_data.kwargs = kwargs
+        load_data.arrays = (x_train, y_train, x_test, y_test)
+        return (x_train, y_train), (x_test, y_test)
+
+    return load_data
+
+
+@pytest.mark.parametrize(
+    "name, num_classes, mean, std",
+    [
+        ("cifar10", 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+        ("cifar100", 100, (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
+    ],
+)
+def test_cifar_sources(monkeypatch, name, num_classes, mean, std):
+    fake = _fake_cifar(num_classes, num_train=200, num_test=30)
+    monkeypatch.setattr(getattr(keras.datasets, name), "load_data", fake)
+    splits = load_dataset(name, validation_fraction=0.1, seed=0)
+    _check_splits(splits, num_classes, (32, 32, 3))
+    x_train, y_train, x_test, y_test = fake.arrays
+    assert len(splits.y_train) == 180 and len(splits.y_val) == 20
+    np.testing.assert_allclose(splits.x_test, x_test / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(splits.y_test, y_test[:, 0])
+    # Train and validation together are the training set, each image with its label.
+    rejoined = np.concatenate([splits.x_train, splits.x_val]) * 255.0
+    rejoined_labels = np.concatenate([splits.y_train, splits.y_val])
+    order = np.lexsort(rejoined.reshape(len(rejoined), -1).T[::-1])
+    reference = np.lexsort(x_train.reshape(len(x_train), -1).T[::-1].astype(np.float64))
+    np.testing.assert_allclose(rejoined[order], x_train[reference], atol=1e-3)
+    np.testing.assert_array_equal(rejoined_labels[order], y_train[reference, 0])
+    assert splits.mean == mean and splits.std == std
+    assert len(set(splits.class_names)) == num_classes
+    if name == "cifar100":
+        assert fake.kwargs == {"label_mode": "fine"}
+
+
+@pytest.mark.parametrize("name, archive", [
+    ("cifar10", "cifar-10-batches-py-target_archive"),
+    ("cifar100", "cifar-100-python-target_archive"),
+])
+def test_cifar_offline_error_says_where_to_put_the_file(monkeypatch, name, archive):
+    def offline(**kwargs):
+        raise Exception("URL fetch failure on https://www.cs.toronto.edu: Name or service not known")
+
+    monkeypatch.setattr(getattr(keras.datasets, name), "load_data", offline)
+    with pytest.raises(OSError, match="keras/datasets") as info:
+        load_dataset(name)
+    assert archive in str(info.value)
+    assert "URL fetch failure" in str(info.value)
+
+
+# --- image folder -----------------------------------------------------------
+
+COLORS = {"cat": (255, 0, 0), "dog": (0, 255, 0), "fox": (0, 0, 255)}
+
+
+def _write_folder(root, per_class=5, size=(10, 12), skip=()):
+    for name, color in COLORS.items():
+        if name in skip:
+            continue
+        (root / name).mkdir(parents=True)
+        for index in range(per_class):
+            pixels = np.zeros((*size, 3), np.uint8) + np.array(color, np.uint8)
+            pixels[0, 0] = index  # distinct files
+            keras.utils.save_img(str(root / name / f"{index}.png"), pixels)
+    return root
+
+
+def test_folder_source_reads_resizes_and_labels(tmp_path):
+    root = _write_folder(tmp_path / "images")
+    splits = load_dataset("folder", path=root, validation_fraction=0.25, seed=0)
+    _check_splits(splits, 3, (32, 32, 3))
+    assert splits.class_names == ("cat", "dog", "fox")
+    assert len(splits.y_train) + len(splits.y_val) + len(splits.y_test) == 15
+    assert len(splits.y_test) == 3  # a fixed 20 %, one per class
+    assert sorted(splits.y_test) == [0, 1, 2]
+    for x, y in ((splits.x_train, splits.y_train), (splits.x_test, splits.y_test)):
+        for image, label in zip(x, y):
+            color = np.array(COLORS[splits.class_names[label]]) / 255.0
+            # The image centre is the class colour, whatever the resizing did.
+            np.testing.assert_allclose(image[16, 16], color, atol=1e-5)
+    x = splits.x_train.astype(np.float64)
+    np.testing.assert_allclose(splits.mean, x.mean(axis=(0, 1, 2)), rtol=1e-6)
+
+
+def test_folder_image_size_and_train_test_layout(tmp_path):
+    _write_folder(tmp_path / "train", per_class=4)
+    _write_folder(tmp_path / "test", per_class=2)
+    splits = load_dataset("folder", path=tmp_path, image_size=(16, 8), validation_fraction=0.0)
+    _check_splits(splits, 3, (16, 8, 3))
+    assert len(splits.y_train) == 12 and len(splits.y_test) == 6
+
+
+def test_folder_skips_corrupt_files_with_a_count(tmp_path):
+    root = _write_folder(tmp_path / "images")
+    (root / "dog" / "broken.png").write_bytes(b"this is not a png")
+    (root / "fox" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    (root / "fox" / "notes.txt").write_text("ignored: not an image extension")
+    with pytest.warns(UserWarning, match="Skipped 2 of 17 image files"):
+        splits = load_dataset("folder", path=root, validation_fraction=0.0)
+    assert len(splits.y_train) + len(splits.y_test) == 15
+
+
+def test_folder_with_only_corrupt_files_is_an_error(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "x.png").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="None of the 2 image files"):
+        load_dataset("folder", path=tmp_path)
+
+
+def test_folder_bad_input(tmp_path):
+    with pytest.raises(ValueError, match="needs path"):
+        load_dataset("folder")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_dataset("folder", path=tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="is empty"):
+        load_dataset("folder", path=tmp_path / "empty")
+    (tmp_path / "empty" / "cat").mkdir()
+    with pytest.raises(ValueError, match="is empty"):
+        load_dataset("folder", path=tmp_path / "empty")
+    _write_folder(tmp_path / "single", skip=("dog", "fox"))
+    with pytest.raises(ValueError, match="single class subfolder \\('cat'\\)"):
+        load_dataset("folder", path=tmp_path / "single")
+    with pytest.raises(ValueError, match="image_size"):
+        load_dataset("folder", path=tmp_path / "single", image_size=(32, 0))
+
+
+# --- npz --------------------------------------------------------------------
+
+
+def _write_npz(path, **overrides):
+    generator = np.random.default_rng(0)
+    arrays = {
+        "x_train": generator.integers(0, 256, (30, 6, 6, 3), dtype=np.uint8),
+        "y_train": np.arange(30) % 3,
+        "x_test": generator.integers(0, 256, (9, 6, 6, 3), dtype=np.uint8),
+        "y_test": np.arange(9) % 3,
+    }
+    arrays.update(overrides)
+    arrays = {k: v for k, v in arrays.items() if v is not None}
+    np.savez(path, **arrays)
+    return arrays
+
+
+def test_npz_uint8_images(tmp_path):
+    arrays = _write_npz(tmp_path / "data.npz")
+    splits = load_dataset("npz", path=tmp_path / "data.npz", validation_fraction=0.2)
+    _check_splits(splits, 3, (6, 6, 3))
+    assert len(splits.y_train) == 24 and len(splits.y_val) == 6
+    np.testing.assert_allclose(splits.x_test, arrays["x_test"] / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(splits.y_test, arrays["y_test"])
+    x = splits.x_train.astype(np.float64)
+    np.testing.assert_allclose(splits.std, x.std(axis=(0, 1, 2)), rtol=1e-6)
+
+
+def test_npz_float_grey_images_and_class_names(tmp_path):
+    generator = np.random.default_rng(1)
+    _write_npz(
+        tmp_path / "grey.npz",
+        x_train=generator.random((30, 5, 5)),
+        x_test=generator.random((9, 5, 5)).astype(np.float32),
+        class_names=np.array(["a", "b", "c", "d"]),
+    )
+    splits = load_dataset("npz", path=tmp_path / "grey.npz")
+    _check_splits(splits, 4, (5, 5, 1))
+    assert splits.class_names == ("a", "b", "c", "d")
+
+
+@pytest.mark.parametrize(
+    "overrides, error, match",
+    [
+        ({"y_test": None, "x_test": None}, ValueError, "lacks the key\\(s\\) x_test, y_test"),
+        ({"y_train": np.array([0, 1, -1] * 10)}, ValueError, "negative"),
+        ({"y_test": np.array([0, 1, 3] * 3)}, ValueError, "out of range"),
+        ({"y_train": np.arange(29) % 3}, ValueError, "29 labels for 30 images"),
+        ({"x_train": np.full((30, 6, 6, 3), 2.0)}, ValueError, "\\[0, 1\\]"),
+        ({"x_test": np.zeros((9, 5, 5, 3), np.uint8)}, ValueError, "same image shape"),
+        ({"y_train": np.zeros(30, np.int64)}, ValueError, "single class"),
+    ],
+)
+def test_npz_bad_input(tmp_path, overrides, error, match):
+    _write_npz(tmp_path / "bad.npz", **overrides)
+    with pytest.raises(error, match=match):
+        load_dataset("npz", path=tmp_path / "bad.npz")
+
+
+def test_npz_missing_file_and_path(tmp_path):
+    with pytest.raises(ValueError, match="needs path"):
+        load_dataset("npz")
+    with pytest.raises(FileNotFoundError):
+        load_dataset("npz", path=tmp_path / "nothing.npz")
+
+
+def test_image_size_resizes_other_sources_and_recomputes_statistics():
+    splits = load_dataset("digits", image_size=(16, 16))
+    _check_splits(splits, 10, (16, 16, 1))
+    x = splits.x_train.astype(np.float64)
+    np.testing.assert_allclose(splits.std, [x.std()], rtol=1e-6)
+
+
+def test_path_is_refused_where_it_means_nothing(tmp_path):
+    with pytest.raises(ValueError, match="takes none"):
+        load_dataset("digits", path=tmp_path)

@@ -5,6 +5,20 @@ numpy arrays, float32 NHWC images in [0, 1], int32 labels, and the
 normalisation statistics); `make_dataset(images, labels, ...)` turns arrays
 into the tf.data pipeline that `fit` consumes.
 
+Sources (`list_datasets()`):
+
+- "digits": scikit-learn's 8x8 digits, embedded (no network): the default.
+- "cifar10", "cifar100": through `keras.datasets` (downloaded on first use
+  into ~/.keras/datasets; offline, the error says which file to put where).
+- "folder": `path/<class>/<images>` (or `path/train/...` + `path/test/...`)
+  through `keras.utils.image_dataset_from_directory`, resized to
+  `image_size` (default 32x32). Corrupt image files are skipped with a
+  warning giving their count.
+- "npz": a `.npz` file with x_train, y_train, x_test, y_test.
+
+The validation split is always carved out of the training data, stratified
+by class and drawn with `seed`; the test split never changes with `seed`.
+
 Example:
 
 >>> from keras_mixkd.data import load_dataset, make_dataset
@@ -13,12 +27,14 @@ Example:
 ...                      normalization=splits.normalization)
 """
 
+import dataclasses
+
 from keras_mixkd.data.pipeline import make_dataset
 from keras_mixkd.data.splits import DatasetSplits
 
-# Sources that need `path=...` (a folder of class subfolders, a .npz file).
+_SOURCES = ("digits", "cifar10", "cifar100", "folder", "npz")
 _NEEDS_PATH = ("folder", "npz")
-_SOURCES = ("digits",)
+DEFAULT_FOLDER_IMAGE_SIZE = (32, 32)
 
 
 def list_datasets():
@@ -30,12 +46,17 @@ def load_dataset(name="digits", *, path=None, validation_fraction=0.1, seed=0, i
     """Load a data set as train / validation / test splits.
 
     Arguments:
-        name: one of `list_datasets()`: "digits" (embedded, no network).
-        path: the folder or `.npz` file, for "folder" and "npz".
+        name: one of `list_datasets()`: "digits" (embedded, the default),
+            "cifar10", "cifar100", "folder", "npz".
+        path: the folder ("folder") or `.npz` file ("npz").
         validation_fraction: share of the training data held out as the
-            validation split (stratified, seeded), in [0, 1).
+            validation split (stratified, seeded), in [0, 1). 0 gives an
+            empty validation split.
         seed: seed of the validation split.
-        image_size: (height, width) the "folder" source resizes to.
+        image_size: (height, width). "folder" resizes every image to it
+            (default (32, 32)); for the other sources it is optional and
+            resizes all splits (bilinear), e.g. digits to (32, 32) for the
+            CIFAR zoo.
 
     Returns:
         A `DatasetSplits`.
@@ -45,7 +66,11 @@ def load_dataset(name="digits", *, path=None, validation_fraction=0.1, seed=0, i
     >>> splits = load_dataset("digits", validation_fraction=0.1, seed=0)
     >>> splits.input_shape
     (8, 8, 1)
+    >>> load_dataset("cifar100").normalization
+    ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761))
     """
+    from keras_mixkd.data.folder import check_image_size
+
     if not isinstance(name, str):
         raise TypeError(f"Data set name must be a string, got {name!r}.")
     key = name.strip().lower()
@@ -53,11 +78,62 @@ def load_dataset(name="digits", *, path=None, validation_fraction=0.1, seed=0, i
         raise ValueError(
             f"Unknown data set {name!r}. Known data sets: {', '.join(list_datasets())}."
         )
+    if key not in _NEEDS_PATH and path is not None:
+        raise ValueError(
+            f"path=... is for the 'folder' and 'npz' data sets; {key!r} takes none "
+            f"(got path={path!r})."
+        )
+    if image_size is not None:
+        image_size = check_image_size(image_size)
+    options = {"validation_fraction": validation_fraction, "seed": seed}
     if key == "digits":
         from keras_mixkd.data.digits import load_digits
 
-        return load_digits(validation_fraction=validation_fraction, seed=seed)
-    raise AssertionError(key)  # pragma: no cover
+        splits = load_digits(**options)
+    elif key in ("cifar10", "cifar100"):
+        from keras_mixkd.data.cifar import load_cifar
+
+        splits = load_cifar(key, **options)
+    elif key == "npz":
+        from keras_mixkd.data.npz import load_npz
+
+        splits = load_npz(path, **options)
+    else:
+        from keras_mixkd.data.folder import load_folder
+
+        return load_folder(path, image_size=image_size or DEFAULT_FOLDER_IMAGE_SIZE, **options)
+    if image_size is not None and image_size != splits.input_shape[:2]:
+        splits = _resized(splits, image_size)
+    return splits
+
+
+def _resized(splits, image_size):
+    """The same splits with every image resized (bilinear) to image_size."""
+    import numpy as np
+    import tensorflow as tf
+
+    def resize(images):
+        if len(images) == 0:
+            return np.zeros((0, *image_size, images.shape[-1]), np.float32)
+        out = tf.image.resize(images, image_size, method="bilinear").numpy()
+        return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+    from keras_mixkd.data._arrays import channel_statistics
+
+    x_train = resize(splits.x_train)
+    mean, std = splits.mean, splits.std
+    if splits.name not in ("cifar10", "cifar100"):
+        # Statistics of the images the model will see; CIFAR keeps the
+        # published ones.
+        mean, std = channel_statistics(x_train)
+    return dataclasses.replace(
+        splits,
+        x_train=x_train,
+        x_val=resize(splits.x_val),
+        x_test=resize(splits.x_test),
+        mean=mean,
+        std=std,
+    )
 
 
 __all__ = ["DatasetSplits", "list_datasets", "load_dataset", "make_dataset"]
