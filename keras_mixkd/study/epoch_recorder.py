@@ -120,12 +120,25 @@ def features_and_logits(model):
 def run_in_chunks(model, x, chunk_size=512):
     """`predict_on_batch` over consecutive chunks; outputs concatenated as NumPy."""
     outputs = None
+    replicated = _replicas_in_sync() > 1
     for start in range(0, len(x), chunk_size):
-        result = model.predict_on_batch(x[start:start + chunk_size])
+        chunk = x[start:start + chunk_size]
+        # Under a multi-replica tf.distribute strategy, Keras 3.15's predict_on_batch
+        # runs the whole chunk on every replica and repeats its rows; predict splits it.
+        result = (model.predict(chunk, batch_size=len(chunk), verbose=0) if replicated
+                  else model.predict_on_batch(chunk))
         result = result if isinstance(result, (list, tuple)) else [result]
         result = [np.asarray(keras.ops.convert_to_numpy(r)) for r in result]
         outputs = [[r] for r in result] if outputs is None else [o + [r] for o, r in zip(outputs, result)]
     return [np.concatenate(parts) for parts in outputs]
+
+
+def _replicas_in_sync():
+    if keras.backend.backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync
 
 
 def _accuracy(logits, labels):
