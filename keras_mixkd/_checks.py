@@ -168,3 +168,21 @@ def check_fit_arrays(x, y, num_classes=None):
     elif y.ndim == 2 and np.issubdtype(y.dtype, np.floating) and y.shape[1] == (num_classes or y.shape[1]):
         # Rows of another width are left to the caller, which knows what it accepts.
         check_soft_labels(y, num_classes)
+
+
+class NonFiniteLossError(FloatingPointError, ValueError):
+    """Training stopped because its loss became NaN or infinite.
+
+    A `ValueError` too, so that callers catching bad-input errors (the
+    command line) report it as one line.
+    """
+
+
+def diverged_message(epoch):
+    """The message of `NonFiniteLossError` for a run stopped in `epoch` (1-based)."""
+    return (
+        f"Training diverged in epoch {epoch}: the loss or the model's outputs became NaN or "
+        "infinite, so training stopped (keras.callbacks.TerminateOnNaN). Lower the learning rate (optimizer.learning_rate "
+        "in the recipe, or --set ...learning_rate=...) or check the data for extreme values. "
+        "Finished results are kept; a rerun continues from the last finished epoch."
+    )

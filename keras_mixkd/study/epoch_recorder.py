@@ -6,6 +6,8 @@ import os
 import keras
 import numpy as np
 
+from keras_mixkd._checks import NonFiniteLossError
+from keras_mixkd._checks import diverged_message
 from keras_mixkd.study import atomic
 
 
@@ -81,6 +83,8 @@ class EpochRecorder(keras.callbacks.Callback):
             self._runner = features_and_logits(self._evaluated())
         x_val, y_val = self.validation
         features, logits = run_in_chunks(self._runner, x_val, self.chunk_size)
+        if not np.isfinite(logits).all():  # the epoch's last update diverged
+            raise NonFiniteLossError(diverged_message(epoch + 1))
         logs["val_accuracy"] = _accuracy(logits, y_val)
         measure_cd = self.cd_every and ((epoch + 1) % self.cd_every == 0 or epoch + 1 == self.params.get("epochs"))
         if measure_cd:

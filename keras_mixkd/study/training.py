@@ -12,6 +12,8 @@ import time
 import keras
 import numpy as np
 
+from keras_mixkd._checks import NonFiniteLossError
+from keras_mixkd._checks import diverged_message
 from keras_mixkd.study import atomic
 from keras_mixkd.study.backup import ResumableBackup
 from keras_mixkd.study.config import split_augmentation
@@ -196,7 +198,15 @@ def _fit(model, splits, train_ds, *, epochs, work_dir, measure, verbose, batch_s
                              normalized(splits, "test"), cd_every=measure["every"],
                              max_cd_examples=measure["max_examples"], chunk_size=max(batch_size, 256))
     backup = ResumableBackup(os.path.join(work_dir, "backup"), min_interval=backup_interval)
-    model.fit(train_ds, epochs=epochs, verbose=verbose, callbacks=[recorder, backup])
+    # Stop at the first NaN batch, before an epoch's end can back up NaN weights.
+    stop_on_nan = keras.callbacks.TerminateOnNaN(raise_error=True)
+    try:
+        model.fit(train_ds, epochs=epochs, verbose=verbose, callbacks=[stop_on_nan, recorder, backup])
+    except RuntimeError as error:
+        if "NaN or Inf loss" not in str(error):
+            raise
+        epoch = (recorder.history[-1]["epoch"] if recorder.history else 0) + 1
+        raise NonFiniteLossError(diverged_message(epoch)) from None
     return recorder.history
 
 
