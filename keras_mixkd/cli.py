@@ -196,7 +196,9 @@ def main(argv=None):
     except (CommandError, ValueError, TypeError, FileNotFoundError, OSError) as error:
         if getattr(args, "traceback", False):
             raise
-        print(f"keras-mixkd {args.command}: error: {error}", file=sys.stderr)
+        from keras_mixkd._checks import explain_error
+
+        print(f"keras-mixkd {args.command}: error: {explain_error(error)}", file=sys.stderr)
         return 2
 
 
