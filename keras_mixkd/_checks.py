@@ -10,6 +10,8 @@ This module imports no Keras: the command line may use it before the backend
 is chosen.
 """
 
+import errno
+
 import numpy as np
 
 
@@ -186,3 +188,30 @@ def diverged_message(epoch):
         "in the recipe, or --set ...learning_rate=...) or check the data for extreme values. "
         "Finished results are kept; a rerun continues from the last finished epoch."
     )
+
+
+def explain_error(error):
+    """The one line the command line prints for `error`: what went wrong, what to do.
+
+    Errors of the library already say both; an operating-system error (a full
+    disk, a path under a file, a read-only folder) gets the path and advice.
+
+    Example:
+
+    >>> explain_error(OSError(errno.ENOSPC, "No space left on device"))
+    'No space left on device: free some space or write elsewhere (--runs-dir, --output), then rerun the same command; finished results are kept.'
+    """
+    if not isinstance(error, OSError) or error.errno is None:
+        return str(error)
+    where = f" ({error.filename})" if error.filename else ""
+    if error.errno == errno.ENOSPC:
+        return (
+            f"No space left on device{where}: free some space or write elsewhere (--runs-dir, "
+            "--output), then rerun the same command; finished results are kept."
+        )
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.EEXIST):
+        return (
+            f"Cannot use {error.filename or 'the path'}: {error.strerror}. Outputs need a folder "
+            "you can write to (--runs-dir, --output); inputs an existing file."
+        )
+    return f"{error.strerror}{where}."
