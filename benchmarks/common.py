@@ -14,6 +14,11 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# PyTorch's OpenMP threads spin while they wait; on a machine shared with other
+# jobs (2 cores here) a spinning thread steals the core its partner needs, and
+# an eager step gets several times slower. Passive waiting costs little on an
+# idle machine. Read once, when libgomp loads: set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 BENCHMARKS_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_DIR = os.path.dirname(BENCHMARKS_DIR)

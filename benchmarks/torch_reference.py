@@ -165,7 +165,7 @@ class TorchDistillStep:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return float(loss)  # .item(): as the reference loops log it each step.
+        return loss.detach().item()  # As the reference loops log it each step (a sync).
 
 
 def random_batch(batch_size=64, num_classes=100, seed=0):

@@ -1,0 +1,244 @@
+"""Every benchmark, every backend, one table: `make bench`.
+
+Runs `bench_distill.py` and `bench_memory.py` once per backend, each in its
+own process (Keras fixes its backend at import), then prints one table of
+the distillation step with each target met or missed, and the memory lines.
+
+Usage:
+
+    .venv/bin/python benchmarks/run_all.py                # the README's table
+    .venv/bin/python benchmarks/run_all.py --quick        # fewer rounds, smaller epochs
+    .venv/bin/python benchmarks/run_all.py --pairs resnet56:resnet20 --backends jax,torch
+    .venv/bin/python benchmarks/run_all.py --demo         # + peak RSS of the full `keras-mixkd study`
+
+The results also go to `benchmarks/results/` (JSON per run, `latest.md`).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import common  # noqa: E402
+
+BACKENDS = ("tensorflow", "jax", "torch")
+FLOOR_TARGET = 1.05
+KERAS_TARGET = 1.0
+TORCH_TARGET = 1.5
+
+
+def run_script(script, backend, arguments, json_path):
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
+    command = [sys.executable, os.path.join(common.BENCHMARKS_DIR, script)] + arguments
+    command += ["--json", json_path]
+    common.log(f"$ KERAS_BACKEND={backend} {' '.join(command[1:])}")
+    completed = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if completed.returncode != 0:
+        common.log(completed.stderr[-3000:])
+        return None
+    common.log(completed.stdout.rstrip())
+    with open(json_path) as handle:
+        return json.load(handle)
+
+
+def verdict(ok):
+    return "met" if ok else "MISSED"
+
+
+def distill_table(results):
+    """Markdown rows of the step table, and the target lines."""
+    lines = [
+        "| backend | pair | ours | floor (teacher inf. + student step) | keras.distillation | plain PyTorch | ours/floor time | ours/keras speed | ours/PyTorch speed |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    targets = []
+    best = {}
+    for r in results:
+        ips = r["images_per_s"]
+        t = r["timings"]
+        floor_cell = (
+            f"{ips['floor']:.1f} ({t['teacher_inference']['median_s'] * 1e3:.0f} + "
+            f"{t['student_step']['median_s'] * 1e3:.0f} ms)"
+        )
+
+        def cell(name):
+            return f"{ips[name]:.1f}" if name in ips else "–"
+
+        def ratio(key, digits=2):
+            return f"{r[key]:.{digits}f}" if key in r else "–"
+
+        jit = " (XLA)" if r.get("ours_jit_compile") and r["backend"] == "tensorflow" else ""
+        lines.append(
+            f"| {r['backend']}{jit} | {r['pair']} | {cell('ours')} | {floor_cell} | {cell('keras')} | "
+            f"{cell('torch')} | {ratio('ours_over_floor_time', 3)} | {ratio('ours_over_keras_speed')} | "
+            f"{ratio('ours_over_torch_speed')} |"
+        )
+        floor_ok = r["ours_over_floor_time"] <= FLOOR_TARGET
+        fastest = r.get("fastest_ratios", {})
+
+        def also(key, digits):
+            return f", fastest rounds {fastest[key]:.{digits}f}" if key in fastest else ""
+
+        targets.append(
+            f"- {r['backend']}, {r['pair']}: ours ≤ {FLOOR_TARGET} × floor: "
+            f"{verdict(floor_ok)} ({r['ours_over_floor_time']:.3f}{also('ours_over_floor_time', 3)})"
+            + (
+                f"; ours ≥ {KERAS_TARGET} × keras.distillation: "
+                f"{verdict(r['ours_over_keras_speed'] >= KERAS_TARGET)} "
+                f"({r['ours_over_keras_speed']:.2f}{also('ours_over_keras_speed', 2)})"
+                if "ours_over_keras_speed" in r
+                else ""
+            )
+        )
+        if "ours_over_torch_speed" in r:
+            previous = best.get(r["pair"])
+            if previous is None or r["ours_over_torch_speed"] > previous[1]:
+                best[r["pair"]] = (r["backend"], r["ours_over_torch_speed"])
+    for pair, (backend, speedup) in best.items():
+        targets.append(
+            f"- {pair}: best backend ({backend}) ≥ {TORCH_TARGET} × plain PyTorch: "
+            f"{verdict(speedup >= TORCH_TARGET)} ({speedup:.2f})"
+        )
+    return lines, targets
+
+
+def memory_lines(memory):
+    lines = []
+    for m in memory:
+        if m["what"] == "epochs":
+            rss = ", ".join(f"{v:.0f}" for v in m["epoch_rss_mib"])
+            growth = m.get("growth_epoch5_over_epoch2")
+            growth_text = (
+                f"{growth:+.1%} ({verdict(abs(growth) <= 0.05)})" if growth is not None else "–"
+            )
+            lines.append(
+                f"| {m['backend']} | {m['pair']} fit, {m['examples_per_epoch']} images/epoch × "
+                f"{len(m['epoch_rss_mib'])} epochs | {m['peak_rss_mib']:.0f} | "
+                f"{m['rss_after_import_mib']:.0f} / {m['rss_after_build_mib']:.0f} | {rss} | {growth_text} |"
+            )
+        else:
+            status = "" if m["returncode"] == 0 else f" — FAILED (exit {m['returncode']})"
+            lines.append(
+                f"| {m['backend']} | `{m['command'].split('/')[-1]}`{status}, {m['seconds']:.0f} s | "
+                f"{m['peak_tree_rss_mib']:.0f} | – | – | – |"
+            )
+    if lines:
+        lines = [
+            "| backend | job | peak RSS (MiB) | RSS after import / build (MiB) | RSS at each epoch end (MiB) | epoch 5 vs 2 |",
+            "|---|---|---:|---:|---|---|",
+        ] + lines
+    return lines
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--pairs", default=None, help="teacher:student,... (default: the three of the issue)")
+    parser.add_argument("--quick", action="store_true", help="1 warm-up + 5 timed rounds; 512-image epochs")
+    parser.add_argument("--smoke", action="store_true", help="tiny models: checks that everything runs")
+    parser.add_argument("--warmup", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--jit-compile", default=None, help="passed to bench_distill.py")
+    parser.add_argument("--no-distill", action="store_true")
+    parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--no-pipeline", action="store_true", help="skip the input-pipeline line")
+    parser.add_argument("--demo", action="store_true", help="peak RSS of the full `keras-mixkd study` (minutes)")
+    parser.add_argument("--out-dir", default=os.path.join(common.BENCHMARKS_DIR, "results"))
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    os.makedirs(args.out_dir, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    scale = ["--smoke"] if args.smoke else (["--quick"] if args.quick else [])
+
+    distill_args = list(scale)
+    if args.pairs:
+        distill_args += ["--pairs", args.pairs]
+    if args.warmup is not None:
+        distill_args += ["--warmup", str(args.warmup)]
+    if args.repeats is not None:
+        distill_args += ["--repeats", str(args.repeats)]
+    if args.jit_compile:
+        distill_args += ["--jit-compile", args.jit_compile]
+    if not args.no_pipeline:
+        distill_args += ["--pipeline"]
+
+    distill, pipelines, memory, failures, settings = [], [], [], [], None
+    for backend in backends:
+        if not args.no_distill:
+            path = os.path.join(args.out_dir, f"distill-{backend}-{stamp}.json")
+            payload = run_script("bench_distill.py", backend, distill_args, path)
+            if payload is None:
+                failures.append(f"bench_distill.py under {backend}")
+            else:
+                distill += payload["results"]
+                settings = payload["settings"]
+                if payload.get("pipeline"):
+                    pipelines.append((backend, payload["pipeline"]))
+        if not args.no_memory:
+            path = os.path.join(args.out_dir, f"memory-{backend}-{stamp}.json")
+            payload = run_script("bench_memory.py", backend, list(scale), path)
+            if payload is None:
+                failures.append(f"bench_memory.py under {backend}")
+            else:
+                memory.append(payload)
+    if not args.no_memory:
+        # `make demo`'s main job, under the default backend.
+        path = os.path.join(args.out_dir, f"memory-study-{stamp}.json")
+        study_args = "" if args.demo else "--smoke"
+        payload = run_script("bench_memory.py", "tensorflow", ["--what", "study", f"--study-args={study_args}"], path)
+        if payload is None:
+            failures.append("bench_memory.py --what study")
+        else:
+            memory.append(payload)
+
+    machine = common.machine_info()
+    out = [
+        f"Run {stamp}: {machine.get('Model name', machine['cpu'])}, {machine['nproc']} cores, "
+        f"{machine.get('ram_gib', '?')} GiB RAM; load average at the end {machine['load_average']}.",
+        f"Command: {' '.join([os.path.relpath(sys.executable, common.REPO_DIR), 'benchmarks/run_all.py'] + (argv if argv is not None else sys.argv[1:]))}",
+    ]
+    if settings:
+        out.append(
+            f"Settings: batch {settings['batch_size']}, 32x32x3, {settings['num_classes']} classes, mixup; "
+            f"{settings['warmup']} warm-up + {settings['repeats']} timed interleaved rounds; jit_compile "
+            f"{settings['jit_compile']}; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}."
+        )
+    out.append("")
+    if distill:
+        rows, targets = distill_table(distill)
+        out += ["Distillation step, images/s (median of the timed rounds; higher is better):", ""]
+        out += rows + ["", "Targets:"] + targets + [""]
+    if pipelines:
+        out += ["Input pipeline (`make_dataset` + mixup + normalisation, in-memory images):"]
+        for backend, p in pipelines:
+            out.append(
+                f"- {backend}: pipeline alone {p['pipeline_images_per_s']:.0f} images/s; `fit` fed by it "
+                f"{p['fit_images_per_s']:.1f} images/s against {p['step_images_per_s']:.1f} for the bare "
+                f"step ({p['pair']}, fit/step time {p['fit_over_step_time']:.2f})"
+            )
+        out.append("")
+    if memory:
+        out += ["Memory:", ""] + memory_lines(memory) + [""]
+    if failures:
+        out += ["FAILED: " + "; ".join(failures)]
+    text = "\n".join(out)
+    print(text)
+    with open(os.path.join(args.out_dir, "latest.md"), "w") as handle:
+        handle.write(text + "\n")
+    common.write_json(
+        os.path.join(args.out_dir, f"summary-{stamp}.json"),
+        {"distill": distill, "pipelines": pipelines, "memory": memory, "machine": machine},
+    )
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

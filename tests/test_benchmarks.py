@@ -1,0 +1,115 @@
+"""The benchmark scripts run (`--smoke`), and their PyTorch reference matches the library.
+
+No timing is asserted: speed is measured by `make bench`, not tested.
+"""
+
+import math
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import BACKEND
+
+BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+sys.path.insert(0, BENCHMARKS)
+
+import bench_distill  # noqa: E402
+import bench_memory  # noqa: E402
+import run_all  # noqa: E402
+
+
+def test_bench_distill_smoke_runs_ours_and_the_floor(capsys):
+    # keras.distillation is left to `make bench`: its extra compiled step
+    # would double this test's time under JAX. The eager PyTorch loop is cheap.
+    contenders = "torch" if BACKEND == "torch" else ""
+    results = bench_distill.main(["--smoke", "--contenders", contenders])
+    (result,) = results
+    expected = {"ours", "student_step", "teacher_inference", "floor"}
+    if BACKEND == "torch":
+        expected.add("torch")
+    assert set(result["images_per_s"]) == expected
+    assert all(math.isfinite(v) and v > 0 for v in result["images_per_s"].values())
+    median = {name: t["median_s"] for name, t in result["timings"].items()}
+    assert result["floor_s"] == pytest.approx(median["teacher_inference"] + median["student_step"])
+    assert result["ours_over_floor_time"] == pytest.approx(median["ours"] / result["floor_s"])
+    assert "resnet8:resnet8" in capsys.readouterr().out
+
+
+def test_bench_memory_smoke_records_every_epoch():
+    result = bench_memory.main(["--smoke"])
+    assert len(result["epoch_rss_mib"]) == 5
+    assert result["peak_rss_mib"] >= max(result["epoch_rss_mib"]) * 0.99
+    assert result["growth_epoch5_over_epoch2"] == pytest.approx(
+        result["epoch_rss_mib"][4] / result["epoch_rss_mib"][1] - 1
+    )
+
+
+def _fake_result(backend, ours, floor_parts, keras, torch):
+    batch = 64
+    timings = {
+        "ours": ours,
+        "keras": keras,
+        "teacher_inference": floor_parts[0],
+        "student_step": floor_parts[1],
+        "torch": torch,
+    }
+    floor = sum(floor_parts)
+    return {
+        "backend": backend,
+        "pair": "resnet56:resnet20",
+        "timings": {name: {"median_s": value} for name, value in timings.items()},
+        "images_per_s": {**{n: batch / v for n, v in timings.items()}, "floor": batch / floor},
+        "ours_over_floor_time": ours / floor,
+        "ours_over_keras_speed": keras / ours,
+        "ours_over_torch_speed": torch / ours,
+    }
+
+
+def test_run_all_targets_say_met_or_missed():
+    results = [
+        # 1.04 x floor, faster than keras, 1.2 x torch: floor and keras met.
+        _fake_result("tensorflow", 1.04, (0.4, 0.6), 1.10, 1.248),
+        # 1.10 x floor, slower than keras: both missed; 1.6 x torch: best backend.
+        _fake_result("jax", 1.10, (0.4, 0.6), 1.00, 1.76),
+    ]
+    _, targets = run_all.distill_table(results)
+    assert targets[0].count("met") == 2 and "MISSED" not in targets[0]
+    assert targets[1].count("MISSED") == 2
+    assert "best backend (jax)" in targets[2] and targets[2].rstrip().endswith("met (1.60)")
+
+
+def test_torch_reference_matches_the_zoo_and_the_kd_formula():
+    import torch
+    import torch_reference
+
+    from keras_mixkd.models import count_params_pytorch_style
+    from keras_mixkd.models import get_model
+
+    # resnet8x4 has every kind of shortcut: a projection in its first block
+    # (32 -> 64 channels) and at each strided stage.
+    for name in ("resnet8x4",):
+        keras_count = count_params_pytorch_style(get_model(name, num_classes=100))
+        assert torch_reference.count_params(torch_reference.get_torch_model(name)) == keras_count
+
+    rng = np.random.default_rng(0)
+    teacher, student = rng.normal(0, 3, (2, 6, 10))
+    temperature = 4.0
+
+    def log_softmax(z):
+        z = z - z.max(axis=1, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+    p_t = np.exp(log_softmax(teacher / temperature))
+    expected = temperature**2 * np.mean(
+        np.sum(p_t * (log_softmax(teacher / temperature) - log_softmax(student / temperature)), axis=1)
+    )
+    got = torch_reference.kd_loss(
+        torch.tensor(student, dtype=torch.float64), torch.tensor(teacher, dtype=torch.float64), temperature
+    )
+    assert float(got) == pytest.approx(expected, rel=1e-10)
+
+    step = torch_reference.TorchDistillStep("resnet8", "resnet8", num_classes=10)
+    images, labels = torch_reference.random_batch(4, num_classes=10)
+    assert math.isfinite(step(images, labels))
