@@ -46,6 +46,16 @@ def _verbosity(parser):
                              "per epoch, 0 = silent")
 
 
+def _scaling_flags(parser):
+    from keras_mixkd.precision import PRECISION_POLICIES
+
+    parser.add_argument("--devices", type=int, default=1,
+                        help="train data-parallel on N devices (JAX, TensorFlow; on a machine without "
+                             "accelerators, N virtual CPU devices). Default: 1")
+    parser.add_argument("--precision", choices=PRECISION_POLICIES, default="float32",
+                        help="dtype policy of the models built (default: float32)")
+
+
 def _data_flags(parser, recipe_default="digits"):
     parser.add_argument("--recipe", default=recipe_default,
                         help="recipe whose [data] (and optimizer) settings to use: a packaged name or a "
@@ -107,6 +117,7 @@ def build_parser():
     teacher.add_argument("--seed", type=int, default=0)
     teacher.add_argument("--output", required=True, help="path of the .keras file to write")
     _data_flags(teacher)
+    _scaling_flags(teacher)
     _verbosity(teacher)
     teacher.set_defaults(handler=cmd_train_teacher)
 
@@ -129,6 +140,7 @@ def build_parser():
     distill.add_argument("--seed", type=int, default=0)
     distill.add_argument("--output", required=True, help="path of the student's .keras file")
     _data_flags(distill)
+    _scaling_flags(distill)
     _verbosity(distill)
     distill.set_defaults(handler=cmd_distill)
 
@@ -189,7 +201,8 @@ def main(argv=None):
         return 2
     try:
         select_backend(getattr(args, "backend", None))
-        return args.handler(args) or 0
+        with _training_scope(args):
+            return args.handler(args) or 0
     except KeyboardInterrupt:
         print("keras-mixkd: interrupted; rerun the same command to continue.", file=sys.stderr)
         return 130
@@ -218,6 +231,21 @@ def select_backend(backend):
         return
     os.environ["KERAS_BACKEND"] = wanted
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _training_scope(args):
+    """--devices and --precision, entered before the command builds any model."""
+    import contextlib
+
+    devices, precision = getattr(args, "devices", 1), getattr(args, "precision", "float32")
+    if devices == 1 and precision == "float32":
+        return contextlib.nullcontext()
+    from keras_mixkd.distribute import request_cpu_devices
+    from keras_mixkd.distribute import training_scope
+
+    if devices > 1 and os.environ.get("KERAS_BACKEND") != "torch":
+        request_cpu_devices(devices)  # Virtual CPU devices where there are no accelerators.
+    return training_scope(devices=devices, precision=precision)
 
 
 # ---------------------------------------------------------------------------
@@ -438,9 +466,11 @@ def cmd_export(args):
             "Meanwhile: load the student with keras.saving.load_model and call "
             "model.export(path, format='tf_saved_model') under the TensorFlow or JAX backend."
         ) from None
-    result = export_student(args.model, args.output, overwrite=args.overwrite)
-    if result is not None:
-        print(result)
+    try:
+        result = export_student(args.model, args.output, overwrite=args.overwrite)
+    except RuntimeError as error:  # A failed export or verification: one clear line.
+        raise CommandError(str(error)) from error
+    print(result)
     return 0
 
 

@@ -270,3 +270,40 @@ def request_cpu_devices(count):
                 f"CPU device(s); request_cpu_devices({count}) must run before TensorFlow "
                 f"runs anything ({error})."
             ) from None
+
+
+def training_scope(devices=None, precision="float32"):
+    """Devices and precision for everything built and trained inside.
+
+    `data_parallel(devices)` and `keras_mixkd.precision.precision(policy)`
+    together; both are checked before anything is entered. Note that
+    `keras.backend.clear_session()` forgets both (the dtype policy, the JAX
+    distribution and the `tf.distribute` strategy): a loop that clears the
+    session between runs enters a new `training_scope` after each clear.
+
+    Arguments:
+        devices: As for `data_parallel`.
+        precision: `"float32"`, `"mixed_float16"` or `"mixed_bfloat16"`.
+
+    Returns:
+        A context manager giving a `DataParallelScope`.
+
+    Example:
+
+    ```python
+    with training_scope(devices=2, precision="mixed_bfloat16"):
+        teacher = get_model("resnet56", 100)
+        teacher.compile(optimizer="sgd", loss=..., jit_compile=True)
+        teacher.fit(train_ds, epochs=240)
+    ```
+    """
+    from keras_mixkd import precision as precision_module
+
+    precision_module._check_policy(precision)
+    return _combined(precision_module.precision(precision), data_parallel(devices))
+
+
+@contextlib.contextmanager
+def _combined(precision_context, devices_context):
+    with precision_context, devices_context as scope:
+        yield scope
