@@ -1,0 +1,124 @@
+"""Same seed, same backend: the same numbers twice; another seed: other numbers.
+
+What a seed fixes: `keras.utils.set_random_seed(seed)` seeds Python, NumPy,
+TensorFlow (the augmentations' RNG inside tf.data) and Keras's own seed
+generator (weight initialisers, dropout), and `make_dataset(seed=seed)` fixes
+the shuffle. `make_dataset` runs a random augmentation one batch at a time, so
+its RNG draws come in the same order every run. On CPU that is enough for
+bit-identical runs on every backend; the tolerance below (1e-6) only allows
+for a summation order the CPU kernels might change between library versions.
+See docs/robustness.md for GPUs.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_mixkd import Distiller
+from keras_mixkd.augment import get_augmentation
+from keras_mixkd.data import load_dataset
+from keras_mixkd.data import make_dataset
+from keras_mixkd.models import get_model
+
+EPOCHS = 2
+BATCH = 32
+TOLERANCE = 1e-6
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return load_dataset("digits", validation_fraction=0.1, seed=0)
+
+
+def train_ds(splits, seed, augmentation, teacher_sees="same"):
+    x, y = splits.x_train[:192], splits.y_train[:192]
+    return make_dataset(x, y, batch_size=BATCH, seed=seed, normalization=splits.normalization,
+                        augmentation=augmentation, num_classes=splits.num_classes, teacher_sees=teacher_sees)
+
+
+def held_out(splits):
+    mean, std = (np.asarray(v, "float32") for v in splits.normalization)
+    return ((splits.x_val - mean) / std).astype("float32"), splits.y_val
+
+
+def numbers(model, history, splits):
+    """The metrics a study reports, plus a weight checksum: what must repeat."""
+    x_val, y_val = held_out(splits)
+    logits = keras.ops.convert_to_numpy(model.predict_on_batch(x_val))
+    weights = np.concatenate([np.ravel(w) for w in model.get_weights()]).astype("float64")
+    out = {f"{name}_{i}": v for name, values in history.items() for i, v in enumerate(values)}
+    out["val_accuracy"] = float(np.mean(np.argmax(logits, 1) == y_val))
+    out["val_logits_sum"] = float(np.sum(logits, dtype=np.float64))
+    out["weights_sum"] = float(weights.sum())
+    out["weights_abs_sum"] = float(np.abs(weights).sum())
+    return out
+
+
+def train_teacher(splits, seed):
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    teacher = get_model("digits_cnn", splits.num_classes, input_shape=splits.input_shape)
+    mixup = get_augmentation("mixup", num_classes=splits.num_classes, alpha=1.0)
+    teacher.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+                    loss=keras.losses.CategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    history = teacher.fit(train_ds(splits, seed, mixup), epochs=EPOCHS, verbose=0).history
+    return teacher, numbers(teacher, history, splits)
+
+
+def distil(splits, teacher, seed):
+    keras.utils.set_random_seed(seed)
+    student = get_model("digits_cnn_small", splits.num_classes, input_shape=splits.input_shape)
+    distiller = Distiller(teacher, student, temperature=4.0, student_loss_weight=0.1)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+    partial = get_augmentation("partial_mixup", num_classes=splits.num_classes, fraction=0.5, alpha=1.0)
+    history = distiller.fit(train_ds(splits, seed, partial, teacher_sees="clean"), epochs=EPOCHS,
+                            verbose=0).history
+    return numbers(student, history, splits)
+
+
+def assert_same(first, second):
+    assert first.keys() == second.keys()
+    for key in first:
+        assert abs(first[key] - second[key]) <= TOLERANCE * max(1.0, abs(first[key])), (key, first[key], second[key])
+
+
+def assert_different(first, second):
+    changed = [key for key in first if abs(first[key] - second[key]) > 1e-4 * max(1.0, abs(first[key]))]
+    assert "weights_sum" in changed and "loss_0" in changed, changed
+
+
+def test_teacher_with_mixup_and_student_with_partial_mixup_repeat_per_seed(splits):
+    teacher, first = train_teacher(splits, seed=0)
+    _, again = train_teacher(splits, seed=0)
+    _, other = train_teacher(splits, seed=1)
+    assert_same(first, again)
+    assert_different(first, other)
+
+    # Distil three times from the same (first) teacher; it stays frozen and unchanged.
+    teacher_weights = [w.copy() for w in teacher.get_weights()]
+    student_first = distil(splits, teacher, seed=0)
+    student_again = distil(splits, teacher, seed=0)
+    student_other = distil(splits, teacher, seed=1)
+    assert_same(student_first, student_again)
+    assert_different(student_first, student_other)
+    for before, after in zip(teacher_weights, teacher.get_weights()):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_the_augmented_stream_repeats_per_seed(splits):
+    """The batches themselves: same seed, same mixed images and soft labels, epoch after epoch."""
+
+    def stream(seed):
+        keras.utils.set_random_seed(seed)
+        cutmix = get_augmentation("mixup_cutmix", num_classes=splits.num_classes)
+        dataset = train_ds(splits, seed, cutmix)
+        return [(np.asarray(x), np.asarray(y)) for _ in range(2) for x, y in dataset]
+
+    first, again, other = stream(3), stream(3), stream(4)
+    assert len(first) == len(again) == 2 * 6
+    for (x1, y1), (x2, y2) in zip(first, again):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+    assert any(not np.array_equal(x1, x2) for (x1, _), (x2, _) in zip(first, other))
+    # Two epochs of one run differ (a new shuffle and new mixing each epoch).
+    assert any(not np.array_equal(first[i][0], first[i + 6][0]) for i in range(6))
