@@ -15,12 +15,12 @@ from keras_mixkd import cli
 BACKEND = keras.backend.backend()
 COMMANDS = ("study", "train-teacher", "distill", "evaluate", "measure", "export", "report")
 
-# A tiny study: 2 teacher augmentations x 1 recipe, 6 epochs each, a backup every epoch.
+# A tiny study: one teacher and one student, 4 epochs each, a backup every epoch.
 CRASH_ARGS = [
     "study", "--smoke", "--runs-dir", "{runs}", "--name", "crash",
-    "--teacher-epochs", "6", "--student-epochs", "6",
+    "--teacher-epochs", "4", "--student-epochs", "4",
     "--set", "backup_interval_seconds=0", "--set", "data.train_examples=64",
-    "--set", 'teacher.augmentations=["none", "mixup"]',
+    "--set", 'teacher.augmentations=["mixup"]',
     "--set", 'distillation=[{name = "kd_T1", temperature = 1.0}]',
     "--verbose", "0", "--no-report",
 ]
@@ -146,14 +146,12 @@ def test_killed_study_resumes_with_every_cell_once(capsys, tmp_path):
     assert "already finished" in out.splitlines()[0]
     results = json.load(open(os.path.join(run_dir, "results.json")))
     keys = [cell["key"] for cell in results["cells"]]
-    expected = {"teacher__digits_cnn__none__s0", "teacher__digits_cnn__mixup__s0",
-                "student__digits_cnn_small__kd_T1__from__digits_cnn__none__s0",
-                "student__digits_cnn_small__kd_T1__from__digits_cnn__mixup__s0"}
+    expected = {"teacher__digits_cnn__mixup__s0", "student__digits_cnn_small__kd_T1__from__digits_cnn__mixup__s0"}
     assert sorted(keys) == sorted(expected)  # every cell, once
-    assert len(open(os.path.join(run_dir, "results.csv")).read().strip().splitlines()) == 1 + 4
+    assert len(open(os.path.join(run_dir, "results.csv")).read().strip().splitlines()) == 1 + 2
     assert not os.listdir(os.path.join(run_dir, "work"))
     resumed = next(cell for cell in results["cells"] if cell["key"] == interrupted)
-    assert [row["epoch"] for row in resumed["history"]] == [1, 2, 3, 4, 5, 6]
+    assert [row["epoch"] for row in resumed["history"]] == [1, 2, 3, 4]
     kept = backed_up["epoch"]
     assert resumed["history"][:kept] == history_before[:kept]  # the epochs before the kill were kept
     for cell in results["cells"]:

@@ -59,6 +59,7 @@ class EpochRecorder(keras.callbacks.Callback):
         self.chunk_size = chunk_size
         self.history = []
         self._runner = None
+        self.teacher_runner = None
         self._teacher_cd = None
 
     def _evaluated(self):
@@ -70,7 +71,8 @@ class EpochRecorder(keras.callbacks.Callback):
         teacher = getattr(self.model, "teacher", None)
         if teacher is not None and self.cd_every and self._teacher_cd is None:
             x, y = self._cd_examples()
-            features, _ = run_in_chunks(features_and_logits(teacher), x, self.chunk_size)
+            self.teacher_runner = features_and_logits(teacher)
+            features, _ = run_in_chunks(self.teacher_runner, x, self.chunk_size)
             self._teacher_cd = _class_discrimination(features, y)
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -79,10 +81,8 @@ class EpochRecorder(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
-        if self._runner is None:
-            self._runner = features_and_logits(self._evaluated())
         x_val, y_val = self.validation
-        features, logits = run_in_chunks(self._runner, x_val, self.chunk_size)
+        features, logits = run_in_chunks(self.runner, x_val, self.chunk_size)
         if not np.isfinite(logits).all():  # the epoch's last update diverged
             raise NonFiniteLossError(diverged_message(epoch + 1))
         logs["val_accuracy"] = _accuracy(logits, y_val)
@@ -92,7 +92,7 @@ class EpochRecorder(keras.callbacks.Callback):
             logs["val_class_discrimination"] = _class_discrimination(features[:n], y_val[:n])
             if self._teacher_cd is not None:
                 logs["val_teacher_class_discrimination"] = self._teacher_cd
-        _, test_logits = run_in_chunks(self._runner, self.test[0], self.chunk_size)
+        _, test_logits = run_in_chunks(self.runner, self.test[0], self.chunk_size)
         logs["test_accuracy"] = _accuracy(test_logits, self.test[1])
         row = {"epoch": epoch + 1}
         for key, value in logs.items():
@@ -103,6 +103,13 @@ class EpochRecorder(keras.callbacks.Callback):
             row[key] = value if math.isfinite(value) else None
         self.history.append(row)
         atomic.write_json(self.path, self.history)
+
+    @property
+    def runner(self):
+        """The `features_and_logits` model of the evaluated model (built once)."""
+        if self._runner is None:
+            self._runner = features_and_logits(self._evaluated())
+        return self._runner
 
     def _cd_examples(self):
         x, y = self.validation
@@ -122,17 +129,27 @@ def features_and_logits(model):
 
 
 def run_in_chunks(model, x, chunk_size=512):
-    """`predict_on_batch` over consecutive chunks; outputs concatenated as NumPy."""
+    """`predict_on_batch` over chunks of one fixed size; outputs concatenated as NumPy.
+
+    The last chunk is padded (with its own first rows) to the common size, so
+    a compiled backend (JAX, TensorFlow) compiles one shape only; the padded
+    rows are dropped. Inference-mode models treat rows independently.
+    """
+    x = np.asarray(x)
+    size = min(chunk_size, len(x))
     outputs = None
     replicated = _replicas_in_sync() > 1
-    for start in range(0, len(x), chunk_size):
-        chunk = x[start:start + chunk_size]
+    for start in range(0, len(x), size):
+        chunk = x[start:start + size]
+        real = len(chunk)
+        if real < size:
+            chunk = np.concatenate([chunk, np.resize(chunk, (size - real,) + chunk.shape[1:])])
         # Under a multi-replica tf.distribute strategy, Keras 3.15's predict_on_batch
         # runs the whole chunk on every replica and repeats its rows; predict splits it.
         result = (model.predict(chunk, batch_size=len(chunk), verbose=0) if replicated
                   else model.predict_on_batch(chunk))
         result = result if isinstance(result, (list, tuple)) else [result]
-        result = [np.asarray(keras.ops.convert_to_numpy(r)) for r in result]
+        result = [np.asarray(keras.ops.convert_to_numpy(r))[:real] for r in result]
         outputs = [[r] for r in result] if outputs is None else [o + [r] for o, r in zip(outputs, result)]
     return [np.concatenate(parts) for parts in outputs]
 

@@ -138,7 +138,9 @@ def load_teacher(path, num_classes):
     try:
         teacher = keras.saving.load_model(path)
     except Exception as error:  # a corrupt or foreign file: say which file
-        raise ValueError(f"Cannot load the teacher {path}: {error}") from error
+        from keras_mixkd._checks import keras_file_problem
+
+        raise ValueError(f"Cannot load the teacher {path}: {keras_file_problem(path) or error}") from error
     check_teacher_classes(teacher, num_classes, where=f"teacher {path}")
     return teacher
 

@@ -125,7 +125,8 @@ def normalized(splits, split):
     return ((x - mean) / std).astype("float32"), np.asarray(y)
 
 
-def measure_model(model, splits, *, batch_size=256, teacher=None, ece_bins=15, split="test"):
+def measure_model(model, splits, *, batch_size=256, teacher=None, ece_bins=15, split="test", runner=None,
+                  teacher_runner=None):
     """Accuracy, ECE, class-discrimination and smoothness of a model on a split.
 
     Arguments:
@@ -135,6 +136,8 @@ def measure_model(model, splits, *, batch_size=256, teacher=None, ece_bins=15, s
         teacher: optional teacher model; adds `teacher_agreement` (top-1).
         ece_bins: bins of the expected calibration error.
         split: "test", "val" or "train".
+        runner, teacher_runner: `features_and_logits` of the model and of the
+            teacher, if already built (each saves a compile).
 
     Returns:
         A dict of floats keyed by measure name ("accuracy",
@@ -145,7 +148,7 @@ def measure_model(model, splits, *, batch_size=256, teacher=None, ece_bins=15, s
     from keras_mixkd import metrics
 
     x, y = normalized(splits, split)
-    features, logits = run_in_chunks(features_and_logits(model), x, batch_size)
+    features, logits = run_in_chunks(runner or features_and_logits(model), x, batch_size)
     out = {
         "accuracy": float(metrics.accuracy(logits, y)),
         "expected_calibration_error": float(metrics.expected_calibration_error(
@@ -156,7 +159,7 @@ def measure_model(model, splits, *, batch_size=256, teacher=None, ece_bins=15, s
         "features": features,
     }
     if teacher is not None:
-        (teacher_logits,) = run_in_chunks(teacher, x, batch_size)
+        teacher_logits = run_in_chunks(teacher_runner or features_and_logits(teacher), x, batch_size)[1]
         out["teacher_agreement"] = float(np.mean(np.argmax(teacher_logits, 1) == np.argmax(logits, 1)))
     return out
 
@@ -193,7 +196,7 @@ def check_teacher_classes(teacher, num_classes, where="teacher"):
 
 
 def _fit(model, splits, train_ds, *, epochs, work_dir, measure, verbose, batch_size, backup_interval):
-    """`fit` with the study's callbacks; returns the whole history, restarts included."""
+    """`fit` with the study's callbacks; returns the whole history (restarts included) and the recorder."""
     recorder = EpochRecorder(os.path.join(work_dir, "history.json"), normalized(splits, "val"),
                              normalized(splits, "test"), cd_every=measure["every"],
                              max_cd_examples=measure["max_examples"], chunk_size=max(batch_size, 256))
@@ -207,7 +210,7 @@ def _fit(model, splits, train_ds, *, epochs, work_dir, measure, verbose, batch_s
             raise
         epoch = (recorder.history[-1]["epoch"] if recorder.history else 0) + 1
         raise NonFiniteLossError(diverged_message(epoch)) from None
-    return recorder.history
+    return recorder.history, recorder
 
 
 def train_teacher(splits, model_name, augmentation, *, seed, epochs, optimizer, batch_size=64,
@@ -256,9 +259,10 @@ def train_teacher(splits, model_name, augmentation, *, seed, epochs, optimizer, 
     loss = (keras.losses.CategoricalCrossentropy(from_logits=True) if dense
             else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.compile(optimizer=build_optimizer(optimizer, model_name, steps), loss=loss, metrics=["accuracy"])
-    history = _fit(model, splits, train_ds, epochs=epochs, work_dir=work_dir, measure=measure,
+    history, recorder = _fit(model, splits, train_ds, epochs=epochs, work_dir=work_dir, measure=measure,
                    verbose=verbose, batch_size=batch_size, backup_interval=backup_interval)
-    measures = measure_model(model, splits, batch_size=batch_size, ece_bins=measure["ece_bins"])
+    measures = measure_model(model, splits, batch_size=max(batch_size, 256), ece_bins=measure["ece_bins"],
+                             runner=recorder.runner)
     record = {
         "role": "teacher",
         "teacher_model": model_name,
@@ -332,9 +336,11 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
     distiller.compile(optimizer=build_optimizer(optimizer, student_model_name, steps))
     # Build the distiller (a subclassed model) so a backup can be restored into it.
     distiller(normalized(splits, "val")[0][:2])
-    history = _fit(distiller, splits, train_ds, epochs=epochs, work_dir=work_dir, measure=measure,
+    history, recorder = _fit(distiller, splits, train_ds, epochs=epochs, work_dir=work_dir, measure=measure,
                    verbose=verbose, batch_size=batch_size, backup_interval=backup_interval)
-    measures = measure_model(student, splits, batch_size=batch_size, teacher=teacher, ece_bins=measure["ece_bins"])
+    measures = measure_model(student, splits, batch_size=max(batch_size, 256), teacher=teacher,
+                             ece_bins=measure["ece_bins"], runner=recorder.runner,
+                             teacher_runner=recorder.teacher_runner)
     record = {
         "role": "student",
         "student_model": student_model_name,
