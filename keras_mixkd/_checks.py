@@ -11,6 +11,7 @@ is chosen.
 """
 
 import errno
+import os
 
 import numpy as np
 
@@ -215,3 +216,31 @@ def explain_error(error):
             "you can write to (--runs-dir, --output); inputs an existing file."
         )
     return f"{error.strerror}{where}."
+
+
+def keras_file_problem(path):
+    """Why the file at `path` cannot be a `.keras` archive, or None if it may be one.
+
+    Keras reports a file that is not a zip archive as "File not found"; this
+    says what is wrong with a file that exists.
+
+    Example:
+
+    >>> keras_file_problem("notes.txt")
+    'it is not a .keras archive (not a zip file: cut short by an interrupted copy or save, or another format)'
+    """
+    import zipfile
+
+    if not os.path.isfile(path):
+        return None
+    if not zipfile.is_zipfile(path):
+        return ("it is not a .keras archive (not a zip file: cut short by an interrupted copy or save, "
+                "or another format)")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError) as error:
+        return f"its zip archive is damaged ({error})"
+    if "config.json" not in names:
+        return f"the zip archive holds no Keras model (no config.json; it holds {sorted(names)[:5]})"
+    return None

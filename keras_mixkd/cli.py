@@ -408,7 +408,9 @@ def _load_model(path, num_classes):
     try:
         model = keras.saving.load_model(path)
     except Exception as error:  # corrupt or foreign: name the file
-        raise CommandError(f"Cannot load {path} as a Keras model: {error}") from error
+        from keras_mixkd._checks import keras_file_problem
+
+        raise CommandError(f"Cannot load {path} as a Keras model: {keras_file_problem(path) or error}") from error
     if hasattr(model, "student") and hasattr(model, "teacher"):
         model = model.student
     width = model.output_shape[-1]
