@@ -527,7 +527,8 @@ def test_int_labels_of_shape_b_by_1_are_accepted(rng):
 
 
 def test_pipeline_gives_the_teacher_the_clean_batch(rng):
-    data = pytest.importorskip("keras_mixkd.data")
+    from keras_mixkd import data
+
     images = rng.uniform(size=(32, 8, 8, 3)).astype(np.float32)
     labels = rng.integers(0, 4, 32).astype(np.int32)
     aug = get_augmentation(["standard", "mixup"], num_classes=4)
