@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_mixkd import cli
 from keras_mixkd.distribute import data_parallel
 
 BACKEND = keras.backend.backend()
@@ -92,8 +93,13 @@ def _max_abs_diff(a, b):
     return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
 
 
-@pytest.mark.skipif(BACKEND == "torch", reason="PyTorch refuses several devices (tested below)")
 def test_two_devices_match_one_device_for_the_same_global_batch():
+    if BACKEND == "torch":  # Keras has no multi-device training for PyTorch: a clear refusal.
+        with pytest.raises(ValueError, match="not available on the PyTorch backend.*jax or tensorflow"):
+            data_parallel(2)
+        with data_parallel(1) as scope:  # One device still works.
+            assert scope.num_devices == 1 and scope.engine is None
+        return
     env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="2")
     completed = subprocess.run([sys.executable, "-c", WORKER], env=env, capture_output=True,
                                text=True, timeout=600)
@@ -114,13 +120,26 @@ def test_two_devices_match_one_device_for_the_same_global_batch():
             "loss", "supervised_loss", "distillation_loss", "accuracy", "teacher_agreement"}
 
 
-def test_pytorch_refuses_several_devices_clearly():
-    if BACKEND != "torch":
-        pytest.skip("only PyTorch refuses")
-    with pytest.raises(ValueError, match="not available on the PyTorch backend.*jax or tensorflow"):
-        data_parallel(2)
-    with data_parallel(1) as scope:  # One device still works everywhere.
-        assert scope.num_devices == 1 and scope.engine is None
+def test_cli_devices_option_refuses_what_it_cannot_do(tmp_path, capsys):
+    output = str(tmp_path / "teacher.keras")
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        tf.constant(0.0)  # TensorFlow is running: too late for virtual devices.
+    # In this process the backend already runs on one CPU device (and PyTorch
+    # has no multi-device training): a clear one-line error, nothing trained.
+    status = cli.main(["train-teacher", "--model", "digits_cnn_small", "--output", output,
+                       "--devices", "2", "--epochs", "1"])
+    assert status == 2
+    error = capsys.readouterr().err
+    expected = {"torch": "not available on the PyTorch backend",
+                "jax": "must run before JAX is imported",
+                "tensorflow": "must run before TensorFlow runs anything"}[BACKEND]
+    assert expected in error
+    assert not os.path.exists(output)
+    assert cli.main(["train-teacher", "--model", "digits_cnn_small", "--output", output,
+                     "--devices", "0"]) == 2
+    assert "at least 1" in capsys.readouterr().err
 
 
 def test_one_device_changes_nothing():
@@ -142,7 +161,7 @@ def test_bad_device_requests_are_refused():
     with pytest.raises(ValueError, match="twice"):
         data_parallel(["cpu:0", "cpu:0"])
     if BACKEND != "torch":
-        with pytest.raises(ValueError, match="64 devices asked for.*sees 1"):
+        with pytest.raises(ValueError, match="64 devices asked for, but the .* backend sees"):
             data_parallel(64)
         with pytest.raises(ValueError, match="Unknown devices"):
             data_parallel(["cpu:0", "tpu:7"])
