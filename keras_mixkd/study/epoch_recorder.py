@@ -125,7 +125,7 @@ def features_and_logits(model):
     from keras_mixkd.metrics import feature_extractor
 
     extractor = feature_extractor(model)
-    return keras.Model(model.inputs, [extractor.outputs[0], model.outputs[0]])
+    return keras.Model(model.input, [extractor.outputs[0], model.outputs[0]])
 
 
 def run_in_chunks(model, x, chunk_size=512):

@@ -204,7 +204,9 @@ def _fit(model, splits, train_ds, *, epochs, work_dir, measure, verbose, batch_s
     # Stop at the first NaN batch, before an epoch's end can back up NaN weights.
     stop_on_nan = keras.callbacks.TerminateOnNaN(raise_error=True)
     try:
-        model.fit(train_ds, epochs=epochs, verbose=verbose, callbacks=[stop_on_nan, recorder, backup])
+        # shuffle=False: the tf.data pipeline shuffles, seeded, itself.
+        model.fit(train_ds, epochs=epochs, verbose=verbose, shuffle=False,
+                  callbacks=[stop_on_nan, recorder, backup])
     except RuntimeError as error:
         if "NaN or Inf loss" not in str(error):
             raise
