@@ -237,3 +237,20 @@ def write_json(path, payload):
 
 def log(message):
     print(message, file=sys.stderr, flush=True)
+
+
+def paired_ratios(timings):
+    """Per-round ratios of ours against each reference, their median over rounds.
+
+    Each round runs every contender back to back, so the median of the
+    per-round ratios cancels load that drifts between rounds.
+    """
+    rounds = {name: value["times_s"] for name, value in timings.items()}
+    floor_rounds = [a + b for a, b in zip(rounds["teacher_inference"], rounds["student_step"])]
+    ratios = {
+        "ours_over_floor_time": statistics.median(o / f for o, f in zip(rounds["ours"], floor_rounds))
+    }
+    for name, key in (("keras", "ours_over_keras_speed"), ("torch", "ours_over_torch_speed")):
+        if name in rounds:
+            ratios[key] = statistics.median(t / o for o, t in zip(rounds["ours"], rounds[name]))
+    return ratios

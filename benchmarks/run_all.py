@@ -11,7 +11,7 @@ Usage:
     .venv/bin/python benchmarks/run_all.py --pairs resnet56:resnet20 --backends jax,torch
     .venv/bin/python benchmarks/run_all.py --demo         # + peak RSS of the full `keras-mixkd study`
 
-The results also go to `benchmarks/results/` (JSON per run, `latest.md`).
+The results also go to `runs/benchmarks/` (JSON per run, `latest.md`).
 """
 
 import argparse
@@ -36,9 +36,10 @@ def run_script(script, backend, arguments, json_path):
     command = [sys.executable, os.path.join(common.BENCHMARKS_DIR, script)] + arguments
     command += ["--json", json_path]
     common.log(f"$ KERAS_BACKEND={backend} {' '.join(command[1:])}")
-    completed = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # stderr passes through: the scripts log their progress there.
+    completed = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True)
     if completed.returncode != 0:
-        common.log(completed.stderr[-3000:])
+        common.log(f"exit {completed.returncode}")
         return None
     common.log(completed.stdout.rstrip())
     with open(json_path) as handle:
@@ -50,16 +51,22 @@ def verdict(ok):
 
 
 def distill_table(results):
-    """Markdown rows of the step table, and the target lines."""
+    """Markdown rows of the step table, and the target lines.
+
+    Verdicts use the paired per-round ratios (each round runs every
+    contender back to back), which cancel load that drifts between rounds on
+    a shared machine; the ratios of the medians are shown beside them.
+    """
     lines = [
-        "| backend | pair | ours | floor (teacher inf. + student step) | keras.distillation | plain PyTorch | ours/floor time | ours/keras speed | ours/PyTorch speed |",
+        "| backend | pair | ours | floor (teacher inf. + student step) | keras.distillation | plain PyTorch "
+        "| ours/floor time | ours/keras speed | ours/PyTorch speed |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     targets = []
     best = {}
     for r in results:
-        ips = r["images_per_s"]
-        t = r["timings"]
+        ips, t = r["images_per_s"], r["timings"]
+        paired = r.get("paired_ratios") or common.paired_ratios(t)
         floor_cell = (
             f"{ips['floor']:.1f} ({t['teacher_inference']['median_s'] * 1e3:.0f} + "
             f"{t['student_step']['median_s'] * 1e3:.0f} ms)"
@@ -69,7 +76,7 @@ def distill_table(results):
             return f"{ips[name]:.1f}" if name in ips else "–"
 
         def ratio(key, digits=2):
-            return f"{r[key]:.{digits}f}" if key in r else "–"
+            return f"{paired[key]:.{digits}f}" if key in paired else "–"
 
         jit = " (XLA)" if r.get("ours_jit_compile") and r["backend"] == "tensorflow" else ""
         lines.append(
@@ -77,31 +84,28 @@ def distill_table(results):
             f"{cell('torch')} | {ratio('ours_over_floor_time', 3)} | {ratio('ours_over_keras_speed')} | "
             f"{ratio('ours_over_torch_speed')} |"
         )
-        floor_ok = r["ours_over_floor_time"] <= FLOOR_TARGET
-        fastest = r.get("fastest_ratios", {})
 
-        def also(key, digits):
-            return f", fastest rounds {fastest[key]:.{digits}f}" if key in fastest else ""
+        def detail(key, digits):
+            return f"(paired {paired[key]:.{digits}f}, ratio of medians {r[key]:.{digits}f})"
 
-        targets.append(
-            f"- {r['backend']}, {r['pair']}: ours ≤ {FLOOR_TARGET} × floor: "
-            f"{verdict(floor_ok)} ({r['ours_over_floor_time']:.3f}{also('ours_over_floor_time', 3)})"
-            + (
-                f"; ours ≥ {KERAS_TARGET} × keras.distillation: "
-                f"{verdict(r['ours_over_keras_speed'] >= KERAS_TARGET)} "
-                f"({r['ours_over_keras_speed']:.2f}{also('ours_over_keras_speed', 2)})"
-                if "ours_over_keras_speed" in r
-                else ""
-            )
+        line = (
+            f"- {r['backend']}, {r['pair']}: ours ≤ {FLOOR_TARGET} × floor time: "
+            f"{verdict(paired['ours_over_floor_time'] <= FLOOR_TARGET)} {detail('ours_over_floor_time', 3)}"
         )
-        if "ours_over_torch_speed" in r:
+        if "ours_over_keras_speed" in paired:
+            line += (
+                f"; ours ≥ {KERAS_TARGET} × keras.distillation speed: "
+                f"{verdict(paired['ours_over_keras_speed'] >= KERAS_TARGET)} {detail('ours_over_keras_speed', 2)}"
+            )
+        targets.append(line)
+        if "ours_over_torch_speed" in paired:
             previous = best.get(r["pair"])
-            if previous is None or r["ours_over_torch_speed"] > previous[1]:
-                best[r["pair"]] = (r["backend"], r["ours_over_torch_speed"])
-    for pair, (backend, speedup) in best.items():
+            if previous is None or paired["ours_over_torch_speed"] > previous[1]:
+                best[r["pair"]] = (r["backend"], paired["ours_over_torch_speed"], r["ours_over_torch_speed"])
+    for pair, (backend, speedup, of_medians) in best.items():
         targets.append(
-            f"- {pair}: best backend ({backend}) ≥ {TORCH_TARGET} × plain PyTorch: "
-            f"{verdict(speedup >= TORCH_TARGET)} ({speedup:.2f})"
+            f"- {pair}: best backend ({backend}) ≥ {TORCH_TARGET} × plain PyTorch speed: "
+            f"{verdict(speedup >= TORCH_TARGET)} (paired {speedup:.2f}, ratio of medians {of_medians:.2f})"
         )
     return lines, targets
 
@@ -134,6 +138,40 @@ def memory_lines(memory):
     return lines
 
 
+def render(stamp, command, machine, settings, distill, pipelines, memory, failures=()):
+    """The report as Markdown text."""
+    out = [
+        f"Run {stamp}: {machine.get('Model name', machine['cpu'])}, {machine['nproc']} cores, "
+        f"{machine.get('ram_gib', '?')} GiB RAM; load average at the end {machine['load_average']}.",
+        f"Command: {command}",
+    ]
+    if settings:
+        out.append(
+            f"Settings: batch {settings['batch_size']}, 32x32x3, {settings['num_classes']} classes, mixup; "
+            f"{settings['warmup']} warm-up + {settings['repeats']} timed interleaved rounds; jit_compile "
+            f"{settings['jit_compile']}; OMP_WAIT_POLICY={settings.get('omp_wait_policy', '?')}."
+        )
+    out.append("")
+    if distill:
+        rows, targets = distill_table(distill)
+        out += ["Distillation step, images/s (median of the timed rounds; higher is better):", ""]
+        out += rows + ["", "Targets:"] + targets + [""]
+    if pipelines:
+        out += ["Input pipeline (`make_dataset` + mixup + normalisation, in-memory images):"]
+        for backend, p in pipelines:
+            out.append(
+                f"- {backend}: pipeline alone {p['pipeline_images_per_s']:.0f} images/s; `fit` fed by it "
+                f"{p['fit_images_per_s']:.1f} images/s against {p['step_images_per_s']:.1f} for the bare "
+                f"step ({p['pair']}, fit/step time {p['fit_over_step_time']:.2f})"
+            )
+        out.append("")
+    if memory:
+        out += ["Memory:", ""] + memory_lines(memory) + [""]
+    if failures:
+        out += ["FAILED: " + "; ".join(failures)]
+    return "\n".join(out)
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", default=",".join(BACKENDS))
@@ -146,13 +184,28 @@ def parse_args(argv=None):
     parser.add_argument("--no-distill", action="store_true")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--no-pipeline", action="store_true", help="skip the input-pipeline line")
+    parser.add_argument("--from-json", default=None, help="print the report of a saved summary-*.json and exit")
     parser.add_argument("--demo", action="store_true", help="peak RSS of the full `keras-mixkd study` (minutes)")
-    parser.add_argument("--out-dir", default=os.path.join(common.BENCHMARKS_DIR, "results"))
+    parser.add_argument(
+        "--out-dir",
+        default=os.path.join(common.REPO_DIR, "runs", "benchmarks"),
+        help="where the JSON results and latest.md go (default: runs/benchmarks, git-ignored)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.from_json:
+        with open(args.from_json) as handle:
+            saved = json.load(handle)
+        print(
+            render(
+                saved["stamp"], saved["command"], saved["machine"], saved["settings"],
+                saved["distill"], saved["pipelines"], saved["memory"], saved.get("failures", ()),
+            )
+        )
+        return 0
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     os.makedirs(args.out_dir, exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -200,42 +253,28 @@ def main(argv=None):
             memory.append(payload)
 
     machine = common.machine_info()
-    out = [
-        f"Run {stamp}: {machine.get('Model name', machine['cpu'])}, {machine['nproc']} cores, "
-        f"{machine.get('ram_gib', '?')} GiB RAM; load average at the end {machine['load_average']}.",
-        f"Command: {' '.join([os.path.relpath(sys.executable, common.REPO_DIR), 'benchmarks/run_all.py'] + (argv if argv is not None else sys.argv[1:]))}",
-    ]
+    command = " ".join(
+        [os.path.relpath(sys.executable, common.REPO_DIR), "benchmarks/run_all.py"]
+        + (argv if argv is not None else sys.argv[1:])
+    )
     if settings:
-        out.append(
-            f"Settings: batch {settings['batch_size']}, 32x32x3, {settings['num_classes']} classes, mixup; "
-            f"{settings['warmup']} warm-up + {settings['repeats']} timed interleaved rounds; jit_compile "
-            f"{settings['jit_compile']}; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}."
-        )
-    out.append("")
-    if distill:
-        rows, targets = distill_table(distill)
-        out += ["Distillation step, images/s (median of the timed rounds; higher is better):", ""]
-        out += rows + ["", "Targets:"] + targets + [""]
-    if pipelines:
-        out += ["Input pipeline (`make_dataset` + mixup + normalisation, in-memory images):"]
-        for backend, p in pipelines:
-            out.append(
-                f"- {backend}: pipeline alone {p['pipeline_images_per_s']:.0f} images/s; `fit` fed by it "
-                f"{p['fit_images_per_s']:.1f} images/s against {p['step_images_per_s']:.1f} for the bare "
-                f"step ({p['pair']}, fit/step time {p['fit_over_step_time']:.2f})"
-            )
-        out.append("")
-    if memory:
-        out += ["Memory:", ""] + memory_lines(memory) + [""]
-    if failures:
-        out += ["FAILED: " + "; ".join(failures)]
-    text = "\n".join(out)
+        settings = dict(settings, omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"))
+    text = render(stamp, command, machine, settings, distill, pipelines, memory, failures)
     print(text)
     with open(os.path.join(args.out_dir, "latest.md"), "w") as handle:
         handle.write(text + "\n")
     common.write_json(
         os.path.join(args.out_dir, f"summary-{stamp}.json"),
-        {"distill": distill, "pipelines": pipelines, "memory": memory, "machine": machine},
+        {
+            "stamp": stamp,
+            "command": command,
+            "machine": machine,
+            "settings": settings,
+            "distill": distill,
+            "pipelines": pipelines,
+            "memory": memory,
+            "failures": failures,
+        },
     )
     return 1 if failures else 0
 

@@ -59,7 +59,11 @@ def _fake_result(backend, ours, floor_parts, keras, torch):
     return {
         "backend": backend,
         "pair": "resnet56:resnet20",
-        "timings": {name: {"median_s": value} for name, value in timings.items()},
+        # Three rounds; the middle one slowed by other jobs, alike for all.
+        "timings": {
+            name: {"median_s": value, "times_s": [value, 3 * value, value]}
+            for name, value in timings.items()
+        },
         "images_per_s": {**{n: batch / v for n, v in timings.items()}, "floor": batch / floor},
         "ours_over_floor_time": ours / floor,
         "ours_over_keras_speed": keras / ours,
@@ -77,7 +81,7 @@ def test_run_all_targets_say_met_or_missed():
     _, targets = run_all.distill_table(results)
     assert targets[0].count("met") == 2 and "MISSED" not in targets[0]
     assert targets[1].count("MISSED") == 2
-    assert "best backend (jax)" in targets[2] and targets[2].rstrip().endswith("met (1.60)")
+    assert "best backend (jax)" in targets[2] and "met (paired 1.60" in targets[2]
 
 
 def test_torch_reference_matches_the_zoo_and_the_kd_formula():
