@@ -1,7 +1,6 @@
 """AugMix, from Keras core or KerasCV."""
 
 import keras
-import keras_cv
 
 from keras_mixkd.augment.augmentation import Augmentation
 
@@ -80,6 +79,8 @@ class AugMix(Augmentation):
                 seed=seed,
             )
         else:
+            import keras_cv  # imported when used: it adds seconds to start-up
+
             self._layer = keras_cv.layers.AugMix(
                 value_range=(0, 1),
                 severity=self.severity,

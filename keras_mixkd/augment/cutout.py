@@ -1,6 +1,5 @@
 """Cutout: one square hole per image (DeVries & Taylor, 2017)."""
 
-import keras_cv
 
 from keras_mixkd.augment.augmentation import Augmentation
 
@@ -51,6 +50,8 @@ class Cutout(Augmentation):
             # it up: a hair under side / H keeps float error from adding a pixel.
             h_factor = (side - 1e-3) / height
             w_factor = (side - 1e-3) / width
+            import keras_cv  # imported when used: it adds seconds to start-up
+
             self._layers[key] = keras_cv.layers.RandomCutout(
                 height_factor=(h_factor, h_factor),
                 width_factor=(w_factor, w_factor),

@@ -3,7 +3,6 @@
 import numbers
 
 import keras
-import keras_cv
 import tensorflow as tf
 
 from keras_mixkd.augment._labels import check_num_classes
@@ -165,6 +164,8 @@ class Mixing(Augmentation):
 
     def _build_library_layers(self):
         if self.implementation == "keras_cv":
+            import keras_cv  # imported when used: it adds seconds to start-up
+
             if self.alpha is not None:
                 self._mixup_layer = keras_cv.layers.MixUp(
                     alpha=self.alpha, seed=self.seed

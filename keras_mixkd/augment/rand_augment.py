@@ -1,7 +1,6 @@
 """RandAugment, from Keras core or KerasCV."""
 
 import keras
-import keras_cv
 
 from keras_mixkd.augment.augmentation import Augmentation
 
@@ -51,6 +50,8 @@ class RandAugment(Augmentation):
                 value_range=(0, 1), num_ops=num_ops, factor=magnitude, seed=seed
             )
         else:
+            import keras_cv  # imported when used: it adds seconds to start-up
+
             self._layer = keras_cv.layers.RandAugment(
                 value_range=(0, 1),
                 augmentations_per_image=num_ops,
