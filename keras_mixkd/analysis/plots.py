@@ -39,7 +39,7 @@ def _per_pair_bars(records, config, metric, scale, ylabel, title, path, limits=N
     augmentations, recipes, pairs, _ = study_axes(records, config)
     if not pairs:
         pairs = [(t, None) for t in sorted({r["teacher_model"] for r in records})]
-    figure = Figure(figsize=(max(6.0, 1.3 * len(augmentations) * (1 + 0.25 * len(recipes))), 3.6 * len(pairs)))
+    figure = Figure(figsize=(max(6.0, 1.3 * len(augmentations) * (1 + 0.25 * len(recipes))), 3.6 * len(pairs)), layout="constrained")
     axes = np.atleast_1d(figure.subplots(len(pairs), 1, squeeze=False)[:, 0])
     for ax, (teacher_model, student_model) in zip(axes, pairs):
         series = []
@@ -98,7 +98,7 @@ def plot_cd_over_epochs(records, path, config=None, key="val_class_discriminatio
                                                                student_model=student_model, recipe=recipe)))
     columns = min(3, len(panels))
     rows = int(np.ceil(len(panels) / columns))
-    figure = Figure(figsize=(4.2 * columns, 3.2 * rows))
+    figure = Figure(figsize=(4.2 * columns, 3.2 * rows), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     for ax, (title, where) in zip(axes, panels):
         for augmentation in augmentations:
@@ -157,7 +157,7 @@ def plot_projection(feature_sets, path, method="pca", title="Penultimate feature
     """
     columns = min(3, max(len(feature_sets), 1))
     rows = int(np.ceil(max(len(feature_sets), 1) / columns))
-    figure = Figure(figsize=(4.0 * columns, 3.8 * rows))
+    figure = Figure(figsize=(4.0 * columns, 3.8 * rows), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     for ax, (name, features, labels) in zip(axes, feature_sets):
         points = project_2d(features, method)
