@@ -19,7 +19,8 @@ def pytest_report_header(config):
 @pytest.fixture(autouse=True)
 def _fresh_keras_state():
     """Every test starts from a clean Keras session and fixed seeds."""
-    keras.backend.clear_session()
+    # free_memory=False skips a full garbage collection (~0.6 s a test).
+    keras.backend.clear_session(free_memory=False)
     keras.utils.set_random_seed(1234)
     yield
 

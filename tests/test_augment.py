@@ -26,14 +26,6 @@ IMPLEMENTATIONS = ("keras_cv", "keras")
 MIXING_RECIPES = ("mixup", "cutmix", "mixup_cutmix", "partial_mixup")
 
 
-@pytest.fixture(autouse=True)
-def _fresh_keras_state():
-    """As conftest's, without the ~0.6 s garbage collection per test."""
-    keras.backend.clear_session(free_memory=False)
-    keras.utils.set_random_seed(1234)
-    yield
-
-
 # -- NumPy references (float64, from the definitions) ------------------------------
 def np_smooth(onehot, epsilon):
     k = onehot.shape[-1]
