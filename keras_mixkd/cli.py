@@ -341,6 +341,7 @@ def cmd_train_teacher(args):
     config, data = _data_config(args)
     splits = prepare_data(data)
     work_dir = args.output + ".work"
+    os.makedirs(work_dir, exist_ok=True)  # an unwritable --output fails now, not after training
     model, record, _ = train_teacher(
         splits, args.model, args.augmentation, seed=args.seed,
         epochs=args.epochs or config["teacher"]["epochs"], optimizer=config["teacher"]["optimizer"],
@@ -378,6 +379,7 @@ def cmd_distill(args):
         "augmentation_options": {name: options for name in mixing}, "teacher_sees": args.teacher_sees,
     }
     work_dir = args.output + ".work"
+    os.makedirs(work_dir, exist_ok=True)  # an unwritable --output fails now, not after training
     distiller, record, _ = distill_student(
         splits, teacher, args.student, recipe, seed=args.seed,
         epochs=args.epochs or config["student"]["epochs"], optimizer=config["student"]["optimizer"],

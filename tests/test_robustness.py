@@ -256,7 +256,20 @@ def test_unwritable_output_folder_is_one_line(capsys, tmp_path):
     runs = str(blocker / "sub")
     status, _, err = run_cli(capsys, *SMALL_STUDY, "--runs-dir", runs, "--name", "x")
     assert_one_clear_line(status, err, "Cannot use", "Not a directory", "folder you can write to")
+    for command in (["train-teacher", "--model", "digits_cnn"],
+                    ["distill", "--teacher", write_teacher(tmp_path), "--student", "digits_cnn_small"]):
+        # Refused before training, not after an epoch's work.
+        status, out, err = run_cli(capsys, *command, "--epochs", "1", "--verbose", "0",
+                                   "--output", str(blocker / "model.keras"))
+        assert_one_clear_line(status, err, "Cannot use", str(blocker), "Not a directory")
+        assert "test accuracy" not in out
     assert blocker.read_text() == "a file, not a folder"
+
+
+def write_teacher(folder):
+    path = os.path.join(folder, "teacher.keras")
+    get_model("digits_cnn", NUM_CLASSES, input_shape=SHAPE).save(path)
+    return path
 
 
 def test_full_disk_is_one_line_and_leaves_no_partial_files(capsys, tmp_path, monkeypatch):
