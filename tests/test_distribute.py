@@ -61,19 +61,17 @@ WORKER = textwrap.dedent(
                             metrics=["accuracy"])
             history = teacher.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
             out["teacher_history"] = history.history
-            out["teacher_evaluate"] = teacher.evaluate(x, y, batch_size=8, verbose=0,
-                                                       return_dict=True)
             out["teacher_weights"] = [w.tolist() for w in teacher.get_weights()]
-            for labels, name in ((y, "hard"), (soft, "soft")):
-                distiller = Distiller(model("digits_cnn"), model("digits_cnn_small"),
-                                      student_loss_weight=0.5, temperature=4.0)
-                distiller.compile(optimizer=keras.optimizers.SGD(0.1))
-                history = distiller.fit(x, labels, batch_size=8, epochs=2, shuffle=False,
-                                        verbose=0)
-                out[f"{name}_history"] = history.history
-                out[f"{name}_evaluate"] = distiller.evaluate(
-                    x, labels, batch_size=8, verbose=0, return_dict=True)
-                out[f"{name}_weights"] = [w.tolist() for w in distiller.student.get_weights()]
+            # Distillation on soft (MixUp-like) labels, the library's main case.
+            distiller = Distiller(model("digits_cnn"), model("digits_cnn_small"),
+                                  student_loss_weight=0.5, temperature=4.0)
+            distiller.compile(optimizer=keras.optimizers.SGD(0.1))
+            history = distiller.fit(x, soft, batch_size=8, epochs=2, shuffle=False, verbose=0)
+            out["soft_history"] = history.history
+            # Metrics are summed over replicas in test_step too.
+            out["evaluate"] = distiller.evaluate(x, soft, batch_size=8, verbose=0,
+                                                 return_dict=True)
+            out["soft_weights"] = [w.tolist() for w in distiller.student.get_weights()]
         return out
 
     print(json.dumps({"one": run(1), "two": run(2)}))
@@ -113,11 +111,11 @@ def test_two_devices_match_one_device_for_the_same_global_batch():
             continue
         assert _max_abs_diff(one[key], two[key]) <= 1e-5, (key, one[key], two[key])
     # The losses moved: the comparison is not between two untrained states.
-    for name in ("hard", "soft"):
+    for name in ("teacher", "soft"):
         losses = one[f"{name}_history"]["loss"]
         assert losses[0] != losses[1] and np.all(np.isfinite(losses))
-        assert set(one[f"{name}_history"]) >= {
-            "loss", "supervised_loss", "distillation_loss", "accuracy", "teacher_agreement"}
+    assert set(one["soft_history"]) >= {
+        "loss", "supervised_loss", "distillation_loss", "accuracy", "teacher_agreement"}
 
 
 def test_cli_devices_option_refuses_what_it_cannot_do(tmp_path, capsys):
