@@ -93,16 +93,22 @@ def main():
     parser.add_argument("--brute-repeats", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--quick", action="store_true", help="N=2000, no resnet20 epoch")
+    parser.add_argument("--skip-epoch", action="store_true", help="no resnet20 epoch (it takes minutes)")
     args = parser.parse_args()
     if args.quick:
         args.examples = 2000
     num_examples = args.examples
     backend = keras.backend.backend()
+    threads = ""
+    if backend == "torch":
+        import torch
+
+        threads = f", torch intra-op threads {torch.get_num_threads()}"
     print(f"backend {backend}, keras {keras.__version__}, N = {num_examples}, "
-          f"{os.cpu_count()} CPU(s) visible")
+          f"{os.cpu_count()} CPU(s) visible, load average {os.getloadavg()[0]:.1f}{threads}")
 
     epoch = predict = None
-    if not args.quick:
+    if not (args.quick or args.skip_epoch):
         epoch, predict = epoch_seconds(num_examples, args.classes[0], args.batch_size)
         print(f"resnet20, one epoch of {num_examples} 32x32x3 images, batch {args.batch_size}: "
               f"{epoch:.1f} s; predict of the penultimate features (batch 256): {predict:.2f} s "
