@@ -66,15 +66,17 @@ HAND_COUNTS = {
 }
 
 
-def _forward(model, input_shape, rng):
-    images = rng.random((2, *input_shape)).astype("float32")
+def _predict(model, images):
     if keras.backend.backend() == "jax":
         # One compiled call: JAX's eager mode would compile every op of a
         # deep net separately, many times slower.
-        logits = model.predict_on_batch(images)
-    else:
-        logits = model(images, training=False)
-    return images, keras.ops.convert_to_numpy(logits)
+        return keras.ops.convert_to_numpy(model.predict_on_batch(images))
+    return keras.ops.convert_to_numpy(model(images, training=False))
+
+
+def _forward(model, input_shape, rng):
+    images = rng.random((2, *input_shape)).astype("float32")
+    return images, _predict(model, images)
 
 
 def _check_contract(model, num_classes):
@@ -202,3 +204,90 @@ def test_list_models_is_sorted_and_buildable_names():
     names = list_models()
     assert names == sorted(names)
     assert set(DIGITS_MODELS) <= set(names)
+
+
+# --- building blocks against NumPy references ------------------------------
+
+
+def test_channel_shuffle_matches_the_shufflenet_permutation(rng):
+    from keras_mixkd.models.channel_shuffle import ChannelShuffle
+
+    groups, per_group = 3, 4
+    x = rng.random((2, 3, 5, groups * per_group)).astype("float32")
+    out = keras.ops.convert_to_numpy(ChannelShuffle(groups)(x))
+    # Channel g * per_group + j moves to position j * groups + g.
+    expected = np.empty_like(x)
+    for g in range(groups):
+        for j in range(per_group):
+            expected[..., j * groups + g] = x[..., g * per_group + j]
+    np.testing.assert_array_equal(out, expected)
+    with pytest.raises(ValueError, match="cannot be split into 3 groups"):
+        ChannelShuffle(3)(np.zeros((1, 2, 2, 4), "float32"))
+
+
+def test_channel_split(rng):
+    from keras_mixkd.models.channel_split import ChannelSplit
+
+    x = rng.random((2, 3, 3, 6)).astype("float32")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(ChannelSplit(2, 5)(x)), x[..., 2:5])
+    with pytest.raises(ValueError, match="start < stop"):
+        ChannelSplit(3, 3)
+    with pytest.raises(ValueError, match="exceeds the 6 channels"):
+        ChannelSplit(0, 7)(x)
+
+
+@pytest.mark.parametrize("size", [8, 7])
+def test_strided_convolution_pads_like_pytorch(rng, size):
+    # A 3x3 stride-2 convolution with one zero pixel on every side
+    # (PyTorch's padding=1), written from the definition in float64.
+    from keras_mixkd.models._common import conv2d
+
+    inputs = keras.Input((size, size, 2))
+    model = keras.Model(inputs, conv2d(inputs, 3, 3, strides=2, name="conv"))
+    kernel = rng.normal(size=(3, 3, 2, 3))
+    model.get_layer("conv").set_weights([kernel.astype("float32")])
+    x = rng.random((1, size, size, 2))
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    out_size = (size + 2 - 3) // 2 + 1
+    expected = np.zeros((1, out_size, out_size, 3))
+    for i in range(out_size):
+        for j in range(out_size):
+            patch = padded[0, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3, :]
+            expected[0, i, j] = np.einsum("hwc,hwco->o", patch, kernel)
+    out = keras.ops.convert_to_numpy(model(x.astype("float32")))
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_shortcut_average_pool_counts_the_padding(rng):
+    # ShuffleNetV1's stride-2 shortcut averages 3x3 windows over a zero-padded
+    # input, dividing by 9 even at the border (PyTorch's AvgPool2d default).
+    from keras_mixkd.models.shufflenetv1 import shuffle_bottleneck
+
+    inputs = keras.Input((4, 4, 6))
+    block = keras.Model(inputs, shuffle_bottleneck(inputs, 18, strides=2, groups=3, name="b"))
+    probe = keras.Model(inputs, block.get_layer("b_shortcut_pool").output)
+    stem = rng.random((1, 4, 4, 6))
+    pooled = keras.ops.convert_to_numpy(probe(stem.astype("float32"))).astype(np.float64)
+    assert block.output.shape == (None, 2, 2, 18)
+    padded = np.pad(stem, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    expected = np.array([[padded[0, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3].sum(axis=(0, 1)) / 9.0
+                          for j in range(2)] for i in range(2)])
+    np.testing.assert_allclose(pooled[0], expected, rtol=1e-4, atol=1e-6)
+
+
+def test_custom_layers_round_trip_through_keras_files(tmp_path, rng):
+    # A small net made of ShuffleNetV2's blocks: ChannelSplit and
+    # ChannelShuffle must save and load with the model.
+    from keras_mixkd.models.shufflenetv2 import basic_block
+    from keras_mixkd.models.shufflenetv2 import down_block
+
+    inputs = keras.Input((8, 8, 3))
+    x = down_block(inputs, 8, name="down")
+    x = basic_block(x, name="block")
+    features = keras.layers.GlobalAveragePooling2D(name="features")(x)
+    model = keras.Model(inputs, keras.layers.Dense(4, name="logits")(features))
+    images = rng.random((2, 8, 8, 3)).astype("float32")
+    path = tmp_path / "small_shufflenet.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    np.testing.assert_allclose(_predict(restored, images), _predict(model, images), rtol=1e-5, atol=1e-5)
