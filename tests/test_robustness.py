@@ -334,3 +334,30 @@ def test_nan_in_the_last_step_of_an_epoch_is_caught_by_the_epoch_measures(tmp_pa
                                batch_size=64, measure=config["measure"], work_dir=str(tmp_path / "w"),
                                verbose=0)
     assert issubclass(NonFiniteLossError, ValueError) and issubclass(NonFiniteLossError, FloatingPointError)
+
+
+def test_bad_data_files_stop_the_study_before_training(capsys, tmp_path):
+    """An empty, a NaN and an out-of-range .npz data set, through `keras-mixkd study`."""
+    rng = np.random.default_rng(0)
+
+    def save(name, **changes):
+        arrays = dict(x_train=rng.random((40, *SHAPE), dtype=np.float32), y_train=np.arange(40) % 4,
+                      x_test=rng.random((12, *SHAPE), dtype=np.float32), y_test=np.arange(12) % 4)
+        arrays.update(changes)
+        path = str(tmp_path / f"{name}.npz")
+        np.savez(path, **arrays)
+        return path
+
+    cases = {
+        "empty": (save("empty", x_train=np.zeros((0, *SHAPE), "float32"), y_train=np.zeros(0, "int64")),
+                  ["x_train", "no images"]),
+        "nan": (save("nan", x_train=with_value(rng.random((40, *SHAPE), dtype=np.float32), 77, np.nan)),
+                ["x_train", "NaN or infinite"]),
+        "out-of-range": (save("oor", y_test=np.arange(12) % 7), ["y_test", "class id 6, out of range for 4 classes"]),
+    }
+    for name, (path, fragments) in cases.items():
+        status, out, err = run_cli(capsys, *SMALL_STUDY, "--dataset", "npz", "--data-path", path,
+                                   "--set", "data.validation_fraction=0.25",
+                                   "--runs-dir", str(tmp_path / "runs"), "--name", name)
+        assert_one_clear_line(status, err, *fragments)
+        assert "cell 1/" not in out  # refused before any cell started

@@ -1,0 +1,152 @@
+"""SIGKILL `keras-mixkd study` five times at random moments, then let it finish.
+
+The final results must hold every cell exactly once and have the structure of
+an uninterrupted run of the same command (same cells, same columns, same
+per-cell fields, same files). Between kills, whatever is on disk must already
+be readable: every cell file and table parses, no cell appears twice.
+"""
+
+import csv
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import keras
+import numpy as np
+
+from keras_mixkd import cli
+from keras_mixkd.study.run_folder import CSV_COLUMNS
+
+BACKEND = keras.backend.backend()
+KILLS = 5
+
+# Three cells: a mixup teacher, then two students (plain KD at T=1, partial mixup).
+STUDY = [
+    "study", "--smoke", "--teacher-epochs", "2", "--student-epochs", "2",
+    "--set", 'teacher.augmentations=["mixup"]',
+    "--set", 'distillation=[{name = "kd_T1", temperature = 1.0}, {name = "pmu", augmentation = '
+             '"partial_mixup", augmentation_options = {partial_mixup = {fraction = 0.5}}}]',
+    "--set", "data.train_examples=64", "--set", "data.test_examples=32",
+    "--set", "backup_interval_seconds=0", "--verbose", "0", "--no-report",
+]
+CELLS = {
+    "teacher__digits_cnn__mixup__s0",
+    "student__digits_cnn_small__kd_T1__from__digits_cnn__mixup__s0",
+    "student__digits_cnn_small__pmu__from__digits_cnn__mixup__s0",
+}
+
+
+def study_args(runs, name):
+    return [*STUDY, "--runs-dir", runs, "--name", name]
+
+
+def start_and_kill(argv, trigger, delay, timeout=240):
+    """Start the real command; SIGKILL it `delay` s after it prints a line holding `trigger`."""
+    env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    process = subprocess.Popen([sys.executable, "-m", "keras_mixkd.cli", *argv], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    output = []
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline and process.poll() is None:
+            try:
+                output.append(lines.get(timeout=0.05))
+            except queue.Empty:
+                continue
+            if trigger in output[-1]:
+                time.sleep(delay)
+                break
+        finished = process.poll() is not None
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    while not lines.empty():
+        output.append(lines.get())
+    return finished, "".join(output)
+
+
+def check_readable(run_dir):
+    """What a kill may leave: complete files only, each cell once."""
+    assert json.load(open(os.path.join(run_dir, "study.json")))["config"]
+    cells_dir = os.path.join(run_dir, "cells")
+    names = [n for n in os.listdir(cells_dir) if not n.startswith(".")] if os.path.isdir(cells_dir) else []
+    for name in names:
+        record = json.load(open(os.path.join(cells_dir, name)))
+        assert record["key"] + ".json" == name
+        assert record["key"] in CELLS
+    if os.path.exists(os.path.join(run_dir, "results.json")):
+        keys = [c["key"] for c in json.load(open(os.path.join(run_dir, "results.json")))["cells"]]
+        assert len(keys) == len(set(keys)), keys
+        assert set(keys) <= {n[:-len(".json")] for n in names}
+    return names
+
+
+def read_run(run_dir):
+    results = json.load(open(os.path.join(run_dir, "results.json")))
+    with open(os.path.join(run_dir, "results.csv"), newline="") as f:
+        rows = list(csv.reader(f))
+    files = {sub: sorted(n for n in os.listdir(os.path.join(run_dir, sub)) if not n.startswith("."))
+             for sub in ("cells", "models", "features")}
+    return results, rows, files
+
+
+def run_in_process(capsys, argv):
+    status = cli.main(argv)
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    return out
+
+
+def test_five_random_kills_then_finish_match_an_uninterrupted_run(capsys, tmp_path):
+    runs = str(tmp_path / "runs")
+    seed = int(time.time()) % 10_000
+    rng = np.random.default_rng(seed)
+    run_dir = os.path.join(runs, "crash")
+    progress = []
+    # Random moments in each phase: while the folder and data are set up, inside a cell
+    # (training, saving), and right after a cell's result is written (tables being rebuilt).
+    triggers = ["study ", "cell ", "test accuracy", "cell ", "test accuracy"]
+    assert len(triggers) == KILLS
+    for trigger in triggers:
+        delay = float(rng.uniform(0.0, 0.5 if trigger == "test accuracy" else 3.0))
+        began = time.time()
+        finished, output = start_and_kill(study_args(runs, "crash"), trigger, delay)
+        assert "Traceback" not in output, (seed, output)
+        progress.append((trigger, round(delay, 2), len(check_readable(run_dir)), finished,
+                         round(time.time() - began, 1)))
+    assert progress[2][2] >= 1, progress  # later kills met finished cells, to skip and keep
+
+    began = time.time()
+    out = run_in_process(capsys, study_args(runs, "crash"))  # the same command, to the end
+    progress.append(round(time.time() - began, 1))
+    began = time.time()
+    assert f"{len(CELLS)} cells" in out
+    crashed, crashed_rows, crashed_files = read_run(run_dir)
+    run_in_process(capsys, study_args(runs, "reference"))
+    reference, reference_rows, reference_files = read_run(os.path.join(runs, "reference"))
+    progress.append(round(time.time() - began, 1))
+    print(progress)
+
+    note = f"seed {seed}; (trigger, delay, finished cells, exited, seconds) per kill, then seconds to finish: {progress}"
+    keys = [cell["key"] for cell in crashed["cells"]]
+    assert sorted(keys) == sorted(CELLS), note  # every cell, exactly once
+    assert sorted(keys) == sorted(cell["key"] for cell in reference["cells"])
+    assert crashed["config"] == reference["config"]
+    by_key = {cell["key"]: cell for cell in reference["cells"]}
+    for cell in crashed["cells"]:
+        assert set(cell) == set(by_key[cell["key"]]), (cell["key"], note)
+        assert [row["epoch"] for row in cell["history"]] == [1, 2], (cell["key"], note)
+        assert [set(row) for row in cell["history"]] == [set(row) for row in by_key[cell["key"]]["history"]]
+        assert cell["backend"] == BACKEND
+    assert crashed_rows[0] == reference_rows[0] == list(CSV_COLUMNS)
+    assert len(crashed_rows) == len(reference_rows) == 1 + len(CELLS)
+    assert sorted(row[0] for row in crashed_rows[1:]) == sorted(CELLS)
+    assert crashed_files == reference_files, note
+    assert not os.listdir(os.path.join(run_dir, "work")), note  # nothing left in progress
