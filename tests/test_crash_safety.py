@@ -150,3 +150,23 @@ def test_five_random_kills_then_finish_match_an_uninterrupted_run(capsys, tmp_pa
     assert sorted(row[0] for row in crashed_rows[1:]) == sorted(CELLS)
     assert crashed_files == reference_files, note
     assert not os.listdir(os.path.join(run_dir, "work")), note  # nothing left in progress
+    leftovers = [name for _, _, names in os.walk(run_dir) for name in names if ".partial" in name]
+    assert not leftovers, note  # temporary files of writes cut short were removed on resume
+
+
+def test_reopening_a_study_removes_the_temporary_files_of_writes_cut_short(tmp_path):
+    from keras_mixkd.study import load_recipe
+    from keras_mixkd.study.run_folder import RunFolder
+
+    config = load_recipe("digits", smoke=True)
+    folder = RunFolder(str(tmp_path / "run"))
+    folder.open(config)
+    folder.write_cell("teacher__digits_cnn__none__s0", {"role": "teacher"})
+    cut_short = [tmp_path / "run" / "cells" / ".student__x.json.k2j3.partial.json",
+                 tmp_path / "run" / "models" / ".teacher__y.keras.a1b2.partial.keras"]
+    for path in cut_short:
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"half a fi")
+    RunFolder(str(tmp_path / "run")).open(config)  # what a rerun does first
+    assert not any(path.exists() for path in cut_short)
+    assert [c["key"] for c in folder.read_cells()] == ["teacher__digits_cnn__none__s0"]

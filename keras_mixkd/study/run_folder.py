@@ -95,6 +95,7 @@ class RunFolder:
                     "Rerun with the same recipe and flags to continue it, or choose another "
                     "--name (or --runs-dir) to start a new study."
                 )
+            _remove_partial_files(self.path)
             return manifest
         if os.path.isdir(self.path) and os.listdir(self.path):
             raise ValueError(
@@ -214,6 +215,17 @@ def _diff(old, new, prefix, out):
         return
     if old != new:
         out.append(f"{prefix.rstrip('.')}: {old!r} -> {new!r}")
+
+
+def _remove_partial_files(folder):
+    # Temporary files of `atomic` writes that a killed process never moved into place.
+    for root, _, names in os.walk(folder):
+        for name in names:
+            if name.startswith(".") and ".partial" in name:
+                try:
+                    os.remove(os.path.join(root, name))
+                except OSError:
+                    pass
 
 
 def _csv_value(value):
