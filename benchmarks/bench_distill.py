@@ -49,10 +49,11 @@ def sgd():
     return keras.optimizers.SGD(learning_rate=0.05, momentum=0.9)
 
 
-def build_pair(teacher_name, student_name, num_classes):
+def build_pair(teacher_name, student_name, num_classes, image_size=32):
     """A teacher and a student of the zoo (untrained weights cost the same as trained)."""
-    teacher = get_model(teacher_name, num_classes=num_classes)
-    student = get_model(student_name, num_classes=num_classes)
+    shape = (image_size, image_size, 3)
+    teacher = get_model(teacher_name, num_classes=num_classes, input_shape=shape)
+    student = get_model(student_name, num_classes=num_classes, input_shape=shape)
     return teacher, student
 
 
@@ -62,7 +63,7 @@ def clone_weights(model, name, num_classes):
     Each contender gets its own models: on JAX a compiled step donates its
     state buffers, so two steps must never share variables.
     """
-    copy = get_model(name, num_classes=num_classes)
+    copy = get_model(name, num_classes=num_classes, input_shape=tuple(model.input_shape[1:]))
     copy.set_weights(model.get_weights())
     return copy
 
@@ -70,7 +71,7 @@ def clone_weights(model, name, num_classes):
 def contenders(teacher_name, student_name, args, x, y, label_ids_np, images_np):
     """name -> callable running one step, for one pair."""
     num_classes = args.num_classes
-    teacher, student = build_pair(teacher_name, student_name, num_classes)
+    teacher, student = build_pair(teacher_name, student_name, num_classes, args.image_size)
     jit = args.jit_compile
     steps = {}
 
@@ -145,7 +146,7 @@ def contenders(teacher_name, student_name, args, x, y, label_ids_np, images_np):
 
 def bench_pair(teacher_name, student_name, args):
     images, clean, soft_labels, label_ids = common.make_mixed_batch(
-        args.batch_size, args.num_classes, seed=args.seed
+        args.batch_size, args.num_classes, image_size=args.image_size, seed=args.seed
     )
     x, y = common.to_device(images), common.to_device(soft_labels)
     start = time.perf_counter()
@@ -188,7 +189,7 @@ def measure_pipeline(args, teacher_name, student_name, step_seconds):
 
     batches, batch = args.pipeline_batches, args.batch_size
     rng = np.random.default_rng(args.seed)
-    images = rng.random((batches * batch, 32, 32, 3), dtype=np.float32)
+    images = rng.random((batches * batch, args.image_size, args.image_size, 3), dtype=np.float32)
     labels = rng.integers(0, args.num_classes, batches * batch).astype("int32")
     dataset = make_dataset(
         images,
@@ -207,7 +208,7 @@ def measure_pipeline(args, teacher_name, student_name, step_seconds):
         epoch_times.append(time.perf_counter() - start)
     pipeline_s = sorted(epoch_times)[1] / batches
 
-    teacher, student = build_pair(teacher_name, student_name, args.num_classes)
+    teacher, student = build_pair(teacher_name, student_name, args.num_classes, args.image_size)
     distiller = Distiller(teacher, student, temperature=TEMPERATURE, student_loss_weight=STUDENT_LOSS_WEIGHT)
     distiller.compile(optimizer=sgd(), jit_compile=args.jit_compile)
     epoch_seconds = []
@@ -273,10 +274,13 @@ def parse_args(argv=None):
     parser.add_argument("--pairs", default=",".join(common.DEFAULT_PAIRS), help="teacher:student,...")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--num-classes", type=int, default=100)
+    parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds (default 3)")
     parser.add_argument("--repeats", type=int, default=10, help="timed rounds (default 10)")
     parser.add_argument("--quick", action="store_true", help="1 warm-up round, 5 timed rounds")
-    parser.add_argument("--smoke", action="store_true", help="tiny models, batch 8, one round: checks the script runs")
+    parser.add_argument(
+        "--smoke", action="store_true", help="resnet8 pair, 16x16 images, batch 8, one round: checks the script runs"
+    )
     parser.add_argument(
         "--contenders",
         default="keras,torch",
@@ -297,7 +301,7 @@ def parse_args(argv=None):
         args.warmup, args.repeats = 1, 5
     if args.smoke:
         args.pairs, args.batch_size, args.warmup, args.repeats = ",".join(common.SMOKE_PAIRS), 8, 1, 1
-        args.num_classes, args.pipeline_batches = 10, 2
+        args.num_classes, args.pipeline_batches, args.image_size = 10, 2, 16
     args.pairs = common.parse_pairs(args.pairs)
     args.contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
     unknown = set(args.contenders) - {"keras", "torch", "ours_xla"}

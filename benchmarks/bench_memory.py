@@ -59,7 +59,8 @@ def measure_epochs(args):
 
     after_import = rss_mib()
     rng = np.random.default_rng(args.seed)
-    images = rng.random((args.examples, 32, 32, 3), dtype=np.float32)
+    size = args.image_size
+    images = rng.random((args.examples, size, size, 3), dtype=np.float32)
     labels = rng.integers(0, args.num_classes, args.examples).astype("int32")
     train = make_dataset(
         images,
@@ -72,8 +73,8 @@ def measure_epochs(args):
         drop_remainder=True,
     )
     distiller = Distiller(
-        get_model(args.teacher, num_classes=args.num_classes),
-        get_model(args.student, num_classes=args.num_classes),
+        get_model(args.teacher, num_classes=args.num_classes, input_shape=(size, size, 3)),
+        get_model(args.student, num_classes=args.num_classes, input_shape=(size, size, 3)),
         temperature=4.0,
         student_loss_weight=0.1,
     )
@@ -96,6 +97,7 @@ def measure_epochs(args):
         "backend": keras.backend.backend(),
         "pair": f"{args.teacher}:{args.student}",
         "examples_per_epoch": args.examples,
+        "image_size": size,
         "batch_size": args.batch_size,
         "rss_after_import_mib": after_import,
         "rss_after_build_mib": after_build,
@@ -193,9 +195,10 @@ def parse_args(argv=None):
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--num-classes", type=int, default=100)
+    parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--study-args", default="", help="extra arguments of `keras-mixkd study`, e.g. '--smoke'")
     parser.add_argument("--quick", action="store_true", help="512 images per epoch")
-    parser.add_argument("--smoke", action="store_true", help="resnet8 -> resnet8, 32 images, 5 epochs")
+    parser.add_argument("--smoke", action="store_true", help="resnet8 -> resnet8, 16 16x16 images, 5 epochs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
@@ -203,7 +206,8 @@ def parse_args(argv=None):
         args.examples = 512
     if args.smoke:
         args.teacher, args.student = "resnet8", "resnet8"
-        args.examples, args.batch_size, args.epochs, args.num_classes = 32, 16, 5, 10
+        args.examples, args.batch_size, args.epochs, args.num_classes = 16, 8, 5, 10
+        args.image_size = 16
     return args
 
 
