@@ -253,21 +253,24 @@ def gdv(features, labels, return_terms=False, block_size=None):
     classes = _Classes(ids, num_classes)
     pair_sums = ops.zeros((num_classes, num_classes), dtype="float32")
     for start in range(0, num_examples, block_size):
-        stop = min(start + block_size, num_examples)
-        block = z[start:stop]
+        size = min(block_size, num_examples - start)
+        # ops.slice takes the start as data: JAX compiles once per block shape,
+        # not once per block.
+        block = ops.slice(z, (start, 0), (size, dimensions))
+        block_norms = ops.slice(squared_norms, (start,), (size,))
         squared = (
-            squared_norms[start:stop, None]
+            block_norms[:, None]
             + squared_norms[None, :]
             - 2.0 * ops.matmul(block, ops.transpose(z))
         )
         distances = ops.sqrt(ops.maximum(squared, 0.0))
         # Self distances are 0; round-off in the Gram form would not give 0.
-        is_self = ops.arange(start, stop)[:, None] == column_index[None, :]
+        is_self = (ops.arange(size) + start)[:, None] == column_index[None, :]
         distances = ops.where(is_self, ops.zeros_like(distances), distances)
         # (L, block): for each block row, the distance sums to each class.
         per_column_class = classes.sums(ops.transpose(distances))
         pair_sums = pair_sums + _class_sums(
-            ops.transpose(per_column_class), ids[start:stop], num_classes
+            ops.transpose(per_column_class), ids[start : start + size], num_classes
         )
     # Symmetrise so the (a, b) and (b, a) sums agree exactly.
     pair_sums = 0.5 * (pair_sums + ops.transpose(pair_sums))
