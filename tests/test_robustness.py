@@ -361,3 +361,17 @@ def test_bad_data_files_stop_the_study_before_training(capsys, tmp_path):
                                    "--runs-dir", str(tmp_path / "runs"), "--name", name)
         assert_one_clear_line(status, err, *fragments)
         assert "cell 1/" not in out  # refused before any cell started
+
+
+def test_a_damaged_result_file_is_named(capsys, tmp_path):
+    from keras_mixkd.study import load_recipe
+    from keras_mixkd.study.run_folder import RunFolder
+
+    folder = RunFolder(str(tmp_path / "run"))
+    folder.open(load_recipe("digits", smoke=True))
+    folder.write_cell("teacher__digits_cnn__none__s0", {"role": "teacher"})
+    damaged = folder.cell_path("teacher__digits_cnn__none__s0")
+    with open(damaged, "w") as f:
+        f.write('{"role": "teach')  # changed by hand, or by a failing disk
+    status, _, err = run_cli(capsys, "report", folder.path)
+    assert_one_clear_line(status, err, damaged, "is not valid JSON", "delete it")

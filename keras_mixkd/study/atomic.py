@@ -66,9 +66,16 @@ def write_json(path, data):
 
 
 def read_json(path):
-    """Read a JSON file written by `write_json`."""
+    """Read a JSON file written by `write_json`; a damaged file is named in the error."""
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            # Atomic writes never leave half a file: this one was changed by something else.
+            raise ValueError(
+                f"{path} is not valid JSON ({error}). Restore it, or delete it (a file in cells/: "
+                "that cell runs again on the next run)."
+            ) from None
 
 
 def _json_safe(value):
