@@ -165,6 +165,18 @@ def test_logits_are_the_dense_of_the_features(rng):
 def test_unknown_model_lists_the_known_ones():
     with pytest.raises(ValueError, match="Unknown model 'resnet9'.*digits_cnn"):
         get_model("resnet9", 10)
+    with pytest.raises(TypeError, match="string"):
+        get_model(None, 10)
+
+
+def test_vgg_pools_a_fourth_time_only_at_64_pixels():
+    # As the reference code: 32x32 reaches the last block at 4x4, 64x64 too.
+    small = get_model("vgg8", 10, (32, 32, 3))
+    large = get_model("vgg8", 10, (64, 64, 3))
+    assert small.get_layer("block4_conv0").output.shape[1:3] == (4, 4)
+    assert large.get_layer("block4_conv0").output.shape[1:3] == (4, 4)
+    assert "pool3" in [layer.name for layer in large.layers]
+    assert "pool3" not in [layer.name for layer in small.layers]
 
 
 @pytest.mark.parametrize(

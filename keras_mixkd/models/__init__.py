@@ -13,8 +13,35 @@ Example:
 Parameter counts of the CIFAR zoo equal those of the reference PyTorch code
 (RepDistiller / mdistiller) when counted the PyTorch way: trainable weights
 plus BatchNorm gamma/beta, *without* BatchNorm's moving mean and variance
-(Keras lists those as non-trainable weights, PyTorch keeps them as buffers).
-`count_params_pytorch_style(model)` gives that count.
+(Keras lists those as non-trainable weights, PyTorch keeps them as buffers,
+so `model.count_params()` is larger). `count_params_pytorch_style(model)`
+gives the papers' count. At 100 classes, 32x32x3 input:
+
+| model | params | features | | model | params | features |
+|---|---|---|---|---|---|---|
+| resnet8 | 0.084 M | 64 | | wrn_16_1 | 0.181 M | 64 |
+| resnet14 | 0.181 M | 64 | | wrn_16_2 | 0.703 M | 128 |
+| resnet20 | 0.278 M | 64 | | wrn_40_1 | 0.570 M | 64 |
+| resnet32 | 0.473 M | 64 | | wrn_40_2 | 2.255 M | 128 |
+| resnet44 | 0.667 M | 64 | | vgg8 | 3.965 M | 512 |
+| resnet56 | 0.862 M | 64 | | vgg11 | 9.277 M | 512 |
+| resnet110 | 1.737 M | 64 | | vgg13 | 9.462 M | 512 |
+| resnet8x4 | 1.234 M | 256 | | vgg16 | 14.774 M | 512 |
+| resnet32x4 | 7.434 M | 256 | | vgg19 | 20.087 M | 512 |
+| mobilenetv2 (half) | 0.813 M | 1280 | | resnet18 | 11.220 M | 512 |
+| shufflev1 | 0.949 M | 960 | | lenet5 | 0.070 M | 84 |
+| shufflev2 | 1.356 M | 1024 | | alexnet | 2.495 M | 256 |
+
+Small nets for the embedded 8x8x1 digits: digits_cnn_small (1.4 k params,
+16-d features) and digits_cnn (66 k, 64-d); both take any size from 2x2 up.
+
+Strided convolutions pad one pixel on every side, as PyTorch's
+`padding=1` does (Keras' "same" would pad only the bottom/right), and
+ShuffleNetV1's pooled shortcut counts the zero padding like PyTorch's
+`AvgPool2d`: the networks compute what the reference code computes.
+The CIFAR nets end in global average pooling, so they also take other image
+sizes (e.g. 8x8x1 digits); LeNet-5 needs at least 16x16, AlexNet 29x29 and
+the VGGs 8x8, and say so when given less.
 """
 
 import importlib
