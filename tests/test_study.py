@@ -396,3 +396,38 @@ def test_smoke_scale_of_every_recipe_runs(tmp_path):
                             print_fn=lambda *a: None)
         assert sorted(r["role"] for r in records) == ["student", "teacher"]
         assert all(np.isfinite(r["test_accuracy_last"]) for r in records)
+
+
+def test_a_finished_backup_is_restored_without_training(tmp_path):
+    """Killed after `fit` but before the result was stored: the rerun trains no epoch."""
+    import keras
+
+    from keras_mixkd.study import training
+
+    config = tiny_config()
+    splits = training.prepare_data(config["data"])
+    kwargs = dict(seed=0, epochs=2, optimizer=config["teacher"]["optimizer"], batch_size=32,
+                  measure=config["measure"], work_dir=str(tmp_path / "work"), verbose=0)
+    first_model, first, _ = training.train_teacher(splits, "digits_cnn_small", "none", **kwargs)
+    trained = []
+
+    class Count(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            trained.append(batch)
+
+    original_fit = keras.Model.fit
+
+    def counted_fit(self, *args, **kw):
+        kw["callbacks"] = list(kw["callbacks"]) + [Count()]
+        return original_fit(self, *args, **kw)
+
+    keras.Model.fit = counted_fit
+    try:
+        model, again, _ = training.train_teacher(splits, "digits_cnn_small", "none", **kwargs)
+    finally:
+        keras.Model.fit = original_fit
+    assert trained == []
+    assert again["history"] == first["history"]
+    for restored, expected in zip(model.get_weights(), first_model.get_weights()):
+        np.testing.assert_array_equal(restored, expected)
+    assert again["test_accuracy_last"] == first["test_accuracy_last"]
