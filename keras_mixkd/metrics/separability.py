@@ -81,27 +81,26 @@ def _inverse_norms(values):
 class _Classes:
     """Per-class sums of rows, given the class id of every row.
 
-    Keras's torch `segment_sum` replicates the ids to the data's shape before
-    a scatter; there a matmul with the one-hot matrix (built once) is several
-    times faster. The other backends use `segment_sum`, O(N D).
+    `segment_sum` on JAX and TensorFlow. Keras's torch `segment_sum`
+    replicates the ids to the data's shape before a scatter; there an
+    accumulating `scatter_update` (torch `index_put_`) is several times
+    faster, still O(N D).
     """
 
     def __init__(self, ids, num_classes):
         self.ids = ops.convert_to_tensor(ids)
         self.num_classes = num_classes
-        self._one_hot = None
+        self._torch = keras.backend.backend() == "torch"
+        if self._torch:
+            self._indices = ops.expand_dims(self.ids, -1)
 
     def sums(self, values, row_weights=None):
         """`sum_{i in c} w_i * values_i` for every class c, `(L, ...)`."""
-        if keras.backend.backend() == "torch":
-            if self._one_hot is None:
-                self._one_hot = ops.one_hot(self.ids, self.num_classes, dtype="float32")
-            weights = self._one_hot
-            if row_weights is not None:
-                weights = weights * row_weights[:, None]
-            return ops.matmul(ops.transpose(weights), values)
         if row_weights is not None:
             values = values * ops.reshape(row_weights, (-1,) + (1,) * (len(values.shape) - 1))
+        if self._torch:
+            zeros = ops.zeros((self.num_classes,) + tuple(values.shape[1:]), dtype=values.dtype)
+            return ops.scatter_update(zeros, self._indices, values, reduction="add")
         return ops.segment_sum(values, self.ids, num_segments=self.num_classes)
 
 
