@@ -85,6 +85,19 @@ def contenders(teacher_name, student_name, args, x, y, label_ids_np, images_np):
     ours.compile(optimizer=sgd(), jit_compile=jit)
     steps["ours"] = common.KerasTrainStep(ours, x, y)
 
+    if "ours_again" in args.contenders:
+        # A second, identical `ours`: the spread between two equal steps (an
+        # A/A test) shows how much of a ratio the machine's noise explains.
+        again = Distiller(
+            clone_weights(teacher, teacher_name, num_classes),
+            clone_weights(student, student_name, num_classes),
+            loss="kd",
+            temperature=TEMPERATURE,
+            student_loss_weight=STUDENT_LOSS_WEIGHT,
+        )
+        again.compile(optimizer=sgd(), jit_compile=jit)
+        steps["ours_again"] = common.KerasTrainStep(again, x, y)
+
     if "ours_xla" in args.contenders:
         # TensorFlow only: the same distiller with XLA on, against Keras's
         # CPU default (off), to check which the default should be.
@@ -174,6 +187,8 @@ def bench_pair(teacher_name, student_name, args):
         result["ours_over_torch_speed"] = med["torch"] / med["ours"]
     if "ours_xla" in med:
         result["xla_over_default_speed"] = med["ours"] / med["ours_xla"]
+    if "ours_again" in med:
+        result["ours_over_ours_again_speed"] = med["ours_again"] / med["ours"]
     result["paired_ratios"] = common.paired_ratios(timings)
     return result
 
@@ -255,6 +270,8 @@ def print_table(results, pipeline=None):
             f"{ratio('ours_over_torch_speed')}"
         )
     for r in results:
+        if "ours_over_ours_again_speed" in r:
+            print(f"{r['pair']}: A/A, ours against an identical second copy: {r['ours_over_ours_again_speed']:.2f}")
         if "xla_over_default_speed" in r:
             print(
                 f"{r['pair']}: ours with jit_compile=True {r['images_per_s']['ours_xla']:.1f} images/s, "
@@ -284,7 +301,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--contenders",
         default="keras,torch",
-        help="besides ours and the floor: any of keras,torch,ours_xla (default keras,torch; '' for none)",
+        help="besides ours and the floor: any of keras,torch,ours_xla,ours_again (default keras,torch; '' for none)",
     )
     parser.add_argument(
         "--jit-compile",
@@ -304,9 +321,9 @@ def parse_args(argv=None):
         args.num_classes, args.pipeline_batches, args.image_size = 10, 2, 16
     args.pairs = common.parse_pairs(args.pairs)
     args.contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
-    unknown = set(args.contenders) - {"keras", "torch", "ours_xla"}
+    unknown = set(args.contenders) - {"keras", "torch", "ours_xla", "ours_again"}
     if unknown:
-        parser.error(f"--contenders takes keras, torch and ours_xla; got {sorted(unknown)}")
+        parser.error(f"--contenders takes keras, torch, ours_xla and ours_again; got {sorted(unknown)}")
     if "ours_xla" in args.contenders and keras.backend.backend() != "tensorflow":
         parser.error("--contenders ours_xla is for the tensorflow backend (JAX always compiles with XLA)")
     return args

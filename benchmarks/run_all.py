@@ -138,7 +138,7 @@ def memory_lines(memory):
     return lines
 
 
-def render(stamp, command, machine, settings, distill, pipelines, memory, failures=()):
+def render(stamp, command, machine, settings, distill, pipelines, memory, failures=(), costs=()):
     """The report as Markdown text."""
     out = [
         f"Run {stamp}: {machine.get('Model name', machine['cpu'])}, {machine['nproc']} cores, "
@@ -156,6 +156,29 @@ def render(stamp, command, machine, settings, distill, pipelines, memory, failur
         rows, targets = distill_table(distill)
         out += ["Distillation step, images/s (median of the timed rounds; higher is better):", ""]
         out += rows + ["", "Targets:"] + targets + [""]
+    if costs:
+        out += [
+            "XLA's cost analysis of the compiled steps (JAX): the work each does, whatever the load:",
+            "",
+            "| pair | ours GFLOP / GB | floor GFLOP / GB | keras.distillation GFLOP / GB | ours/floor | ours/keras |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for r in costs:
+            c = r["costs"]
+
+            def cell(name):
+                return f"{c[name]['gflop']:.3f} / {c[name]['gb_accessed']:.3f}"
+
+            def ratio(other):
+                return (
+                    f"{c['ours']['gflop'] / c[other]['gflop']:.5f} / "
+                    f"{c['ours']['gb_accessed'] / c[other]['gb_accessed']:.4f}"
+                )
+
+            out.append(
+                f"| {r['pair']} | {cell('ours')} | {cell('floor')} | {cell('keras')} | {ratio('floor')} | {ratio('keras')} |"
+            )
+        out.append("")
     if pipelines:
         out += ["Input pipeline (`make_dataset` + mixup + normalisation, in-memory images):"]
         for backend, p in pipelines:
@@ -184,6 +207,7 @@ def parse_args(argv=None):
     parser.add_argument("--no-distill", action="store_true")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--no-pipeline", action="store_true", help="skip the input-pipeline line")
+    parser.add_argument("--no-cost", action="store_true", help="skip XLA's cost analysis (JAX)")
     parser.add_argument("--from-json", default=None, help="print the report of a saved summary-*.json and exit")
     parser.add_argument("--demo", action="store_true", help="peak RSS of the full `keras-mixkd study` (minutes)")
     parser.add_argument(
@@ -203,6 +227,7 @@ def main(argv=None):
             render(
                 saved["stamp"], saved["command"], saved["machine"], saved["settings"],
                 saved["distill"], saved["pipelines"], saved["memory"], saved.get("failures", ()),
+                saved.get("costs", ()),
             )
         )
         return 0
@@ -242,6 +267,15 @@ def main(argv=None):
                 failures.append(f"bench_memory.py under {backend}")
             else:
                 memory.append(payload)
+    costs = []
+    if not args.no_cost and "jax" in backends:
+        path = os.path.join(args.out_dir, f"cost-jax-{stamp}.json")
+        cost_args = list(scale) + (["--pairs", args.pairs] if args.pairs else [])
+        payload = run_script("bench_cost.py", "jax", cost_args, path)
+        if payload is None:
+            failures.append("bench_cost.py under jax")
+        else:
+            costs = payload["results"]
     if not args.no_memory:
         # `make demo`'s main job, under the default backend.
         path = os.path.join(args.out_dir, f"memory-study-{stamp}.json")
@@ -259,7 +293,7 @@ def main(argv=None):
     )
     if settings:
         settings = dict(settings, omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"))
-    text = render(stamp, command, machine, settings, distill, pipelines, memory, failures)
+    text = render(stamp, command, machine, settings, distill, pipelines, memory, failures, costs)
     print(text)
     with open(os.path.join(args.out_dir, "latest.md"), "w") as handle:
         handle.write(text + "\n")
@@ -273,6 +307,7 @@ def main(argv=None):
             "distill": distill,
             "pipelines": pipelines,
             "memory": memory,
+            "costs": costs,
             "failures": failures,
         },
     )

@@ -15,6 +15,7 @@ from tests.conftest import BACKEND
 BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
 sys.path.insert(0, BENCHMARKS)
 
+import bench_cost  # noqa: E402
 import bench_distill  # noqa: E402
 import bench_memory  # noqa: E402
 import run_all  # noqa: E402
@@ -117,3 +118,19 @@ def test_torch_reference_matches_the_zoo_and_the_kd_formula():
     step = torch_reference.TorchDistillStep("resnet8", "resnet8", num_classes=10)
     images, labels = torch_reference.random_batch(4, num_classes=10)
     assert math.isfinite(step(images, labels))
+
+
+def test_bench_cost_counts_the_work_or_refuses_off_jax():
+    if BACKEND != "jax":
+        # XLA's cost analysis is read through JAX: other backends get a clear refusal.
+        with pytest.raises(SystemExit):
+            bench_cost.parse_args(["--smoke"])
+        return
+    (result,) = bench_cost.main(["--smoke"])
+    costs = result["costs"]
+    for key in ("gflop", "gb_accessed"):
+        assert costs["floor"][key] == pytest.approx(
+            costs["teacher_inference"][key] + costs["student_step"][key]
+        )
+    # The distillation step does at least the floor's arithmetic.
+    assert costs["ours"]["gflop"] >= costs["floor"]["gflop"] * 0.999
