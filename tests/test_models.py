@@ -49,6 +49,48 @@ FEATURE_WIDTH = {
 }
 CIFAR_ZOO = sorted(set(FEATURE_WIDTH) - set(DIGITS_MODELS))
 
+# Initialisation of the reference code, one representative weight per model:
+# (layer, weight index, kind, scale). "normal": N(0, scale); "uniform":
+# U(-scale, scale) (PyTorch's default, scale = 1 / sqrt(fan_in)); "zeros".
+_KAIMING = lambda fan_out: ("normal", (2.0 / fan_out) ** 0.5)  # noqa: E731
+_TORCH = lambda fan_in: ("uniform", fan_in ** -0.5)  # noqa: E731
+REFERENCE_INIT = {
+    **{f"resnet{d}": [("stage3_block0_conv2", 0, *_KAIMING(9 * 64)), ("logits", 0, *_TORCH(64)),
+                      ("logits", 1, *_TORCH(64))] for d in (8, 14, 20, 32, 44, 56, 110)},
+    "resnet8x4": [("stage3_block0_conv2", 0, *_KAIMING(9 * 256)), ("logits", 1, *_TORCH(256))],
+    "resnet32x4": [("stage3_block0_conv2", 0, *_KAIMING(9 * 256)), ("logits", 0, *_TORCH(256))],
+    "resnet18": [("stage4_block1_conv2", 0, *_KAIMING(9 * 512)), ("logits", 0, *_TORCH(512))],
+    **{f"wrn_{d}_{k}": [("stage3_block0_conv2", 0, *_KAIMING(9 * 64 * k)), ("logits", 0, *_TORCH(64 * k)),
+                        ("logits", 1, "zeros", 0.0)] for d in (16, 40) for k in (1, 2)},
+    **{f"vgg{d}": [("block4_conv0", 0, *_KAIMING(9 * 512)), ("block4_conv0", 1, "zeros", 0.0),
+                   ("logits", 0, "normal", 0.01), ("logits", 1, "zeros", 0.0)] for d in (8, 11, 13, 16, 19)},
+    # PyTorch counts a depthwise kernel's fans over its own channel only.
+    "mobilenetv2": [("stage3_block0_depthwise", 0, *_KAIMING(9 * 96)), ("stage3_block0_expand", 0, *_KAIMING(96)),
+                    ("logits", 0, "normal", 0.01)],
+    "shufflev1": [("stage2_block1_conv2", 0, *_TORCH(9)), ("stage2_block1_conv3", 0, *_TORCH(120 // 3)),
+                  ("logits", 0, *_TORCH(960))],
+    "shufflev2": [("stage2_block0_dw_conv", 0, *_TORCH(9)), ("head_conv", 0, *_TORCH(464)),
+                  ("logits", 1, *_TORCH(1024))],
+    "lenet5": [("fc1", 0, *_TORCH(400)), ("fc1", 1, *_TORCH(400)), ("logits", 0, *_TORCH(84))],
+    "alexnet": [("conv3", 0, *_TORCH(192 * 9)), ("logits", 0, *_TORCH(256))],
+}
+
+
+def _check_initialisation(model, layer, index, kind, scale):
+    values = keras.ops.convert_to_numpy(model.get_layer(layer).weights[index]).astype(np.float64).ravel()
+    where = f"{model.name}/{layer}[{index}]"
+    if kind == "zeros":
+        assert np.all(values == 0.0), where
+        return
+    # Four standard errors of a sample std (relative error ~ 1 / sqrt(2n)).
+    tolerance = 4.0 / np.sqrt(2 * values.size)
+    expected_std = scale if kind == "normal" else scale / np.sqrt(3.0)
+    if values.size >= 500:
+        assert abs(values.std() / expected_std - 1.0) < tolerance, (where, values.std(), expected_std)
+    if kind == "uniform":
+        assert np.abs(values).max() <= scale * (1 + 1e-6), where
+        assert np.abs(values).max() > 0.8 * scale, where
+
 
 def _conv(cin, cout, k):
     return cin * cout * k * k
@@ -101,6 +143,8 @@ def test_zoo_model_builds_runs_and_matches_the_reference_count(name, rng):
         assert round(millions, 3) == REFERENCE_MILLIONS[name], (name, millions)
     if name in HAND_COUNTS:
         assert count_params_pytorch_style(model) == HAND_COUNTS[name]
+    for check in REFERENCE_INIT[name]:
+        _check_initialisation(model, *check)
     _, logits = _forward(model, (32, 32, 3), rng)
     assert logits.shape == (2, 100) and np.all(np.isfinite(logits))
 

@@ -5,7 +5,8 @@ import dataclasses
 import numpy as np
 
 
-@dataclasses.dataclass(frozen=True, repr=False)
+# eq=False: comparing arrays elementwise has no single truth value.
+@dataclasses.dataclass(frozen=True, repr=False, eq=False)
 class DatasetSplits:
     """Train / validation / test arrays of one data set, and how to read them.
 

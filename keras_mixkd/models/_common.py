@@ -57,16 +57,34 @@ def check_num_classes(num_classes, model_name):
     return int(num_classes)
 
 
-def classifier_head(features, num_classes):
+def classifier_head(features, num_classes, init="keras"):
     """The final Dense layer, named "logits", on the flat feature vector.
 
     Under a mixed-precision policy (`mixed_float16`, `mixed_bfloat16`) it
     computes in float32, as Keras's mixed-precision guide asks of the last
     layer: the logits, the losses and a SavedModel's outputs stay float32.
+
+    `init` picks the reference code's initialisation: "keras" (Keras'
+    defaults), "torch" (PyTorch's Linear default), "torch_zero_bias"
+    (PyTorch's default weight, zero bias: WRN) or "normal_0.01"
+    (N(0, 0.01) weight, zero bias: VGG, MobileNetV2).
     """
     policy = keras.config.dtype_policy()
     dtype = "float32" if policy.compute_dtype != policy.variable_dtype else None
-    return keras.layers.Dense(num_classes, name="logits", dtype=dtype)(features)
+    fan_in = features.shape[-1]
+    kernel, bias = {
+        "keras": ("glorot_uniform", "zeros"),
+        "torch": (torch_default_kernel(), torch_default_bias(fan_in)),
+        "torch_zero_bias": (torch_default_kernel(), "zeros"),
+        "normal_0.01": (keras.initializers.RandomNormal(0.0, 0.01), "zeros"),
+    }[init]
+    return keras.layers.Dense(
+        num_classes,
+        kernel_initializer=kernel,
+        bias_initializer=bias,
+        name="logits",
+        dtype=dtype,
+    )(features)
 
 
 def batch_norm(name=None):
@@ -75,7 +93,17 @@ def batch_norm(name=None):
     return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
 
 
-def conv2d(x, filters, kernel_size, strides=1, groups=1, use_bias=False, name=None):
+def conv2d(
+    x,
+    filters,
+    kernel_size,
+    strides=1,
+    groups=1,
+    use_bias=False,
+    name=None,
+    kernel_initializer="glorot_uniform",
+    bias_initializer="zeros",
+):
     """A convolution padded like PyTorch's `padding=kernel_size // 2`.
 
     Keras' "same" padding puts the odd pixel of a strided convolution at the
@@ -96,11 +124,13 @@ def conv2d(x, filters, kernel_size, strides=1, groups=1, use_bias=False, name=No
         padding=padding,
         groups=groups,
         use_bias=use_bias,
+        kernel_initializer=kernel_initializer,
+        bias_initializer=bias_initializer,
         name=name,
     )(x)
 
 
-def depthwise_conv2d(x, kernel_size, strides=1, name=None):
+def depthwise_conv2d(x, kernel_size, strides=1, name=None, initializer="glorot_uniform"):
     """A depthwise convolution (no bias) padded like PyTorch's."""
     pad = kernel_size // 2
     if strides > 1 and pad > 0:
@@ -109,5 +139,42 @@ def depthwise_conv2d(x, kernel_size, strides=1, name=None):
     else:
         padding = "same"
     return keras.layers.DepthwiseConv2D(
-        kernel_size, strides=strides, padding=padding, use_bias=False, name=name
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        use_bias=False,
+        depthwise_initializer=initializer,
+        name=name,
     )(x)
+
+
+# Initialisers of the reference PyTorch code, so a network starts where the
+# benchmarks' networks start (the parameter count alone does not say that).
+
+
+def kaiming_normal_fan_out(depthwise_channels=None):
+    """`kaiming_normal_(mode="fan_out", nonlinearity="relu")`: N(0, 2 / fan_out).
+
+    Also the `normal_(0, sqrt(2 / (k * k * out_channels)))` of the WRN, VGG
+    and MobileNetV2 reference code. PyTorch counts a depthwise kernel's
+    fan-out as k * k * channels, Keras as k * k: `depthwise_channels`
+    corrects for it.
+    """
+    scale = 2.0 if depthwise_channels is None else 2.0 / depthwise_channels
+    return keras.initializers.VarianceScaling(scale, "fan_out", "untruncated_normal")
+
+
+def torch_default_kernel(depthwise_channels=None):
+    """PyTorch's default for Conv2d/Linear weights: U(+-1 / sqrt(fan_in)).
+
+    (`kaiming_uniform_(a=sqrt(5))`.) PyTorch's fan-in of a depthwise kernel
+    is k * k, Keras' k * k * channels: `depthwise_channels` corrects for it.
+    """
+    scale = 1.0 / 3.0 if depthwise_channels is None else depthwise_channels / 3.0
+    return keras.initializers.VarianceScaling(scale, "fan_in", "uniform")
+
+
+def torch_default_bias(fan_in):
+    """PyTorch's default bias of Conv2d/Linear: U(+-1 / sqrt(fan_in))."""
+    bound = 1.0 / float(fan_in) ** 0.5
+    return keras.initializers.RandomUniform(-bound, bound)

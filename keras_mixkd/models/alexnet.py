@@ -5,6 +5,8 @@ import keras
 from keras_mixkd.models._common import check_input_shape
 from keras_mixkd.models._common import check_num_classes
 from keras_mixkd.models._common import classifier_head
+from keras_mixkd.models._common import torch_default_bias
+from keras_mixkd.models._common import torch_default_kernel
 
 # 11x11 stride-4 stem then three 2x2 max-pools: 29x29 is the smallest input
 # that leaves one pixel.
@@ -34,14 +36,29 @@ def alexnet(num_classes=10, input_shape=(32, 32, 3)):
     input_shape = check_input_shape(input_shape, name, min_size=MIN_SIZE)
     inputs = keras.Input(input_shape, name="images")
     x = keras.layers.ZeroPadding2D(5, name="conv1_pad")(inputs)
-    x = keras.layers.Conv2D(64, 11, strides=4, activation="relu", name="conv1")(x)
+    x = _conv(x, 64, 11, "conv1", strides=4, padding="valid")
     x = keras.layers.MaxPooling2D(2, name="pool1")(x)
-    x = keras.layers.Conv2D(192, 5, padding="same", activation="relu", name="conv2")(x)
+    x = _conv(x, 192, 5, "conv2")
     x = keras.layers.MaxPooling2D(2, name="pool2")(x)
-    x = keras.layers.Conv2D(384, 3, padding="same", activation="relu", name="conv3")(x)
-    x = keras.layers.Conv2D(256, 3, padding="same", activation="relu", name="conv4")(x)
-    x = keras.layers.Conv2D(256, 3, padding="same", activation="relu", name="conv5")(x)
+    x = _conv(x, 384, 3, "conv3")
+    x = _conv(x, 256, 3, "conv4")
+    x = _conv(x, 256, 3, "conv5")
     x = keras.layers.MaxPooling2D(2, name="pool3")(x)
     features = keras.layers.Flatten(name="features")(x)
-    logits = classifier_head(features, num_classes)
+    logits = classifier_head(features, num_classes, init="torch")
     return keras.Model(inputs, logits, name=name)
+
+
+def _conv(x, filters, kernel_size, name, strides=1, padding="same"):
+    # PyTorch's default initialisation, as the CIFAR ports of AlexNet use.
+    fan_in = x.shape[-1] * kernel_size * kernel_size
+    return keras.layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        activation="relu",
+        kernel_initializer=torch_default_kernel(),
+        bias_initializer=torch_default_bias(fan_in),
+        name=name,
+    )(x)

@@ -5,6 +5,8 @@ import keras
 from keras_mixkd.models._common import check_input_shape
 from keras_mixkd.models._common import check_num_classes
 from keras_mixkd.models._common import classifier_head
+from keras_mixkd.models._common import torch_default_bias
+from keras_mixkd.models._common import torch_default_kernel
 
 # Two unpadded 5x5 convolutions, each followed by a 2x2 max-pool.
 MIN_SIZE = 16
@@ -31,12 +33,35 @@ def lenet5(num_classes=10, input_shape=(32, 32, 3)):
     num_classes = check_num_classes(num_classes, name)
     input_shape = check_input_shape(input_shape, name, min_size=MIN_SIZE)
     inputs = keras.Input(input_shape, name="images")
-    x = keras.layers.Conv2D(6, 5, activation="relu", name="conv1")(inputs)
+    x = _conv(inputs, 6, 5, "conv1")
     x = keras.layers.MaxPooling2D(2, name="pool1")(x)
-    x = keras.layers.Conv2D(16, 5, activation="relu", name="conv2")(x)
+    x = _conv(x, 16, 5, "conv2")
     x = keras.layers.MaxPooling2D(2, name="pool2")(x)
     x = keras.layers.Flatten(name="flatten")(x)
-    x = keras.layers.Dense(120, activation="relu", name="fc1")(x)
-    features = keras.layers.Dense(84, activation="relu", name="features")(x)
-    logits = classifier_head(features, num_classes)
+    x = _dense(x, 120, "fc1")
+    features = _dense(x, 84, "features")
+    logits = classifier_head(features, num_classes, init="torch")
     return keras.Model(inputs, logits, name=name)
+
+
+# PyTorch's default initialisation, as the CIFAR ports of LeNet-5 use.
+def _conv(x, filters, kernel_size, name):
+    fan_in = x.shape[-1] * kernel_size * kernel_size
+    return keras.layers.Conv2D(
+        filters,
+        kernel_size,
+        activation="relu",
+        kernel_initializer=torch_default_kernel(),
+        bias_initializer=torch_default_bias(fan_in),
+        name=name,
+    )(x)
+
+
+def _dense(x, units, name):
+    return keras.layers.Dense(
+        units,
+        activation="relu",
+        kernel_initializer=torch_default_kernel(),
+        bias_initializer=torch_default_bias(x.shape[-1]),
+        name=name,
+    )(x)

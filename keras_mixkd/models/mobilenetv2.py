@@ -17,6 +17,7 @@ from keras_mixkd.models._common import check_num_classes
 from keras_mixkd.models._common import classifier_head
 from keras_mixkd.models._common import conv2d
 from keras_mixkd.models._common import depthwise_conv2d
+from keras_mixkd.models._common import kaiming_normal_fan_out
 
 SETTINGS = (
     # expansion t, channels c, repeats n, first stride s
@@ -33,13 +34,16 @@ SETTINGS = (
 def inverted_residual(x, filters, strides, expansion, name):
     """1x1 expand-BN-relu, 3x3 depthwise-BN-relu, 1x1 project-BN (+ input)."""
     channels = x.shape[-1]
-    out = conv2d(x, channels * expansion, 1, name=f"{name}_expand")
+    out = conv2d(x, channels * expansion, 1, name=f"{name}_expand", kernel_initializer=kaiming_normal_fan_out())
     out = batch_norm(name=f"{name}_expand_bn")(out)
     out = keras.layers.ReLU(name=f"{name}_expand_relu")(out)
-    out = depthwise_conv2d(out, 3, strides=strides, name=f"{name}_depthwise")
+    out = depthwise_conv2d(
+        out, 3, strides=strides, name=f"{name}_depthwise",
+        initializer=kaiming_normal_fan_out(depthwise_channels=channels * expansion),
+    )
     out = batch_norm(name=f"{name}_depthwise_bn")(out)
     out = keras.layers.ReLU(name=f"{name}_depthwise_relu")(out)
-    out = conv2d(out, filters, 1, name=f"{name}_project")
+    out = conv2d(out, filters, 1, name=f"{name}_project", kernel_initializer=kaiming_normal_fan_out())
     out = batch_norm(name=f"{name}_project_bn")(out)
     if strides == 1 and channels == filters:
         out = keras.layers.Add(name=f"{name}_add")([x, out])
@@ -67,7 +71,10 @@ def mobilenetv2(num_classes=100, input_shape=(32, 32, 3), width_multiplier=0.5, 
     num_classes = check_num_classes(num_classes, name)
     input_shape = check_input_shape(input_shape, name)
     inputs = keras.Input(input_shape, name="images")
-    x = conv2d(inputs, int(32 * width_multiplier), 3, strides=2, name="stem_conv")
+    x = conv2d(
+        inputs, int(32 * width_multiplier), 3, strides=2, name="stem_conv",
+        kernel_initializer=kaiming_normal_fan_out(),
+    )
     x = batch_norm(name="stem_bn")(x)
     x = keras.layers.ReLU(name="stem_relu")(x)
     for stage, (t, c, n, s) in enumerate(SETTINGS):
@@ -77,9 +84,9 @@ def mobilenetv2(num_classes=100, input_shape=(32, 32, 3), width_multiplier=0.5, 
             strides = s if block == 0 else 1
             x = inverted_residual(x, filters, strides, ratio, name=f"stage{stage}_block{block}")
     last_channels = int(1280 * width_multiplier) if width_multiplier > 1.0 else 1280
-    x = conv2d(x, last_channels, 1, name="head_conv")
+    x = conv2d(x, last_channels, 1, name="head_conv", kernel_initializer=kaiming_normal_fan_out())
     x = batch_norm(name="head_bn")(x)
     x = keras.layers.ReLU(name="head_relu")(x)
     features = keras.layers.GlobalAveragePooling2D(name="features")(x)
-    logits = classifier_head(features, num_classes)
+    logits = classifier_head(features, num_classes, init="normal_0.01")
     return keras.Model(inputs, logits, name=name)

@@ -15,18 +15,22 @@ from keras_mixkd.models._common import check_input_shape
 from keras_mixkd.models._common import check_num_classes
 from keras_mixkd.models._common import classifier_head
 from keras_mixkd.models._common import conv2d
+from keras_mixkd.models._common import kaiming_normal_fan_out
 
 
 def basic_block(x, filters, strides, name):
     """conv3x3-BN-relu-conv3x3-BN plus shortcut, then relu."""
+    init = kaiming_normal_fan_out()
     shortcut = x
-    out = conv2d(x, filters, 3, strides=strides, name=f"{name}_conv1")
+    out = conv2d(x, filters, 3, strides=strides, name=f"{name}_conv1", kernel_initializer=init)
     out = batch_norm(name=f"{name}_bn1")(out)
     out = keras.layers.ReLU(name=f"{name}_relu1")(out)
-    out = conv2d(out, filters, 3, name=f"{name}_conv2")
+    out = conv2d(out, filters, 3, name=f"{name}_conv2", kernel_initializer=init)
     out = batch_norm(name=f"{name}_bn2")(out)
     if strides != 1 or x.shape[-1] != filters:
-        shortcut = conv2d(x, filters, 1, strides=strides, name=f"{name}_shortcut_conv")
+        shortcut = conv2d(
+            x, filters, 1, strides=strides, name=f"{name}_shortcut_conv", kernel_initializer=init
+        )
         shortcut = batch_norm(name=f"{name}_shortcut_bn")(shortcut)
     out = keras.layers.Add(name=f"{name}_add")([out, shortcut])
     return keras.layers.ReLU(name=f"{name}_out")(out)
@@ -48,7 +52,7 @@ def cifar_resnet(depth, widths, num_classes, input_shape, name):
     num_classes = check_num_classes(num_classes, name)
     input_shape = check_input_shape(input_shape, name)
     inputs = keras.Input(input_shape, name="images")
-    x = conv2d(inputs, widths[0], 3, name="stem_conv")
+    x = conv2d(inputs, widths[0], 3, name="stem_conv", kernel_initializer=kaiming_normal_fan_out())
     x = batch_norm(name="stem_bn")(x)
     x = keras.layers.ReLU(name="stem_relu")(x)
     for stage, filters in enumerate(widths[1:], 1):
@@ -56,7 +60,7 @@ def cifar_resnet(depth, widths, num_classes, input_shape, name):
             strides = 2 if stage > 1 and block == 0 else 1
             x = basic_block(x, filters, strides, name=f"stage{stage}_block{block}")
     features = keras.layers.GlobalAveragePooling2D(name="features")(x)
-    logits = classifier_head(features, num_classes)
+    logits = classifier_head(features, num_classes, init="torch")
     return keras.Model(inputs, logits, name=name)
 
 

@@ -14,6 +14,7 @@ from keras_mixkd.models._common import check_input_shape
 from keras_mixkd.models._common import check_num_classes
 from keras_mixkd.models._common import classifier_head
 from keras_mixkd.models._common import conv2d
+from keras_mixkd.models._common import kaiming_normal_fan_out
 from keras_mixkd.models.resnet import basic_block
 
 STAGE_CHANNELS = (64, 128, 256, 512)
@@ -37,7 +38,7 @@ def resnet18(num_classes=10, input_shape=(32, 32, 3)):
     num_classes = check_num_classes(num_classes, name)
     input_shape = check_input_shape(input_shape, name)
     inputs = keras.Input(input_shape, name="images")
-    x = conv2d(inputs, 64, 3, name="stem_conv")
+    x = conv2d(inputs, 64, 3, name="stem_conv", kernel_initializer=kaiming_normal_fan_out())
     x = batch_norm(name="stem_bn")(x)
     x = keras.layers.ReLU(name="stem_relu")(x)
     for stage, (channels, blocks) in enumerate(zip(STAGE_CHANNELS, STAGE_BLOCKS), 1):
@@ -45,5 +46,5 @@ def resnet18(num_classes=10, input_shape=(32, 32, 3)):
             strides = 2 if stage > 1 and block == 0 else 1
             x = basic_block(x, channels, strides, name=f"stage{stage}_block{block}")
     features = keras.layers.GlobalAveragePooling2D(name="features")(x)
-    logits = classifier_head(features, num_classes)
+    logits = classifier_head(features, num_classes, init="torch")
     return keras.Model(inputs, logits, name=name)

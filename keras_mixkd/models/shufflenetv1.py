@@ -17,6 +17,7 @@ from keras_mixkd.models._common import check_num_classes
 from keras_mixkd.models._common import classifier_head
 from keras_mixkd.models._common import conv2d
 from keras_mixkd.models._common import depthwise_conv2d
+from keras_mixkd.models._common import torch_default_kernel
 from keras_mixkd.models.channel_shuffle import ChannelShuffle
 
 STEM_CHANNELS = 24
@@ -31,15 +32,24 @@ def shuffle_bottleneck(x, out_channels, strides, groups, name):
     branch_channels = out_channels - in_channels if strides == 2 else out_channels
     mid_channels = branch_channels // 4
     first_groups = 1 if in_channels == STEM_CHANNELS else groups
-    out = conv2d(x, mid_channels, 1, groups=first_groups, name=f"{name}_conv1")
+    out = conv2d(
+        x, mid_channels, 1, groups=first_groups, name=f"{name}_conv1",
+        kernel_initializer=torch_default_kernel(),
+    )
     out = batch_norm(name=f"{name}_bn1")(out)
     out = keras.layers.ReLU(name=f"{name}_relu1")(out)
     if first_groups > 1:
         out = ChannelShuffle(first_groups, name=f"{name}_shuffle")(out)
-    out = depthwise_conv2d(out, 3, strides=strides, name=f"{name}_conv2")
+    out = depthwise_conv2d(
+        out, 3, strides=strides, name=f"{name}_conv2",
+        initializer=torch_default_kernel(depthwise_channels=mid_channels),
+    )
     out = batch_norm(name=f"{name}_bn2")(out)
     out = keras.layers.ReLU(name=f"{name}_relu2")(out)
-    out = conv2d(out, branch_channels, 1, groups=groups, name=f"{name}_conv3")
+    out = conv2d(
+        out, branch_channels, 1, groups=groups, name=f"{name}_conv3",
+        kernel_initializer=torch_default_kernel(),
+    )
     out = batch_norm(name=f"{name}_bn3")(out)
     if strides == 2:
         shortcut = keras.layers.ZeroPadding2D(1, name=f"{name}_shortcut_pad")(x)
@@ -67,7 +77,7 @@ def shufflev1(num_classes=100, input_shape=(32, 32, 3)):
     num_classes = check_num_classes(num_classes, name)
     input_shape = check_input_shape(input_shape, name)
     inputs = keras.Input(input_shape, name="images")
-    x = conv2d(inputs, STEM_CHANNELS, 1, name="stem_conv")
+    x = conv2d(inputs, STEM_CHANNELS, 1, name="stem_conv", kernel_initializer=torch_default_kernel())
     x = batch_norm(name="stem_bn")(x)
     x = keras.layers.ReLU(name="stem_relu")(x)
     for stage, (channels, blocks) in enumerate(zip(STAGE_CHANNELS, STAGE_BLOCKS), 1):
@@ -75,5 +85,5 @@ def shufflev1(num_classes=100, input_shape=(32, 32, 3)):
             strides = 2 if block == 0 else 1
             x = shuffle_bottleneck(x, channels, strides, GROUPS, name=f"stage{stage}_block{block}")
     features = keras.layers.GlobalAveragePooling2D(name="features")(x)
-    logits = classifier_head(features, num_classes)
+    logits = classifier_head(features, num_classes, init="torch")
     return keras.Model(inputs, logits, name=name)

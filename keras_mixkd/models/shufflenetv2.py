@@ -15,6 +15,7 @@ from keras_mixkd.models._common import check_num_classes
 from keras_mixkd.models._common import classifier_head
 from keras_mixkd.models._common import conv2d
 from keras_mixkd.models._common import depthwise_conv2d
+from keras_mixkd.models._common import torch_default_kernel
 from keras_mixkd.models.channel_shuffle import ChannelShuffle
 from keras_mixkd.models.channel_split import ChannelSplit
 
@@ -25,13 +26,16 @@ HEAD_CHANNELS = 1024
 
 
 def _conv_bn(x, filters, name, relu=True):
-    x = conv2d(x, filters, 1, name=f"{name}_conv")
+    x = conv2d(x, filters, 1, name=f"{name}_conv", kernel_initializer=torch_default_kernel())
     x = batch_norm(name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
 
 def _depthwise_bn(x, strides, name):
-    x = depthwise_conv2d(x, 3, strides=strides, name=f"{name}_conv")
+    x = depthwise_conv2d(
+        x, 3, strides=strides, name=f"{name}_conv",
+        initializer=torch_default_kernel(depthwise_channels=x.shape[-1]),
+    )
     return batch_norm(name=f"{name}_bn")(x)
 
 
@@ -84,5 +88,5 @@ def shufflev2(num_classes=100, input_shape=(32, 32, 3)):
             x = basic_block(x, name=f"stage{stage}_block{block}")
     x = _conv_bn(x, HEAD_CHANNELS, "head")
     features = keras.layers.GlobalAveragePooling2D(name="features")(x)
-    logits = classifier_head(features, num_classes)
+    logits = classifier_head(features, num_classes, init="torch")
     return keras.Model(inputs, logits, name=name)

@@ -13,6 +13,7 @@ from keras_mixkd.models._common import batch_norm
 from keras_mixkd.models._common import check_input_shape
 from keras_mixkd.models._common import check_num_classes
 from keras_mixkd.models._common import classifier_head
+from keras_mixkd.models._common import kaiming_normal_fan_out
 
 # Channels of the convolutions of each of the five blocks.
 CONFIGS = {
@@ -51,11 +52,13 @@ def cifar_vgg(config, num_classes, input_shape, name):
             x = keras.layers.MaxPooling2D(2, name=f"pool{block - 1}")(x)
         for index, filters in enumerate(filters_list):
             prefix = f"block{block}_conv{index}"
-            x = keras.layers.Conv2D(filters, 3, padding="same", name=prefix)(x)
+            x = keras.layers.Conv2D(
+                filters, 3, padding="same", kernel_initializer=kaiming_normal_fan_out(), name=prefix
+            )(x)
             x = batch_norm(name=f"{prefix}_bn")(x)
             x = keras.layers.ReLU(name=f"{prefix}_relu")(x)
     features = keras.layers.GlobalAveragePooling2D(name="features")(x)
-    logits = classifier_head(features, num_classes)
+    logits = classifier_head(features, num_classes, init="normal_0.01")
     return keras.Model(inputs, logits, name=name)
 
 

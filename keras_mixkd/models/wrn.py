@@ -14,6 +14,7 @@ from keras_mixkd.models._common import check_input_shape
 from keras_mixkd.models._common import check_num_classes
 from keras_mixkd.models._common import classifier_head
 from keras_mixkd.models._common import conv2d
+from keras_mixkd.models._common import kaiming_normal_fan_out
 
 
 def wide_basic_block(x, filters, strides, name):
@@ -28,11 +29,17 @@ def wide_basic_block(x, filters, strides, name):
     if x.shape[-1] == filters and strides == 1:
         shortcut = x
     else:
-        shortcut = conv2d(preactivated, filters, 1, strides=strides, name=f"{name}_shortcut_conv")
-    out = conv2d(preactivated, filters, 3, strides=strides, name=f"{name}_conv1")
+        shortcut = conv2d(
+            preactivated, filters, 1, strides=strides, name=f"{name}_shortcut_conv",
+            kernel_initializer=kaiming_normal_fan_out(),
+        )
+    out = conv2d(
+        preactivated, filters, 3, strides=strides, name=f"{name}_conv1",
+        kernel_initializer=kaiming_normal_fan_out(),
+    )
     out = batch_norm(name=f"{name}_bn2")(out)
     out = keras.layers.ReLU(name=f"{name}_relu2")(out)
-    out = conv2d(out, filters, 3, name=f"{name}_conv2")
+    out = conv2d(out, filters, 3, name=f"{name}_conv2", kernel_initializer=kaiming_normal_fan_out())
     return keras.layers.Add(name=f"{name}_add")([out, shortcut])
 
 
@@ -52,7 +59,7 @@ def wide_resnet(depth, widen_factor, num_classes, input_shape, name):
     num_classes = check_num_classes(num_classes, name)
     input_shape = check_input_shape(input_shape, name)
     inputs = keras.Input(input_shape, name="images")
-    x = conv2d(inputs, 16, 3, name="stem_conv")
+    x = conv2d(inputs, 16, 3, name="stem_conv", kernel_initializer=kaiming_normal_fan_out())
     for stage, filters in enumerate((16 * widen_factor, 32 * widen_factor, 64 * widen_factor), 1):
         for block in range(blocks_per_stage):
             strides = 2 if stage > 1 and block == 0 else 1
@@ -60,7 +67,7 @@ def wide_resnet(depth, widen_factor, num_classes, input_shape, name):
     x = batch_norm(name="final_bn")(x)
     x = keras.layers.ReLU(name="final_relu")(x)
     features = keras.layers.GlobalAveragePooling2D(name="features")(x)
-    logits = classifier_head(features, num_classes)
+    logits = classifier_head(features, num_classes, init="torch_zero_bias")
     return keras.Model(inputs, logits, name=name)
 
 
