@@ -39,6 +39,11 @@ Strided convolutions pad one pixel on every side, as PyTorch's
 `padding=1` does (Keras' "same" would pad only the bottom/right), and
 ShuffleNetV1's pooled shortcut counts the zero padding like PyTorch's
 `AvgPool2d`: the networks compute what the reference code computes.
+They also start where it starts: convolutions of the ResNets, WRNs, VGGs and
+MobileNetV2 are kaiming-normal (fan-out), the ShuffleNets, LeNet-5 and
+AlexNet use PyTorch's default U(+-1/sqrt(fan_in)), the classifiers follow
+each reference file (PyTorch's Linear default; zero bias for WRN; N(0, 0.01)
+and zero bias for VGG and MobileNetV2). The digits nets use Keras' defaults.
 The CIFAR nets end in global average pooling, so they also take other image
 sizes (e.g. 8x8x1 digits); LeNet-5 needs at least 16x16, AlexNet 29x29 and
 the VGGs 8x8, and say so when given less.
