@@ -113,5 +113,7 @@ def test_bad_arguments(data):
         LatentMeasures(images, np.zeros(48, dtype=int))
     with pytest.raises(ValueError, match="one-hot"):
         LatentMeasures(images, np.full((48, 3), 1 / 3))
+    with pytest.raises(TypeError, match="teacher"):
+        LatentMeasures(images, labels, teacher="resnet56")
     with pytest.raises(TypeError, match="array or tensor of held-out inputs"):
         LatentMeasures(list(images), labels)

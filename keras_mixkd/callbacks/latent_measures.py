@@ -131,6 +131,10 @@ class LatentMeasures(keras.callbacks.Callback):
                 f"got {type(x).__name__}. (A tf.data.Dataset would not give the "
                 "same examples in the same order every epoch: materialise it.)"
             )
+        if not (teacher is None or teacher == "auto" or isinstance(teacher, keras.Model)):
+            raise TypeError(
+                f'`teacher` must be "auto", None or a keras.Model, got {teacher!r}.'
+            )
         num_examples = int(shape[0])
         self.labels = integer_labels(y, num_examples, "y")
         if np.unique(self.labels).size < 2:
@@ -154,12 +158,12 @@ class LatentMeasures(keras.callbacks.Callback):
         return model.student if _is_distiller(model) else model
 
     def _teacher_model(self):
-        if self.teacher == "auto":
+        if isinstance(self.teacher, str):  # "auto", checked in __init__
             return self.model.teacher if _is_distiller(self.model) else None
         return self.teacher
 
     def _runner(self, model):
-        """A model giving `[features, outputs]`, or `[outputs]` if no feature measure."""
+        """A model giving `[features, outputs]`; None when no measure needs features."""
         for known, runner in self._runners:
             if known is model:
                 return runner
