@@ -137,3 +137,20 @@ def test_wrong_inputs_are_refused(tmp_path):
         export_student(model, 3)
     with pytest.raises(ValueError, match="verify_batch_size"):
         export_student(model, str(tmp_path / "out"), verify_batch_size=1)
+
+
+def test_mixed_precision_student_exports_float32_logits(tmp_path):
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        student = get_model("digits_cnn_small", NUM_CLASSES, INPUT_SHAPE)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert student.get_layer("features").compute_dtype == "bfloat16"
+    result = export_student(student, str(tmp_path / "mixed"), verify=False)
+    assert result.tolerance == 0.25  # The bound verification would use for bfloat16.
+    serve = tf.saved_model.load(str(tmp_path / "mixed")).signatures["serving_default"]
+    x = np.random.default_rng(3).random((2,) + INPUT_SHAPE, dtype=np.float32)
+    (outputs,) = serve(**{next(iter(serve.structured_input_signature[1])): tf.constant(x)}).values()
+    assert outputs.dtype == tf.float32
+    expected = keras.ops.convert_to_numpy(student(x, training=False))
+    np.testing.assert_allclose(outputs.numpy(), expected, rtol=0, atol=0.25)
