@@ -22,10 +22,12 @@ _LAZY_SUBMODULES = (
     "callbacks",
     "data",
     "distill",
+    "distribute",
     "export",
     "losses",
     "metrics",
     "models",
+    "precision",
     "study",
 )
 
