@@ -110,6 +110,11 @@ def distill_table(results):
     return lines, targets
 
 
+def study_scale(m):
+    extra = m["command"].split(" --runs-dir ", 1)[-1].split(" ", 1)
+    return f" {extra[1]}" if len(extra) > 1 else " (the full demo)"
+
+
 def memory_lines(memory):
     lines = []
     for m in memory:
@@ -127,7 +132,8 @@ def memory_lines(memory):
         else:
             status = "" if m["returncode"] == 0 else f" — FAILED (exit {m['returncode']})"
             lines.append(
-                f"| {m['backend']} | `{m['command'].split('/')[-1]}`{status}, {m['seconds']:.0f} s | "
+                f"| {m['backend']} | `keras-mixkd {m['command'].partition(' ')[2].split(' --runs-dir ')[0]}`"
+                f"{study_scale(m)}{status}, {m['seconds']:.0f} s | "
                 f"{m['peak_tree_rss_mib']:.0f} | – | – | – |"
             )
     if lines:
