@@ -17,7 +17,12 @@ mixup on, interleaved in one process:
 
 The step is timed on one mixup batch already on the device (mixed once by
 the library's own `mixup` augmentation), calling the compiled train function
-the way `fit` does; the input pipeline is timed apart (`--pipeline`).
+the way `fit` does; the input pipeline is timed apart (`--pipeline`). Ratios
+are paired per round: the median over rounds of each round's ratio.
+
+Diagnostics: `--contenders ours_xla` (TensorFlow: ours with
+`jit_compile=True` against Keras's CPU default) and `--contenders ours_again`
+(an identical second copy of ours: the machine's noise, an A/A test).
 
 Usage:
 
@@ -253,7 +258,11 @@ def print_table(results, pipeline=None):
         f"{'backend':<11}{'pair':<22}{'ours':>8}{'floor':>8}{'keras':>8}{'torch':>8}"
         f"{'ours/floor t':>14}{'ours/keras':>12}{'ours/torch':>12}"
     )
-    print("images/s (median), batch", results[0]["batch_size"] if results else "?")
+    print(
+        "images/s (median), batch",
+        results[0]["batch_size"] if results else "?",
+        "; ratios paired per round (ours/floor in time, the others in speed)",
+    )
     print(header)
     for r in results:
         ips = r["images_per_s"]
@@ -261,12 +270,14 @@ def print_table(results, pipeline=None):
         def cell(name):
             return f"{ips[name]:8.1f}" if name in ips else f"{'-':>8}"
 
+        paired = r["paired_ratios"]
+
         def ratio(key):
-            return f"{r[key]:12.2f}" if key in r else f"{'-':>12}"
+            return f"{paired[key]:12.2f}" if key in paired else f"{'-':>12}"
 
         print(
             f"{r['backend']:<11}{r['pair']:<22}{cell('ours')}{cell('floor')}{cell('keras')}"
-            f"{cell('torch')}{r['ours_over_floor_time']:14.3f}{ratio('ours_over_keras_speed')}"
+            f"{cell('torch')}{paired['ours_over_floor_time']:14.3f}{ratio('ours_over_keras_speed')}"
             f"{ratio('ours_over_torch_speed')}"
         )
     for r in results:
