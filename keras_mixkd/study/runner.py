@@ -42,6 +42,8 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", 
     from keras_mixkd.study import training
 
     check_names(config)
+    # Data first: a missing data set must not leave a runs folder behind.
+    splits = training.prepare_data(config["data"])
     folder = RunFolder(os.path.join(runs_dir, name or config["name"]))
     folder.open(config)
     cells = select_cells(enumerate_cells(config), only)
@@ -51,7 +53,6 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", 
         f"study {config['name']!r} in {folder.path} · backend {backend} · {len(cells)} cells"
         + (f" · {done} already finished" if done else "")
     )
-    splits = training.prepare_data(config["data"])
     batch_size = config["data"]["batch_size"]
     measure = config["measure"]
     recipes = {recipe["name"]: recipe for recipe in config["distillation"]}
