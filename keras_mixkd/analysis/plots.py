@@ -63,7 +63,7 @@ def _per_pair_bars(records, config, metric, scale, ylabel, title, path, limits=N
             finite = [m for _, s in series for m, _ in s if np.isfinite(m)]
             if finite:
                 ax.set_ylim(max(0.0, min(finite) - 10), min(100.0, max(finite) + 5))
-        ax.legend(fontsize=7, ncol=2, loc="lower left")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes[-1].set_xlabel("teacher augmentation")
     return _save(figure, path)
 
