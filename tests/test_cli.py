@@ -15,10 +15,12 @@ from keras_mixkd import cli
 BACKEND = keras.backend.backend()
 COMMANDS = ("study", "train-teacher", "distill", "evaluate", "measure", "export", "report")
 
-# A tiny study: one teacher and one student, 4 epochs each, a backup every epoch.
+# A tiny study: one teacher (4 epochs) and one student (STUDENT_EPOCHS), a backup every epoch.
+STUDENT_EPOCHS = 25
 CRASH_ARGS = [
     "study", "--smoke", "--runs-dir", "{runs}", "--name", "crash",
-    "--teacher-epochs", "4", "--student-epochs", "4",
+    # Many short student epochs: the kill must land mid-cell even on a fast backend.
+    "--teacher-epochs", "4", "--student-epochs", str(STUDENT_EPOCHS),
     "--set", "backup_interval_seconds=0", "--set", "data.train_examples=64",
     "--set", 'teacher.augmentations=["mixup"]',
     "--set", 'distillation=[{name = "kd_T1", temperature = 1.0}]',
@@ -151,7 +153,7 @@ def test_killed_study_resumes_with_every_cell_once(capsys, tmp_path):
     assert len(open(os.path.join(run_dir, "results.csv")).read().strip().splitlines()) == 1 + 2
     assert not os.listdir(os.path.join(run_dir, "work"))
     resumed = next(cell for cell in results["cells"] if cell["key"] == interrupted)
-    assert [row["epoch"] for row in resumed["history"]] == [1, 2, 3, 4]
+    assert [row["epoch"] for row in resumed["history"]] == list(range(1, STUDENT_EPOCHS + 1))
     kept = backed_up["epoch"]
     assert resumed["history"][:kept] == history_before[:kept]  # the epochs before the kill were kept
     for cell in results["cells"]:
