@@ -365,6 +365,7 @@ def main(argv=None):
                 "repeats": args.repeats,
                 "jit_compile": args.jit_compile,
                 "batch_size": args.batch_size,
+                "image_size": args.image_size,
                 "num_classes": args.num_classes,
             },
         },

@@ -153,7 +153,8 @@ def render(stamp, command, machine, settings, distill, pipelines, memory, failur
     ]
     if settings:
         out.append(
-            f"Settings: batch {settings['batch_size']}, 32x32x3, {settings['num_classes']} classes, mixup; "
+            f"Settings: batch {settings['batch_size']}, {settings.get('image_size', 32)}x"
+            f"{settings.get('image_size', 32)}x3, {settings['num_classes']} classes, mixup; "
             f"{settings['warmup']} warm-up + {settings['repeats']} timed interleaved rounds; jit_compile "
             f"{settings['jit_compile']}; OMP_WAIT_POLICY={settings.get('omp_wait_policy', '?')}."
         )
