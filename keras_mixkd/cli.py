@@ -104,6 +104,7 @@ def build_parser():
     study.add_argument("--no-report", action="store_true", help="skip report.md and the plots")
     study.add_argument("--list-recipes", action="store_true", help="list the packaged recipes and exit")
     _verbosity(study)
+    _scaling_flags(study)
     study.set_defaults(handler=cmd_study)
 
     teacher = commands.add_parser(
@@ -245,6 +246,13 @@ def _training_scope(args):
 
     if devices > 1 and os.environ.get("KERAS_BACKEND") != "torch":
         request_cpu_devices(devices)  # Virtual CPU devices where there are no accelerators.
+    if args.command == "study":
+        # The study clears the Keras session before each cell, which would drop an
+        # outer scope: it enters one per cell itself (run_study(devices=, precision=)).
+        from keras_mixkd.distribute import data_parallel
+
+        data_parallel(devices)  # Refuse an impossible request (PyTorch) before any cell runs.
+        return contextlib.nullcontext()
     return training_scope(devices=devices, precision=precision)
 
 
@@ -307,7 +315,7 @@ def cmd_study(args):
     from keras_mixkd.study.runner import run_study
 
     run_study(config, runs_dir=args.runs_dir, name=name, only=only, report=not args.no_report,
-              verbose=_fit_verbose(args))
+              verbose=_fit_verbose(args), devices=args.devices, precision=args.precision)
     return 0
 
 

@@ -28,6 +28,9 @@ import os
 XLA_HOST_DEVICES_FLAG = "--xla_force_host_platform_device_count"
 
 
+_MIRRORED_STRATEGIES = {}
+
+
 class DataParallelScope:
     """What `data_parallel` set up: the backend, the devices and the engine.
 
@@ -200,7 +203,14 @@ def data_parallel(devices=None):
     chosen = _pick(wanted, available_devices(), backend,
                    "On CPU, call keras_mixkd.distribute.request_cpu_devices(N) before "
                    "TensorFlow runs anything.")
-    strategy = tf.distribute.MirroredStrategy(devices=[f"/{name.upper()}" for name in chosen])
+    # One strategy per device set for the whole process: a second MirroredStrategy
+    # reuses the first one's collective instance keys, and its all-reduce then
+    # fails on the first model's shapes (a study trains many models in turn).
+    key = tuple(chosen)
+    if key not in _MIRRORED_STRATEGIES:
+        _MIRRORED_STRATEGIES[key] = tf.distribute.MirroredStrategy(
+            devices=[f"/{name.upper()}" for name in chosen])
+    strategy = _MIRRORED_STRATEGIES[key]
     return _engine_scope(strategy.scope(), DataParallelScope(backend, chosen, strategy))
 
 

@@ -163,3 +163,40 @@ def test_bad_device_requests_are_refused():
             data_parallel(64)
         with pytest.raises(ValueError, match="Unknown devices"):
             data_parallel(["cpu:0", "tpu:7"])
+
+
+# A one-teacher, one-student study: the grid the crash tests use, smaller.
+TINY_STUDY = [
+    "study", "--smoke", "--teacher-epochs", "1", "--student-epochs", "1",
+    "--set", 'teacher.augmentations=["mixup"]', "--set", 'distillation=[{name = "kd"}]',
+    "--set", "data.train_examples=64", "--set", "data.test_examples=32",
+    "--verbose", "0", "--no-report",
+]
+
+
+def test_study_runs_every_cell_on_two_devices(tmp_path, capsys):
+    """The study clears the session per cell, so it must enter the device scope per cell."""
+    argv = [*TINY_STUDY, "--runs-dir", str(tmp_path), "--name", "two", "--devices", "2"]
+    if BACKEND == "torch":
+        assert cli.main(argv) == 2
+        assert "not available on the PyTorch backend" in capsys.readouterr().err
+        assert not os.path.exists(tmp_path / "two")
+        return
+    env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="2")
+    completed = subprocess.run([sys.executable, "-m", "keras_mixkd.cli", *argv], env=env,
+                               capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    cells = json.load(open(tmp_path / "two" / "results.json"))["cells"]
+    assert len(cells) == 2
+    assert all(np.isfinite(cell["test_accuracy_last"]) for cell in cells)
+
+
+def test_study_trains_every_cell_under_mixed_precision(tmp_path, capsys):
+    argv = [*TINY_STUDY, "--runs-dir", str(tmp_path), "--name", "bf16", "--precision", "mixed_bfloat16"]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    assert keras.config.dtype_policy().name == "float32"  # The policy does not leak out of the study.
+    student = keras.saving.load_model(
+        tmp_path / "bf16" / "models" / "student__digits_cnn_small__kd__from__digits_cnn__mixup__s0.keras")
+    assert student.get_layer("features").dtype_policy.name == "mixed_bfloat16"
+    cells = json.load(open(tmp_path / "bf16" / "results.json"))["cells"]
+    assert len(cells) == 2 and all(np.isfinite(cell["test_accuracy_last"]) for cell in cells)

@@ -5,13 +5,15 @@ import time
 
 import numpy as np
 
+from keras_mixkd.distribute import training_scope
 from keras_mixkd.study import atomic
 from keras_mixkd.study.config import check_names
 from keras_mixkd.study.grid import enumerate_cells
 from keras_mixkd.study.run_folder import RunFolder
 
 
-def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", report=True, print_fn=print):
+def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", report=True, print_fn=print,
+              devices=None, precision="float32"):
     """Run (or continue) a study and write its results, report and plots.
 
     Finished cells are skipped; a cell that was interrupted continues from
@@ -28,6 +30,10 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", 
         verbose: `fit`'s verbosity (Keras's progress bar per epoch by default).
         report: write report.md and the plots at the end.
         print_fn: where progress lines go.
+        devices: train each cell data-parallel on these devices (see
+            `keras_mixkd.distribute.data_parallel`; `None` or 1: one device).
+        precision: dtype policy of each cell's models (`"float32"`,
+            `"mixed_float16"`, `"mixed_bfloat16"`).
 
     Returns:
         The list of finished cell records (teachers and students).
@@ -65,23 +71,10 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", 
         keras.backend.clear_session()
         work_dir = folder.work_dir(cell.key)
         os.makedirs(work_dir, exist_ok=True)
-        if cell.kind == "teacher":
-            model, record, features = training.train_teacher(
-                splits, cell.teacher_model, cell.teacher_augmentation, seed=cell.seed,
-                epochs=config["teacher"]["epochs"], optimizer=config["teacher"]["optimizer"],
-                batch_size=batch_size, augmentation_options=config["teacher"]["augmentation_options"],
-                measure=measure, work_dir=work_dir, verbose=verbose,
-                backup_interval=config["backup_interval_seconds"])
-        else:
-            teacher = load_teacher(folder.model_path(cell.teacher_key), splits.num_classes)
-            distiller, record, features = training.distill_student(
-                splits, teacher, cell.student_model, recipes[cell.recipe], seed=cell.seed,
-                epochs=config["student"]["epochs"], optimizer=config["student"]["optimizer"],
-                batch_size=batch_size, student_augmentation=config["student"]["augmentation"],
-                augmentation_options=config["student"]["augmentation_options"], measure=measure,
-                work_dir=work_dir, verbose=verbose,
-                backup_interval=config["backup_interval_seconds"])
-            model = distiller.student
+        # Entered after each clear_session, which forgets the strategy and the dtype policy.
+        with training_scope(devices=devices, precision=precision):
+            model, record, features = _run_cell(
+                cell, config, splits, folder, recipes, work_dir, measure, batch_size, verbose)
         record.update(teacher_model=cell.teacher_model, teacher_augmentation=cell.teacher_augmentation,
                       backend=backend)
         with atomic.atomic_path(folder.model_path(cell.key)) as tmp:
@@ -103,6 +96,30 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", 
         write_report(folder.path, print_fn=print_fn)
     print_fn(f"study {config['name']!r}: {len(cells)} cells in {folder.path} ({time.time() - start:.0f} s this run)")
     return records
+
+
+def _run_cell(cell, config, splits, folder, recipes, work_dir, measure, batch_size, verbose):
+    """Trains one teacher or distils one student; returns `(model, record, features)`."""
+    from keras_mixkd.study import training
+
+    if cell.kind == "teacher":
+        model, record, features = training.train_teacher(
+            splits, cell.teacher_model, cell.teacher_augmentation, seed=cell.seed,
+            epochs=config["teacher"]["epochs"], optimizer=config["teacher"]["optimizer"],
+            batch_size=batch_size, augmentation_options=config["teacher"]["augmentation_options"],
+            measure=measure, work_dir=work_dir, verbose=verbose,
+            backup_interval=config["backup_interval_seconds"])
+    else:
+        teacher = load_teacher(folder.model_path(cell.teacher_key), splits.num_classes)
+        distiller, record, features = training.distill_student(
+            splits, teacher, cell.student_model, recipes[cell.recipe], seed=cell.seed,
+            epochs=config["student"]["epochs"], optimizer=config["student"]["optimizer"],
+            batch_size=batch_size, student_augmentation=config["student"]["augmentation"],
+            augmentation_options=config["student"]["augmentation_options"], measure=measure,
+            work_dir=work_dir, verbose=verbose,
+            backup_interval=config["backup_interval_seconds"])
+        model = distiller.student
+    return model, record, features
 
 
 def select_cells(cells, only):
