@@ -272,10 +272,7 @@ def train_teacher(splits, model_name, augmentation, *, seed, epochs, optimizer, 
         "seed": seed,
         "epochs": epochs,
         **summarize_history(history),
-        "ece_last": measures["expected_calibration_error"],
-        "class_discrimination_last": measures["class_discrimination"],
-        "mean_entropy_last": measures["mean_entropy"],
-        "logit_std_last": measures["logit_std"],
+        **_last_epoch_measures(measures),
         "parameters": int(model.count_params()),
         "seconds": time.time() - start,
         "history": history,
@@ -354,16 +351,23 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
         "seed": seed,
         "epochs": epochs,
         **summarize_history(history),
-        "ece_last": measures["expected_calibration_error"],
-        "class_discrimination_last": measures["class_discrimination"],
-        "mean_entropy_last": measures["mean_entropy"],
-        "logit_std_last": measures["logit_std"],
+        **_last_epoch_measures(measures),
         "teacher_agreement_last": measures["teacher_agreement"],
         "parameters": int(student.count_params()),
         "seconds": time.time() - start,
         "history": history,
     }
     return distiller, record, measures["features"]
+
+
+def _last_epoch_measures(measures):
+    """The record fields of `measure_model`'s results on the test split."""
+    return {
+        "ece_last": measures["expected_calibration_error"],
+        "class_discrimination_last": measures["class_discrimination"],
+        "mean_entropy_last": measures["mean_entropy"],
+        "logit_std_last": measures["logit_std"],
+    }
 
 
 def _default_measure():
