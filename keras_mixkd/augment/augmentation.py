@@ -34,6 +34,18 @@ class Augmentation:
     def augment(self, batch):
         raise NotImplementedError
 
+    def _apply_image_layer(self, batch, layer):
+        """Runs a per-image preprocessing layer on the images of the batch.
+
+        The static shape of the images is restored on the output, which the
+        layer may leave partly unknown, so later steps see the shape they got.
+        """
+        images = batch["images"]
+        out = layer(images, training=True)
+        out.set_shape(images.shape)
+        batch["images"] = out
+        return batch
+
     def __call__(self, batch, training=True):
         if not isinstance(batch, dict) or "images" not in batch:
             raise TypeError(

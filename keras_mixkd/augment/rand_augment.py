@@ -60,11 +60,7 @@ class RandAugment(Augmentation):
             )
 
     def augment(self, batch):
-        images = batch["images"]
-        out = self._layer(images, training=True)
-        out.set_shape(images.shape)
-        batch["images"] = out
-        return batch
+        return self._apply_image_layer(batch, self._layer)
 
     def get_config(self):
         return {
