@@ -220,13 +220,16 @@ class Distiller(keras.Model):
                 "outputs are turned back into logits by log) or remove the softmax."
             )
 
+    def _needs_teacher_output_check(self):
+        return not self._teacher_outputs_checked and self.teacher_outputs == "logits"
+
     def _check_teacher_outputs_on(self, images):
         """Refuses a teacher whose rows are probabilities when logits are expected.
 
         Static inspection misses a softmax inside a subclassed model; one
         inference on a few samples of the first batch does not.
         """
-        if self._teacher_outputs_checked or self.teacher_outputs != "logits":
+        if not self._needs_teacher_output_check():
             return
         if isinstance(images, dict):
             images = images.get(TEACHER_IMAGES_KEY, images.get(IMAGES_KEY))
@@ -263,7 +266,9 @@ class Distiller(keras.Model):
         inputs (generators, PyDataset) are checked when the step is traced.
         """
         check_fit_arrays(x, y, _num_classes(self.student))
-        if hasattr(x, "element_spec"):
+        if self._needs_teacher_output_check() and hasattr(x, "element_spec"):
+            # Pulls one batch through the pipeline: only until the check is done,
+            # not on every `fit` / `evaluate` (Keras validates through `evaluate`).
             for batch in x.take(1):
                 self._check_teacher_outputs_on(batch[0] if isinstance(batch, tuple) else batch)
         else:
