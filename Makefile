@@ -11,7 +11,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench gpu-wheels clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,14 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
+
+# Wheels that benchmarks/gpu_check.sh installs on a GPU node without Keras or network.
+# optree is compiled: set GPU_PYTHON_VERSION to the node's Python (e.g. 3.12) when it differs from this one.
+GPU_PYTHON_VERSION ?=
+gpu-wheels: $(STAMP)
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: -d benchmarks/gpu_wheels \
+		$(if $(GPU_PYTHON_VERSION),--python-version $(GPU_PYTHON_VERSION)) \
+		"keras==$$($(PY) -c 'import keras; print(keras.__version__)')" namex optree absl-py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -128,3 +128,21 @@ def test_bench_cost_runs_under_jax_only():
     else:
         with pytest.raises(SystemExit):
             bench_cost.parse_args(["--smoke"])
+
+
+@pytest.mark.skipif(BACKEND == "tensorflow", reason="gpu_check is for a node without TensorFlow: JAX and PyTorch only")
+def test_gpu_check_smoke_runs_without_tensorflow():
+    # A fresh process: the check blocks `import tensorflow` for its whole life.
+    import json
+    import subprocess
+
+    env = dict(os.environ, KERAS_BACKEND=BACKEND, PYTHON=sys.executable, GPU_CHECK_BACKENDS=BACKEND)
+    done = subprocess.run(["bash", os.path.join(BENCHMARKS, "gpu_check.sh"), "--smoke"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["backend"] == BACKEND
+    assert result["tensorflow_imported"] is False
+    assert result["cd_abs_error_vs_float64"] < 1e-4
+    assert 0 < result["callback_share_of_epoch"] < 1
+    assert "LatentMeasures per epoch" in done.stdout
