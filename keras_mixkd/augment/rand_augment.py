@@ -3,6 +3,8 @@
 import keras
 
 from keras_mixkd.augment.augmentation import Augmentation
+from keras_mixkd.augment.augmentation import check_seed
+from keras_mixkd.augment.augmentation import layer_seed
 
 IMPLEMENTATIONS = ("keras_cv", "keras")
 
@@ -44,7 +46,8 @@ class RandAugment(Augmentation):
         self.num_ops = num_ops
         self.magnitude = float(magnitude)
         self.implementation = implementation
-        self.seed = seed
+        self.seed = check_seed(seed, "RandAugment")
+        seed = layer_seed(self.seed)  # None: drawn from Python's random (set_random_seed)
         if implementation == "keras":
             self._layer = keras.layers.RandAugment(
                 value_range=(0, 1), num_ops=num_ops, factor=magnitude, seed=seed
