@@ -605,3 +605,12 @@ def test_default_cutmix_is_the_papers_clipped_box(rng):
     # 384 draws: the standard error of the mean area is about 0.012.
     assert abs(means[None] - reference) < 0.05, means
     assert means["keras"] > 0.42, means
+
+
+@pytest.mark.parametrize("make", [lambda s: Cutout(seed=s), lambda s: PadCropFlip(seed=s),
+                                  lambda s: Mixing(alpha=1.0, num_classes=4, seed=s),
+                                  lambda s: RandAugment(implementation="keras", seed=s)])
+@pytest.mark.parametrize("seed", [-1, 1.5, "3", True])
+def test_bad_seeds_are_refused(make, seed):
+    with pytest.raises(ValueError, match=r"seed must be None or an int in \[0, .*received"):
+        make(seed)

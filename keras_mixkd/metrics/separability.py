@@ -308,6 +308,12 @@ def class_separation(features, labels, standardize=False):
     equally). In closed form, with `m_c` the mean unit vector of class c:
     `d_within = 1 - mean_c ||m_c||^2`, `d_total = 1 - ||mean_c m_c||^2`.
     1 means each class collapsed to one direction, 0 no class structure.
+    It is evaluated as `R^2 = B / (W + B + Z)`: `W` the mean over classes of
+    the mean squared distance of a class's unit vectors to their mean, `B`
+    the mean squared distance of the class means to their mean, `Z` the
+    class-weighted share of zero rows, all from the differences of the unit
+    vectors to the mean row's direction, computed without cancellation: rows
+    far from the origin (nearly parallel) give the float64 value.
 
     Arguments:
         features: array or backend tensor `(N, D)`, finite.
