@@ -188,7 +188,8 @@ def test_recipes_choose_the_weight_decay_mode():
     sgd = build_optimizer(config["teacher"]["optimizer"], "digits_cnn", steps_per_epoch=3)
     assert type(sgd) is optimizers.SGD and sgd.weight_decay_mode == "l2" and sgd.weight_decay is None
     assert sgd.l2_weight_decay == config["teacher"]["optimizer"]["weight_decay"]
-    adamw = study_config.load_recipe("digits", smoke=True, overrides={"teacher.optimizer.name": "adamw"})
+    adamw = study_config.load_recipe("digits", smoke=True, overrides={
+        "teacher.optimizer.name": "adamw", "teacher.optimizer.weight_decay_mode": "default"})
     assert study_config.weight_decay_mode(adamw["teacher"]["optimizer"]) == "decoupled"
     assert isinstance(build_optimizer(adamw["teacher"]["optimizer"], "digits_cnn", 3), keras.optimizers.AdamW)
     decoupled = study_config.load_recipe(
