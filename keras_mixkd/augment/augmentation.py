@@ -40,6 +40,25 @@ def layer_seed(seed, index=0):
     return (7919 * int(seed) + index) % _MAX_SEED + 1
 
 
+def sequential_map(layer):
+    """Make a KerasCV per-image layer map over the batch one image at a time.
+
+    KerasCV's `BaseImageAugmentationLayer` runs `tf.map_fn` with its default
+    10 parallel iterations; the images then take their draws from the layer's
+    seeded `tf.random.Generator` in an order that varies from run to run, so a
+    seeded `keras_cv.layers.RandAugment` gave other images in another process
+    (seen under the JAX backend). One iteration at a time fixes the order.
+    Returns the layer.
+    """
+
+    def map_fn(func, inputs):
+        return tf.map_fn(func, inputs, fn_output_signature=layer._compute_output_signature(inputs),
+                         parallel_iterations=1)
+
+    layer._map_fn = map_fn
+    return layer
+
+
 class Augmentation:
     """A batch augmentation: a callable on `{"images", "labels"}` batches.
 
