@@ -27,6 +27,7 @@ _LAZY_SUBMODULES = (
     "losses",
     "metrics",
     "models",
+    "optimizers",
     "precision",
     "study",
 )

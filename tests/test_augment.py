@@ -570,3 +570,47 @@ def test_mixing_switch_off_stops_mixing_at_its_epoch(rng):
     # A new fit starts at epoch 0 again: mixing comes back on.
     MixingSwitchOff(2, aug).on_epoch_begin(0)
     assert aug.mixing[0].enabled
+
+
+def paper_cutmix_mean_area(size, alpha, draws=200_000, seed=0):
+    """float64 Monte Carlo of the CutMix paper's `rand_bbox`: box of side sqrt(1 - lam), centre uniform, clipped."""
+    rng = np.random.default_rng(seed)
+    lam = rng.beta(alpha, alpha, draws)
+    cut = (size * np.sqrt(1.0 - lam)).astype(int)
+    centre = rng.integers(0, size, (2, draws))
+    low = np.clip(centre - cut // 2, 0, size)
+    high = np.clip(centre + cut // 2, 0, size)
+    return float(np.mean(np.prod(high - low, axis=0)) / size**2)
+
+
+def test_default_cutmix_is_the_papers_clipped_box(rng):
+    """The default cutmix (KerasCV) pastes the paper's clipped box (mean area ~0.30 at alpha = 1), with label
+    weights equal to the pasted areas; Keras core's box always lies inside the image (mean area ~0.49)."""
+    size, batch_size, batches = 32, 64, 6
+    reference = paper_cutmix_mean_area(size, 1.0) * (1.0 - 1.0 / batch_size)  # ~1 row per batch pairs with itself
+    assert 0.27 < reference < 0.33
+    means = {}
+    for implementation in (None, "keras"):
+        options = {} if implementation is None else {"implementation": implementation}
+        aug = get_augmentation("cutmix", alpha=1.0, num_classes=batch_size, **options)
+        areas = []
+        for _ in range(batches):
+            values, batch = constant_batch(rng, batch_size, size=size, channels=1)
+            out = aug(batch)
+            own, partner, pixels = read_mix(values, out["images"].numpy(), out["labels"].numpy())
+            for i in range(batch_size):
+                assert row_is_cutmix(values, own, partner, pixels, i), i  # label weight = pasted area
+            areas.extend(1.0 - own)
+        means[implementation] = np.mean(areas)
+    # 384 draws: the standard error of the mean area is about 0.012.
+    assert abs(means[None] - reference) < 0.05, means
+    assert means["keras"] > 0.42, means
+
+
+@pytest.mark.parametrize("make", [lambda s: Cutout(seed=s), lambda s: PadCropFlip(seed=s),
+                                  lambda s: Mixing(alpha=1.0, num_classes=4, seed=s),
+                                  lambda s: RandAugment(implementation="keras", seed=s)])
+@pytest.mark.parametrize("seed", [-1, 1.5, "3", True])
+def test_bad_seeds_are_refused(make, seed):
+    with pytest.raises(ValueError, match=r"seed must be None or an int in \[0, .*received"):
+        make(seed)

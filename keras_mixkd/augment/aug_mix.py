@@ -3,6 +3,8 @@
 import keras
 
 from keras_mixkd.augment.augmentation import Augmentation
+from keras_mixkd.augment.augmentation import check_seed
+from keras_mixkd.augment.augmentation import layer_seed
 
 IMPLEMENTATIONS = ("keras_cv", "keras")
 
@@ -27,7 +29,12 @@ class AugMix(Augmentation):
         chain_depth: `(min, max)` operations per chain (Keras core takes the max).
         alpha: Dirichlet / Beta concentration of the chain weights.
         implementation: `"keras_cv"` (default) or `"keras"`.
-        seed: optional int seed.
+        seed: optional int seed (`None`: drawn from Python's `random`, see
+            `augmentation.layer_seed`). Not reproducible across processes with
+            `"keras_cv"`: KerasCV's AugMix also draws from unseeded TensorFlow
+            ops whose derived seeds change with Python's hash seed
+            (`PYTHONHASHSEED`), so two runs of the same seed differ unless
+            both fix `PYTHONHASHSEED`. `"keras"` repeats exactly.
 
     Example:
 
@@ -68,7 +75,8 @@ class AugMix(Augmentation):
         self.chain_depth = tuple(int(d) for d in chain_depth)
         self.alpha = float(alpha)
         self.implementation = implementation
-        self.seed = seed
+        self.seed = check_seed(seed, "AugMix")
+        seed = layer_seed(self.seed)  # None: drawn from Python's random (set_random_seed)
         if implementation == "keras":
             self._layer = keras.layers.AugMix(
                 value_range=(0, 1),

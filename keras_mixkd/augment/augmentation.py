@@ -1,7 +1,62 @@
 """Base class of every augmentation recipe."""
 
+import numbers
+import random
+
 import numpy as np
 import tensorflow as tf
+
+# Seeds drawn for library layers when none is given: [1, _MAX_SEED].
+_MAX_SEED = 2**31 - 2
+
+
+def check_seed(seed, owner):
+    """`seed` if it is None or an int >= 0; a clear ValueError otherwise."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0 or seed > _MAX_SEED:
+        raise ValueError(f"{owner}: seed must be None or an int in [0, {_MAX_SEED}]; received {seed!r}.")
+    return int(seed)
+
+
+def layer_seed(seed, index=0):
+    """The seed handed to a library layer (Keras or KerasCV) inside a recipe.
+
+    Every random layer gets an explicit int seed, so the same
+    `keras.utils.set_random_seed(s)` gives the same numbers in every process:
+
+    - `seed=None`: drawn from Python's `random` when the recipe is built, which
+      `keras.utils.set_random_seed` seeds. Without it, KerasCV's vectorised
+      layers (`RandomCutout`, the layers of `RandAugment`, ...) fall back to
+      TensorFlow's global `tf.random.Generator`, which no seed function fixes:
+      cutout differed between two runs of the same study.
+    - an int `s`: the layer gets `(7919 s + index) mod _MAX_SEED + 1`, never 0
+      (KerasCV reads a seed of 0 as "no seed" and takes the global
+      generator); `index` tells apart two layers of one recipe (MixUp and
+      CutMix of `mixup_cutmix`), which must not draw the same numbers.
+    """
+    if seed is None:
+        return random.randint(1, _MAX_SEED)
+    return (7919 * int(seed) + index) % _MAX_SEED + 1
+
+
+def sequential_map(layer):
+    """Make a KerasCV per-image layer map over the batch one image at a time.
+
+    KerasCV's `BaseImageAugmentationLayer` runs `tf.map_fn` with its default
+    10 parallel iterations; the images then take their draws from the layer's
+    seeded `tf.random.Generator` in an order that varies from run to run, so a
+    seeded `keras_cv.layers.RandAugment` gave other images in another process
+    (seen under the JAX backend). One iteration at a time fixes the order.
+    Returns the layer.
+    """
+
+    def map_fn(func, inputs):
+        return tf.map_fn(func, inputs, fn_output_signature=layer._compute_output_signature(inputs),
+                         parallel_iterations=1)
+
+    layer._map_fn = map_fn
+    return layer
 
 
 class Augmentation:

@@ -2,6 +2,8 @@
 
 
 from keras_mixkd.augment.augmentation import Augmentation
+from keras_mixkd.augment.augmentation import check_seed
+from keras_mixkd.augment.augmentation import layer_seed
 
 
 class Cutout(Augmentation):
@@ -16,7 +18,9 @@ class Cutout(Augmentation):
             32 px with the image: `round(16 * min(H, W) / 32)`.
         fill_value: value of the hole's pixels (images are in [0, 1] here, before
             normalisation; 0.0 is black, the KerasCV default).
-        seed: optional int seed.
+        seed: optional int seed. With `None`, the seed is drawn from Python's
+            `random` when the recipe is built, so `keras.utils.set_random_seed`
+            fixes the holes (see `augmentation.layer_seed`).
 
     Example:
 
@@ -34,7 +38,8 @@ class Cutout(Augmentation):
             raise ValueError(f"size must be a positive int or None; received {size!r}.")
         self.size = size
         self.fill_value = float(fill_value)
-        self.seed = seed
+        self.seed = check_seed(seed, "Cutout")
+        self._layer_seed = layer_seed(self.seed)
         self._layers = {}
 
     def size_for(self, height, width):
@@ -57,7 +62,7 @@ class Cutout(Augmentation):
                 width_factor=(w_factor, w_factor),
                 fill_mode="constant",
                 fill_value=self.fill_value,
-                seed=self.seed,
+                seed=self._layer_seed,
             )
         return self._layers[key]
 

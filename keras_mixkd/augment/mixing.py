@@ -9,6 +9,8 @@ from keras_mixkd.augment._labels import check_num_classes
 from keras_mixkd.augment._labels import dense_labels
 from keras_mixkd.augment._labels import smooth_labels
 from keras_mixkd.augment.augmentation import Augmentation
+from keras_mixkd.augment.augmentation import check_seed
+from keras_mixkd.augment.augmentation import layer_seed
 
 MODES = ("sample", "batch")
 IMPLEMENTATIONS = ("keras_cv", "keras")
@@ -61,9 +63,11 @@ class Mixing(Augmentation):
         num_classes: class count, needed when labels are integers.
         implementation: `"keras_cv"` (default) or `"keras"`, the layers used
             for `mode="sample"`.
-        seed: optional int seed of the library layers (`mode="sample"`). The
-            TF-op paths draw from TensorFlow's global seed, which
-            `keras.utils.set_random_seed` sets.
+        seed: optional int seed of the library layers (`mode="sample"`);
+            with `None` their seeds are drawn from Python's `random` when the
+            recipe is built (see `augmentation.layer_seed`). The TF-op paths
+            draw from TensorFlow's global seed. `keras.utils.set_random_seed`
+            fixes both.
 
     Example:
 
@@ -138,7 +142,7 @@ class Mixing(Augmentation):
                 f"received cutmix_alpha={cutmix_alpha!r} with "
                 'implementation="keras". Use implementation="keras_cv".'
             )
-        self.seed = seed
+        self.seed = check_seed(seed, "Mixing")
         self._enabled = tf.Variable(True, trainable=False, name="mixing_enabled")
         self._mixup_layer = None
         self._cutmix_layer = None
@@ -163,26 +167,27 @@ class Mixing(Augmentation):
         return self.mode == "sample" and self.fraction is None
 
     def _build_library_layers(self):
+        seed, cutmix_seed = layer_seed(self.seed), layer_seed(self.seed, index=1)
         if self.implementation == "keras_cv":
             import keras_cv  # imported when used: it adds seconds to start-up
 
             if self.alpha is not None:
                 self._mixup_layer = keras_cv.layers.MixUp(
-                    alpha=self.alpha, seed=self.seed
+                    alpha=self.alpha, seed=seed
                 )
             if self.cutmix_alpha is not None:
                 self._cutmix_layer = keras_cv.layers.CutMix(
-                    alpha=self.cutmix_alpha, seed=self.seed
+                    alpha=self.cutmix_alpha, seed=cutmix_seed
                 )
         else:
             if self.alpha is not None:
                 self._mixup_layer = keras.layers.MixUp(
-                    alpha=self.alpha, seed=self.seed
+                    alpha=self.alpha, seed=seed
                 )
             if self.cutmix_alpha is not None:
                 # factor=(a, a) fixes the concentration at a (plus 1e-6).
                 self._cutmix_layer = keras.layers.CutMix(
-                    factor=(self.cutmix_alpha, self.cutmix_alpha), seed=self.seed
+                    factor=(self.cutmix_alpha, self.cutmix_alpha), seed=cutmix_seed
                 )
 
     # -- the augmentation ------------------------------------------------------

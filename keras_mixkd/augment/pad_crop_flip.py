@@ -4,6 +4,8 @@ import keras
 import tensorflow as tf
 
 from keras_mixkd.augment.augmentation import Augmentation
+from keras_mixkd.augment.augmentation import check_seed
+from keras_mixkd.augment.augmentation import layer_seed
 
 
 class PadCropFlip(Augmentation):
@@ -38,9 +40,9 @@ class PadCropFlip(Augmentation):
             )
         self.padding = padding
         self.flip = bool(flip)
-        self.seed = seed
+        self.seed = check_seed(seed, "PadCropFlip")
         self._flip_layer = (
-            keras.layers.RandomFlip("horizontal", seed=seed) if self.flip else None
+            keras.layers.RandomFlip("horizontal", seed=layer_seed(self.seed)) if self.flip else None
         )
 
     def padding_for(self, height, width):

@@ -3,6 +3,9 @@
 import keras
 
 from keras_mixkd.augment.augmentation import Augmentation
+from keras_mixkd.augment.augmentation import check_seed
+from keras_mixkd.augment.augmentation import layer_seed
+from keras_mixkd.augment.augmentation import sequential_map
 
 IMPLEMENTATIONS = ("keras_cv", "keras")
 
@@ -44,7 +47,8 @@ class RandAugment(Augmentation):
         self.num_ops = num_ops
         self.magnitude = float(magnitude)
         self.implementation = implementation
-        self.seed = seed
+        self.seed = check_seed(seed, "RandAugment")
+        seed = layer_seed(self.seed)  # None: drawn from Python's random (set_random_seed)
         if implementation == "keras":
             self._layer = keras.layers.RandAugment(
                 value_range=(0, 1), num_ops=num_ops, factor=magnitude, seed=seed
@@ -52,12 +56,12 @@ class RandAugment(Augmentation):
         else:
             import keras_cv  # imported when used: it adds seconds to start-up
 
-            self._layer = keras_cv.layers.RandAugment(
+            self._layer = sequential_map(keras_cv.layers.RandAugment(
                 value_range=(0, 1),
                 augmentations_per_image=num_ops,
                 magnitude=magnitude,
                 seed=seed,
-            )
+            ))
 
     def augment(self, batch):
         return self._apply_image_layer(batch, self._layer)

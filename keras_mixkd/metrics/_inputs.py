@@ -157,7 +157,9 @@ def as_probabilities(predictions, from_logits, name="predictions"):
     """Returns float32 `(N, L)` probabilities, checking they look like ones."""
     tensor = as_features(predictions, name)
     if from_logits:
-        return ops.softmax(tensor, axis=-1)
+        # The row max is subtracted first (exactly, in float32), so logits far
+        # from 0 give the softmax of their differences whatever the backend does.
+        return ops.softmax(tensor - ops.max(tensor, axis=-1, keepdims=True), axis=-1)
     low = float(ops.convert_to_numpy(ops.min(tensor)))
     high = float(ops.convert_to_numpy(ops.max(tensor)))
     row_sums = ops.sum(tensor, axis=-1)

@@ -115,7 +115,7 @@ def mean_entropy(predictions, from_logits=False):
     """
     if from_logits:
         logits = as_features(predictions, "predictions")
-        log_p = ops.log_softmax(logits, axis=-1)
+        log_p = ops.log_softmax(logits - ops.max(logits, axis=-1, keepdims=True), axis=-1)
         entropy = -ops.sum(ops.exp(log_p) * log_p, axis=-1)
     else:
         p = as_probabilities(predictions, from_logits=False)
@@ -150,7 +150,9 @@ def logit_std(logits, ddof=0):
             f"`ddof` must be 0 or 1 and smaller than the number of logits "
             f"({num_outputs}), got {ddof!r}."
         )
+    # Two passes: the first mean's float32 error far from 0 is removed by the second.
     centered = logits - ops.mean(logits, axis=-1, keepdims=True)
+    centered = centered - ops.mean(centered, axis=-1, keepdims=True)
     variance = ops.sum(ops.square(centered), axis=-1) / (num_outputs - ddof)
     return float(ops.convert_to_numpy(ops.mean(ops.sqrt(variance))))
 

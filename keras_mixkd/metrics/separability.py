@@ -16,6 +16,13 @@ Shared conventions:
   When no class has two examples, a `ValueError` is raised.
 - A row whose standardised (CD) or raw (R²) vector is all zeros has no
   direction; its cosine similarity with every row is taken as 0.
+- Translation: features far from the origin (post-ReLU activations often
+  are) are centred before any float32 sum, in two passes (`F - mean`, then
+  minus the mean of that): CD, GDV and NC1, which are translation-invariant,
+  give on `F + c` the value they give on `F`, to float32 round-off of the
+  centred data. R² (cosine, not translation-invariant) is computed from the
+  differences of unit vectors, so a value near the degenerate "every row
+  points the same way" is still the float64 one.
 """
 
 import math
@@ -41,6 +48,17 @@ def _prepare(features, labels):
     return features, mean, ids, counts
 
 
+def _centered(features, mean):
+    """`F - mean(F)` accurate far from the origin: `(centered, mean)`.
+
+    The first float32 mean of rows near `c` is off by about `eps * |c|`;
+    `F - mean` is exact there (Sterbenz), and its own mean, small, corrects it.
+    """
+    centered = features - mean
+    correction = ops.mean(centered, axis=0)
+    return centered - correction, mean + correction
+
+
 def _require_pairs(counts, measure):
     if not np.any(counts >= 2):
         raise ValueError(
@@ -52,7 +70,7 @@ def _require_pairs(counts, measure):
 
 def _scaled(features, mean):
     """`(F - mean) / std` per dimension; constant dimensions give 0."""
-    centered = features - mean
+    centered, mean = _centered(features, mean)
     std = ops.sqrt(ops.mean(ops.square(centered), axis=0))
     constant = std <= 1e-6 * ops.abs(mean)
     inverse_std = ops.where(
@@ -290,6 +308,12 @@ def class_separation(features, labels, standardize=False):
     equally). In closed form, with `m_c` the mean unit vector of class c:
     `d_within = 1 - mean_c ||m_c||^2`, `d_total = 1 - ||mean_c m_c||^2`.
     1 means each class collapsed to one direction, 0 no class structure.
+    It is evaluated as `R^2 = B / (W + B + Z)`: `W` the mean over classes of
+    the mean squared distance of a class's unit vectors to their mean, `B`
+    the mean squared distance of the class means to their mean, `Z` the
+    class-weighted share of zero rows, all from the differences of the unit
+    vectors to the mean row's direction, computed without cancellation: rows
+    far from the origin (nearly parallel) give the float64 value.
 
     Arguments:
         features: array or backend tensor `(N, D)`, finite.
@@ -311,19 +335,55 @@ def class_separation(features, labels, standardize=False):
     features, mean, ids, counts = _prepare(features, labels)
     num_classes = counts.size
     values = _scaled(features, mean) if standardize else features
-    inverse_norms, _ = _inverse_norms(values)
-    means = _Classes(ids, num_classes).sums(values, row_weights=inverse_norms) / ops.convert_to_tensor(
-        counts.astype(np.float32)
-    )[:, None]
-    within = 1.0 - ops.mean(ops.sum(ops.square(means), axis=1))
-    total = 1.0 - ops.sum(ops.square(ops.mean(means, axis=0)))
-    within, total = _floats(within, total)
+    reference = ops.mean(values, axis=0) if standardize else mean
+    unit_differences, has_direction = _unit_differences(values, reference)
+    classes = _Classes(ids, num_classes)
+    n = ops.convert_to_tensor(counts.astype(np.float32))
+    class_means = classes.sums(unit_differences) / n[:, None]
+    residuals = unit_differences - ops.take(class_means, ops.convert_to_tensor(ids), axis=0)
+    # W: mean over classes of the mean squared distance of a class's unit vectors to their mean.
+    spread = ops.mean(classes.sums(ops.sum(ops.square(residuals), axis=1)) / n)
+    # B: spread of the class means of the unit vectors around their mean.
+    class_means = class_means - ops.mean(class_means, axis=0)
+    between = ops.mean(ops.sum(ops.square(class_means), axis=1))
+    # Z: rows without a direction (cosine 0 with every row, themselves included).
+    zero_rows = 1.0 - ops.mean(classes.sums(ops.cast(has_direction, "float32")) / n)
+    spread, between, zero_rows = _floats(spread, between, zero_rows)
+    total = spread + between + zero_rows
     if total <= 0.0:
         raise ValueError(
-            "class_separation is undefined when all feature rows point the "
-            f"same way (mean cosine distance between classes {total:.3g})."
+            "class_separation is undefined when all feature rows point exactly "
+            f"the same way (mean cosine distance between classes {total:.3g})."
         )
-    return 1.0 - within / total
+    return between / total
+
+
+def _unit_differences(values, reference):
+    """`u_i - u_ref` for `u_i = v_i / ||v_i||` (0 for zero rows), accurate when `v_i ~ reference`.
+
+    With `v_i = a + e_i` (`a` the reference, `e_i = v_i - a` computed exactly
+    near `a`), `r = ||v||`: `u_i - u_a = e_i / r_i + a (r_a - r_i) / (r_i r_a)`
+    and `r_a - r_i = -(2 a.e_i + ||e_i||^2) / (r_a + r_i)`, free of the
+    cancellation of subtracting two nearly equal unit vectors. Also returns
+    whether each row has a direction (`||v_i|| > 0`).
+    """
+    differences = values - reference
+    reference_norm = ops.norm(reference)
+    norms = ops.norm(values, axis=1)
+    has_direction = norms > 0
+    safe_norms = ops.where(has_direction, norms, ops.ones_like(norms))
+    reference_has_direction = reference_norm > 0
+    safe_reference_norm = ops.where(reference_has_direction, reference_norm, ops.ones_like(reference_norm))
+    unit_reference = reference / safe_reference_norm  # 0 when the reference is 0
+    gap = -(2.0 * ops.matmul(differences, reference) + ops.sum(ops.square(differences), axis=1)) / (
+        safe_reference_norm + norms
+    )  # r_a - r_i
+    near = differences / safe_norms[:, None] + unit_reference[None, :] * (gap / safe_norms)[:, None]
+    plain = values / safe_norms[:, None] - unit_reference[None, :]  # the reference is 0: u_a = 0
+    unit = ops.where(reference_has_direction, near, plain)
+    # A zero row has u_i = 0: u_i - u_a = -u_a.
+    unit = ops.where(has_direction[:, None], unit, -ops.broadcast_to(unit_reference[None, :], unit.shape))
+    return unit, has_direction
 
 
 def nc1(features, labels, rcond=None):
@@ -361,10 +421,18 @@ def nc1(features, labels, rcond=None):
     if rcond is None:
         rcond = max(dimensions, num_classes) * float(np.finfo(np.float32).eps)
     ids_tensor = ops.convert_to_tensor(ids)
+    features, _ = _centered(features, global_mean)  # NC1 is translation-invariant
     class_means = _class_sums(features, ids, num_classes) / ops.convert_to_tensor(
         counts.astype(np.float32)
     )[:, None]
+    global_mean = ops.sum(class_means * ops.convert_to_tensor(counts.astype(np.float32))[:, None], axis=0) / float(
+        counts.sum()
+    )
     between = ops.transpose(class_means - global_mean)  # (D, L)
+    # `between @ counts = 0`: one known null direction. Working in the
+    # (L-1)-dimensional complement of `counts` keeps it out of the SVD, where
+    # float32 would give it a small non-zero singular value to invert.
+    between = ops.matmul(between, ops.convert_to_tensor(_complement_basis(counts)))
     directions, singular_values, _ = ops.svd(between, full_matrices=False)
     keep = singular_values > rcond * ops.max(singular_values)
     residuals = features - ops.take(class_means, ids_tensor, axis=0)
@@ -373,3 +441,10 @@ def nc1(features, labels, rcond=None):
     safe = ops.where(keep, singular_values, ops.ones_like(singular_values))
     terms = ops.where(keep, within_along / ops.square(safe), ops.zeros_like(safe))
     return _floats(ops.sum(terms))[0]
+
+
+def _complement_basis(counts):
+    """Orthonormal `(L, L-1)` basis of the vectors orthogonal to `counts` (float32)."""
+    counts = np.asarray(counts, np.float64)
+    basis, _ = np.linalg.qr(np.column_stack([counts, np.eye(counts.size)]))
+    return basis[:, 1:].astype(np.float32)

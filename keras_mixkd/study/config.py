@@ -31,6 +31,10 @@ _OPTIMIZER = {
     "momentum": (0.9, "fraction"),
     "nesterov": (False, "bool"),
     "weight_decay": (5e-4, "nonnegative"),
+    # "l2": wd * w added to the gradient before momentum (torch.optim.SGD / Adam);
+    # "decoupled": w -= lr * wd * w (torch.optim.AdamW, Keras's own weight_decay).
+    # "default": "l2" for sgd and adam, "decoupled" for adamw.
+    "weight_decay_mode": ("default", "weight_decay_mode"),
     # Epochs at which the learning rate is multiplied by `decay`.
     "milestones": ([], "epochs_list"),
     "decay": (0.1, "positive"),
@@ -105,6 +109,7 @@ _PAIR = {"teacher": (None, "str"), "student": (None, "str")}
 
 KNOWN_LOSSES = ("kd", "standardized")
 KNOWN_OPTIMIZERS = ("sgd", "adam", "adamw")
+KNOWN_WEIGHT_DECAY_MODES = ("default", "l2", "decoupled")
 KNOWN_PROJECTIONS = ("pca", "tsne")
 
 RECIPE_PACKAGE = "keras_mixkd.recipes"
@@ -218,6 +223,13 @@ def complete_config(data, *, source=None):
     if len(set(augs)) != len(augs):
         raise RecipeError(f"{source.name}: teacher augmentations must be distinct, got {augs}.")
     for role in ("teacher", "student"):
+        optimizer = config[role]["optimizer"]
+        if optimizer["name"] == "adamw" and optimizer["weight_decay_mode"] == "l2":
+            raise RecipeError(
+                f"{source.where((role, 'optimizer', 'weight_decay_mode'))}: adamw decays decoupled by "
+                "definition; got weight_decay_mode = \"l2\". Use name = \"adam\" for Adam with L2 "
+                "(torch.optim.Adam's weight_decay), or weight_decay_mode = \"decoupled\"."
+            )
         milestones = config[role]["optimizer"]["milestones"]
         if milestones != sorted(set(milestones)):
             raise RecipeError(
@@ -310,6 +322,23 @@ def check_names(config):
                     f"{where}: unknown augmentation {part!r} (in {name!r}). "
                     f"Known augmentations: {', '.join(sorted(augmentations))}."
                 )
+
+
+def weight_decay_mode(optimizer_config):
+    """The weight-decay mode an optimizer table runs: "l2" or "decoupled".
+
+    `"default"` is "l2" for sgd and adam (PyTorch's SGD and Adam add `wd * w`
+    to the gradient) and "decoupled" for adamw.
+
+    Example:
+
+    >>> weight_decay_mode({"name": "sgd", "weight_decay_mode": "default"})
+    'l2'
+    """
+    mode = optimizer_config.get("weight_decay_mode", "default")
+    if mode == "default":
+        return "decoupled" if optimizer_config["name"] == "adamw" else "l2"
+    return mode
 
 
 def split_augmentation(name):
@@ -520,6 +549,13 @@ def _check_value(value, kind, path, source):
     if kind == "optimizer":
         if value not in KNOWN_OPTIMIZERS:
             raise fail(f"one of {', '.join(KNOWN_OPTIMIZERS)}")
+        return value
+    if kind == "weight_decay_mode":
+        if value not in KNOWN_WEIGHT_DECAY_MODES:
+            raise fail(
+                f"one of {', '.join(KNOWN_WEIGHT_DECAY_MODES)} (l2: added to the gradient as "
+                "torch.optim.SGD does; decoupled: w -= lr * wd * w as AdamW)"
+            )
         return value
     if kind == "loss":
         if value not in KNOWN_LOSSES:

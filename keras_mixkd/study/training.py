@@ -17,6 +17,7 @@ from keras_mixkd._checks import diverged_message
 from keras_mixkd.study import atomic
 from keras_mixkd.study.backup import ResumableBackup
 from keras_mixkd.study.config import split_augmentation
+from keras_mixkd.study.config import weight_decay_mode
 from keras_mixkd.study.epoch_recorder import EpochRecorder
 from keras_mixkd.study.epoch_recorder import features_and_logits
 from keras_mixkd.study.epoch_recorder import run_in_chunks
@@ -90,13 +91,18 @@ def build_augmentation(names, options_by_name, num_classes):
 
 
 def build_optimizer(optimizer_config, model_name, steps_per_epoch):
-    """SGD / Adam / AdamW with the step schedule of a study config.
+    """SGD / Adam / AdamW with the step schedule and weight decay of a study config.
 
     The learning rate is multiplied by `decay` at each epoch of `milestones`,
     through `keras.optimizers.schedules.PiecewiseConstantDecay` (its step
     counter is part of the optimizer state, so a resumed run keeps its place
-    in the schedule).
+    in the schedule). Weight decay follows `weight_decay_mode` (see
+    `config.weight_decay_mode`): sgd and adam are `keras_mixkd.optimizers.SGD`
+    and `Adam`, which compute it as `torch.optim.SGD` / `Adam` do by default
+    ("l2", added to the gradient), adamw is `keras.optimizers.AdamW`.
     """
+    from keras_mixkd import optimizers
+
     rate = optimizer_config["model_learning_rates"].get(model_name.lower(), optimizer_config["learning_rate"])
     milestones = optimizer_config["milestones"]
     if milestones:
@@ -104,12 +110,13 @@ def build_optimizer(optimizer_config, model_name, steps_per_epoch):
         values = [rate * optimizer_config["decay"] ** i for i in range(len(milestones) + 1)]
         rate = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
     decay = optimizer_config["weight_decay"] or None
+    mode = weight_decay_mode(optimizer_config)
     name = optimizer_config["name"]
     if name == "sgd":
-        return keras.optimizers.SGD(rate, momentum=optimizer_config["momentum"],
-                                    nesterov=optimizer_config["nesterov"], weight_decay=decay)
+        return optimizers.SGD(rate, momentum=optimizer_config["momentum"], nesterov=optimizer_config["nesterov"],
+                              weight_decay=decay, weight_decay_mode=mode)
     if name == "adam":
-        return keras.optimizers.Adam(rate, weight_decay=decay)
+        return optimizers.Adam(rate, weight_decay=decay, weight_decay_mode=mode)
     return keras.optimizers.AdamW(rate, weight_decay=optimizer_config["weight_decay"])
 
 

@@ -1,0 +1,32 @@
+"""Checks shared by the optimizers: the weight-decay coefficient and its mode."""
+
+import numbers
+
+WEIGHT_DECAY_MODES = ("l2", "decoupled")
+
+
+def check_weight_decay(weight_decay, weight_decay_mode, optimizer):
+    """`(weight_decay or None, mode)`, checked; raises ValueError naming what was given."""
+    if weight_decay_mode not in WEIGHT_DECAY_MODES:
+        raise ValueError(
+            f"{optimizer}: weight_decay_mode must be one of {WEIGHT_DECAY_MODES} "
+            '("l2": wd * w added to the gradient, as torch.optim.SGD/Adam do; '
+            '"decoupled": w -= lr * wd * w, as torch.optim.AdamW and Keras do); '
+            f"received {weight_decay_mode!r}."
+        )
+    if weight_decay is None:
+        return None, weight_decay_mode
+    if isinstance(weight_decay, bool) or not isinstance(weight_decay, numbers.Real) or not weight_decay >= 0:
+        raise ValueError(
+            f"{optimizer}: weight_decay must be a number >= 0 or None; received {weight_decay!r}."
+        )
+    return (float(weight_decay) or None), weight_decay_mode
+
+
+def add_l2(optimizer, gradient, variable, l2):
+    """`gradient + l2 * variable` (coupled weight decay), unless `variable` is excluded."""
+    from keras import ops
+
+    if not l2 or not optimizer._use_weight_decay(variable):
+        return gradient
+    return ops.add(gradient, ops.multiply(variable, ops.cast(l2, variable.dtype)))
