@@ -104,7 +104,8 @@ def test_standardisation_uses_the_std_with_ddof(rng, ddof, scale, offset):
                                rtol=2e-5, atol=2e-5 * max(1.0, abs(offset) / scale))
     got = float(_np(losses.standardized_distillation(t, s, ddof=ddof)))
     assert got == pytest.approx(ref.standardized_per_sample(t, s, ddof).mean(), rel=2e-5, abs=2e-6)
-    np.testing.assert_allclose(_np(losses.zscore_logits(t, ddof=ddof)), ref.zscore(t, ddof), rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(_np(losses.zscore_logits(t, ddof=ddof)), ref.zscore(t, ddof), rtol=2e-5,
+                               atol=2e-5)
 
 
 def test_unbiased_std_is_the_default_and_differs_from_the_population_std(rng):

@@ -52,7 +52,10 @@ def check_logit_pair(teacher_logits, student_logits):
 def center(logits):
     """Removes each row's mean: softmax ignores it, and far from the origin it
     keeps a later division by `T` from rounding the differences away."""
-    return logits - ops.mean(logits, axis=-1, keepdims=True)
+    # Shifted by the first logit first: the differences are exact in float32,
+    # and the mean of those small numbers carries no rounding of the offset.
+    shifted = logits - logits[..., :1]
+    return shifted - ops.mean(shifted, axis=-1, keepdims=True)
 
 
 def row_std(logits, ddof=1):

@@ -48,6 +48,12 @@ class DistillationLoss(keras.layers.Layer):
     feature_layers = None
     needs_labels = False
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # A logit loss has nothing to build; a feature loss is built by the
+        # Distiller once it knows the feature shapes.
+        self.built = True
+
     def compute_loss(
         self,
         teacher_logits,

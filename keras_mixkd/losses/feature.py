@@ -53,6 +53,7 @@ class FeatureDistillation(DistillationLoss):
         self.student_layer = student_layer or teacher_layer
         self.use_projector = projector
         self.projector = None
+        self.built = False
 
     @property
     def feature_layers(self):

@@ -3,6 +3,7 @@
 from keras import ops
 
 from keras_mixkd.losses._common import STD_EPSILON
+from keras_mixkd.losses._common import center
 from keras_mixkd.losses._common import check_ddof
 from keras_mixkd.losses._common import row_std
 
@@ -56,5 +57,4 @@ def zscore_logits(logits, ddof=1):
     """
     ddof = check_ddof(ddof)
     logits = ops.convert_to_tensor(logits)
-    centered = logits - ops.mean(logits, axis=-1, keepdims=True)
-    return centered / (STD_EPSILON + row_std(logits, ddof))
+    return center(logits) / (STD_EPSILON + row_std(logits, ddof))
