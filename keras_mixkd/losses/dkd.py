@@ -62,22 +62,40 @@ def per_sample_decoupled_distillation(
     a = center(teacher_logits) / temperature
     b = center(student_logits) / temperature
     lse_a, without_a, top_a = _log_sum_exp_without_each(a)
-    lse_b, without_b, _ = _log_sum_exp_without_each(b)
+    lse_b, without_b, top_b = _log_sum_exp_without_each(b)
     log_p, log_q = a - lse_a, b - lse_b
-    log_not_p, log_not_q = without_a - lse_a, without_b - lse_b
-    tckd = ops.exp(log_p) * (log_p - log_q) + ops.exp(log_not_p) * (log_not_p - log_not_q)
+    p, q = ops.exp(log_p), ops.exp(log_q)
+    log_not_p = without_a - lse_a
+    d = a - b  # mean 0: both rows are centred
 
-    d = a - b
-    # Σ_{j≠g} p_j d_j / (1 − p_g) for the non-top classes (1 − p_g ≥ 1/2) ...
-    weighted = ops.sum(ops.exp(log_p) * d, axis=-1, keepdims=True)
-    general = (weighted - ops.exp(log_p) * d) / ops.exp(ops.maximum(log_not_p, -0.7))
+    # L = LSE(a) − LSE(b) and L_g = LSE_{≠g}(a) − LSE_{≠g}(b). For rows with small
+    # differences they come from `log1p(Σ q·expm1(d))` (as in `kl_from_logits`), so
+    # TCKD and NCKD, of order d², keep their precision; else directly.
+    is_near = ops.max(ops.abs(d), axis=-1, keepdims=True) < 1.0
+    growth = ops.expm1(ops.clip(d, -1.0, 1.0))
+    total = ops.sum(q * growth, axis=-1, keepdims=True)
+    general_rest = (total - q * growth) / ops.exp(ops.maximum(without_b - lse_b, -0.7))
+    without_top_b = ops.sum(top_b * without_b, axis=-1, keepdims=True)
+    direct_rest = ops.sum(
+        (1.0 - top_b) * ops.exp(ops.minimum(b - without_top_b, 0.0)) * growth, axis=-1, keepdims=True
+    )
+    rest = ops.where(top_b > 0, direct_rest, general_rest)
+    log_ratio = ops.where(is_near, ops.log1p(ops.maximum(total, -0.5)), lse_a - lse_b)
+    log_ratio_without = ops.where(
+        is_near, ops.log1p(ops.maximum(rest, -0.5)), without_a - without_b
+    )
+    tckd = p * (d - log_ratio) + ops.exp(log_not_p) * (log_ratio_without - log_ratio)
+
+    # Σ_{j≠g} p̂_j d_j / (1 − p_g) for the non-top classes (1 − p_g ≥ 1/2) ...
+    weighted = ops.sum(p * d, axis=-1, keepdims=True)
+    general = (weighted - p * d) / ops.exp(ops.maximum(log_not_p, -0.7))
     # ... and directly for the top class, whose 1 − p may be below float32's reach.
     without_top = ops.sum(top_a * without_a, axis=-1, keepdims=True)
     direct = ops.sum(
         (1.0 - top_a) * ops.exp(ops.minimum(a - without_top, 0.0)) * d, axis=-1, keepdims=True
     )
     non_target_mean = ops.where(top_a > 0, direct, general)
-    nckd = non_target_mean - without_a + without_b
+    nckd = non_target_mean - log_ratio_without
     per_target = alpha * tckd + beta * nckd
     per_target = ops.where(rows > 0, per_target, 0.0)
     return (temperature**2) * ops.sum(rows * per_target, axis=-1)
