@@ -154,3 +154,20 @@ def test_bad_distiller_loss_arguments_are_refused_clearly():
     with pytest.raises(ValueError, match=r"layer 'penultimate', which 'student_model' does not have"):
         Distiller(_feature_model(1, 4), linear_model(2, name="student_model"),
                   feature_loss=losses.FeatureDistillation("features", "penultimate"))
+
+
+def test_keras_feature_distillation_reads_the_named_layers(data):
+    images, labels = data
+    teacher, student = _feature_model(1, 6), _feature_model(2, 6)
+    keras_loss = keras.distillation.FeatureDistillation(
+        loss="mse", teacher_layer_name="features", student_layer_name="features")
+    distiller = Distiller(teacher, student, loss="kd", feature_loss=keras_loss, feature_loss_weight=2.0)
+    logs = _evaluate(distiller, images, labels)
+
+    def features(model):
+        extractor = keras.Model(model.inputs, model.get_layer("features").output)
+        return keras.ops.convert_to_numpy(extractor(images)).astype(np.float64)
+
+    assert logs["feature_loss"] == pytest.approx(np.mean((features(teacher) - features(student)) ** 2), rel=1e-5)
+    assert logs["loss"] == pytest.approx(
+        0.1 * logs["supervised_loss"] + 0.9 * logs["distillation_loss"] + 2.0 * logs["feature_loss"], rel=1e-5)
