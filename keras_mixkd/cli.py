@@ -128,7 +128,7 @@ def build_parser():
                     "Optimizer and schedule come from the recipe's [student] table; flags override.")
     distill.add_argument("--teacher", required=True, help="the teacher's .keras file")
     distill.add_argument("--student", required=True, help="student model name")
-    distill.add_argument("--loss", choices=("kd", "standardized"), default="kd")
+    distill.add_argument("--loss", choices=("kd", "standardized", "lskd", "dkd"), default="kd")
     distill.add_argument("--temperature", type=float, default=4.0)
     distill.add_argument("--student-loss-weight", type=float, default=0.1,
                          help="weight w of CE in w*CE + (1-w)*KD (0.1: CIFAR-100 benchmark; 0.5: study A)")

@@ -71,7 +71,7 @@ def test_dry_run_lists_the_default_grid(capsys):
     assert lines[0] == "cell 1/90 · teacher=none · seed 0 · train teacher digits_cnn"
     assert lines[2] == "cell 3/90 · teacher=none · seed 0 · distil kd_T1: digits_cnn -> digits_cnn_small"
     status, out, _ = run_main(capsys, "study", "--list-recipes")
-    assert out.split() == ["digits", "study_a_cifar10", "study_b_cifar100"]
+    assert out.split() == ["digits", "methods_cifar100", "study_a_cifar10", "study_b_cifar100"]
 
 
 def test_single_model_commands_chain(capsys, tmp_path):

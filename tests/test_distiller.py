@@ -227,7 +227,7 @@ def test_refuses_weight_outside_unit_interval(weight):
 
 
 def test_refuses_unknown_loss_and_lists_known_ones():
-    with pytest.raises(ValueError, match=r"Unknown distillation loss 'hinton'.*\['kd', 'standardized'\]"):
+    with pytest.raises(ValueError, match=r"Unknown distillation loss 'hinton'.*\['kd', 'standardized', 'lskd', 'dkd'\]"):
         Distiller(linear_model(1), linear_model(2), loss="hinton")
 
 

@@ -8,7 +8,14 @@ from keras import ops
 from keras_mixkd import losses as kd_losses
 from keras_mixkd._checks import check_fit_arrays
 
-LOSS_NAMES = ("kd", "standardized")
+LOSS_NAMES = kd_losses.LOSS_NAMES
+# The options a named loss takes from the Distiller's own arguments.
+_NAMED_LOSS_OPTIONS = {
+    "kd": ("temperature",),
+    "standardized": ("std_ddof",),
+    "lskd": ("temperature", "std_ddof"),
+    "dkd": ("temperature", "std_ddof"),
+}
 TEACHER_OUTPUTS = ("logits", "probabilities")
 # Below this, a probability is treated as 0 when turned back into a logit.
 PROBABILITY_FLOOR = 1e-12
@@ -41,6 +48,35 @@ def _ends_in_softmax(model):
     return getattr(activation, "__name__", None) == "softmax"
 
 
+class _Extractor:
+    """Holds a feature-extractor model out of Keras's tracking (its layers are the model's)."""
+
+    def __init__(self, model, layer_names):
+        self.layer_names = list(layer_names)
+        outputs = [
+            model.output if name is None else model.get_layer(name).output
+            for name in self.layer_names
+        ]
+        self.model = keras.Model(model.inputs, outputs + [model.output],
+                                 name=f"{model.name}_features")
+
+    def __call__(self, inputs, training):
+        outputs = self.model(inputs, training=training)
+        return dict(zip(self.layer_names, outputs[:-1])), outputs[-1]
+
+
+class _LossEpochs(keras.callbacks.Callback):
+    """Tells the Distiller's losses the epoch (0-based) at the start of each one."""
+
+    def __init__(self, losses):
+        super().__init__()
+        self.losses = losses
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for loss in self.losses:
+            loss.on_epoch_begin(epoch)
+
+
 def _input_shape(model):
     try:
         shape = model.input_shape
@@ -61,14 +97,31 @@ class Distiller(keras.Model):
     `predict` and `evaluate` run the student; `distiller.student` is a plain
     `keras.Model` to save or export on its own.
 
-    The loss is `w · CE + (1 − w) · KD` with `w = student_loss_weight`:
+    The loss is `w · CE + d · L + f · F` with `w = student_loss_weight`,
+    `d = distillation_loss_weight` (default `1 − w`), `L` the distillation
+    loss and `F` the optional feature loss with weight `f =
+    feature_loss_weight`. `L` is a `keras_mixkd.losses.DistillationLoss`
+    (see `docs/methods.md`), given by name, as an instance, or as a
+    `keras.distillation` loss object:
 
     - `loss="kd"`: Hinton KD, `T² · KL(softmax(t/T) ‖ softmax(s/T))`; the
       supervised part is cross-entropy on the raw student logits.
     - `loss="standardized"`: study B's logit-standardised variant. Each
-      sample's logits are divided by their own standard deviation in place of
-      `T` (no `T²` factor), in both the KD term and the supervised term:
-      `CE = mean(-Σ y · log_softmax(s/σ_s))`. `temperature` is ignored.
+      sample's logits are divided by their own standard deviation (unbiased,
+      `std_ddof=1`, as `torch.std`) in place of `T` (no `T²` factor), in both
+      the KD term and the supervised term: `CE = mean(-Σ y ·
+      log_softmax(s/σ_s))`. `temperature` is ignored.
+    - `loss="lskd"`: logit-standardised KD (Sun et al. 2024): KD at base
+      temperature `T` on z-scored logits (reference: `T=2`,
+      `student_loss_weight=0.1`, `distillation_loss_weight=9`).
+    - `loss="dkd"`: DKD (Zhao et al. 2022) with `α=1, β=8` and the 20-epoch
+      warm-up; other options through
+      `loss=keras_mixkd.losses.DecoupledDistillation(...)` (reference:
+      `T=4`, `student_loss_weight=1`, `distillation_loss_weight=1`).
+    - a `DistillationLoss` instance: its own options (`temperature` and
+      `std_ddof` of the Distiller are not used).
+    - a `keras.distillation.LogitsDistillation` / `FeatureDistillation`: its
+      own value (a batch value; sample weights do not reweight it).
 
     The field's two conventions map onto `student_loss_weight` so:
 
@@ -101,8 +154,11 @@ class Distiller(keras.Model):
         teacher: A trained `keras.Model` that outputs logits.
         student: A `keras.Model` that outputs logits, with the teacher's
             number of classes and input shape.
-        loss: `"kd"` or `"standardized"`.
-        temperature: Positive float, the KD temperature `T` (used by `"kd"`).
+        loss: A built-in name (`"kd"`, `"standardized"`, `"lskd"`, `"dkd"`),
+            a `keras_mixkd.losses.DistillationLoss`, or a `keras.distillation`
+            loss object.
+        temperature: Positive float, the temperature `T` of a named loss
+            (`"kd"`, `"lskd"`, `"dkd"`).
         student_loss_weight: Float in `[0, 1]`, the weight `w` of the
             supervised cross-entropy.
         teacher_outputs: `"logits"` (default) or `"probabilities"` for a
@@ -111,6 +167,15 @@ class Distiller(keras.Model):
             that looks like it outputs probabilities while `"logits"` is
             expected is refused, by its last layer or, failing that, by its
             outputs on the first batch of `fit` / `evaluate`.
+        distillation_loss_weight: Float `>= 0`, the weight `d` of the
+            distillation loss; `None` (default) means `1 − student_loss_weight`.
+        std_ddof: 1 (default, unbiased std as `torch.std`) or 0 (population
+            std), for the named losses that standardise logits.
+        feature_loss: `None`, a feature `DistillationLoss` (e.g.
+            `keras_mixkd.losses.FeatureDistillation()`, FitNets with a
+            trainable projector that is never part of the student) or a
+            `keras.distillation.FeatureDistillation`.
+        feature_loss_weight: Float `>= 0`, the weight `f` of `feature_loss`.
         **kwargs: Passed to `keras.Model` (e.g. `name`).
 
     Example:
@@ -136,25 +201,108 @@ class Distiller(keras.Model):
         temperature=4.0,
         student_loss_weight=0.1,
         teacher_outputs="logits",
+        distillation_loss_weight=None,
+        std_ddof=1,
+        feature_loss=None,
+        feature_loss_weight=1.0,
         **kwargs,
     ):
         kwargs.setdefault("name", "distiller")
         super().__init__(**kwargs)
         self._validate_arguments(teacher, student, loss, temperature, student_loss_weight)
         self._validate_outputs(teacher, student, teacher_outputs)
+        for name, value in (("distillation_loss_weight", distillation_loss_weight),
+                            ("feature_loss_weight", feature_loss_weight)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0
+            ):
+                raise ValueError(f"`{name}` must be a number >= 0; got {name}={value!r}.")
         self.teacher_outputs = teacher_outputs
         self._teacher_outputs_checked = False
         self.teacher = teacher
         self.student = student
-        self.distillation_loss_name = loss
         self.temperature = float(temperature)
         self.student_loss_weight = float(student_loss_weight)
+        self.distillation_loss_weight = (
+            None if distillation_loss_weight is None else float(distillation_loss_weight)
+        )
+        self.std_ddof = kd_losses._common.check_ddof(std_ddof)
+        self.feature_loss_weight = float(feature_loss_weight)
         self.teacher.trainable = False
+
+        if isinstance(loss, str):
+            self._named_loss = True
+            self.distillation_loss_name = loss
+            options = {"temperature": self.temperature, "std_ddof": self.std_ddof}
+            self.loss_object = kd_losses.get_loss(
+                loss, **{key: options[key] for key in _NAMED_LOSS_OPTIONS[loss]}
+            )
+        else:
+            self._named_loss = False
+            self.loss_object = kd_losses.get_loss(loss)
+            self.distillation_loss_name = self.loss_object.name
+        if feature_loss is not None:
+            feature_loss = kd_losses.get_loss(feature_loss)
+            if not kd_losses.is_feature_loss(feature_loss):
+                raise ValueError(
+                    "`feature_loss` must read features (e.g. keras_mixkd.losses."
+                    "FeatureDistillation()); got "
+                    f"{type(feature_loss).__name__}, which reads logits only. Give it as loss=."
+                )
+        self.feature_loss = feature_loss
+        self._build_feature_extractors()
 
         self.supervised_loss_tracker = keras.metrics.Mean(name="supervised_loss")
         self.distillation_loss_tracker = keras.metrics.Mean(name="distillation_loss")
+        if self.feature_loss is not None:
+            self.feature_loss_tracker = keras.metrics.Mean(name="feature_loss")
         self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
         self.agreement_tracker = keras.metrics.Mean(name="teacher_agreement")
+
+    def _distillation_losses(self):
+        return [loss for loss in (self.loss_object, self.feature_loss) if loss is not None]
+
+    def _build_feature_extractors(self):
+        """Feature extractors of both models for the losses that read features, and their builds."""
+        object.__setattr__(self, "_extractors", {"teacher": None, "student": None})
+        pairs = [loss.feature_layers for loss in self._distillation_losses() if kd_losses.is_feature_loss(loss)]
+        for loss in self._distillation_losses():
+            if hasattr(loss, "validate_models"):
+                loss.validate_models(self.teacher, self.student)
+        if not pairs:
+            return
+        for role, model, index in (("teacher", self.teacher, 0), ("student", self.student, 1)):
+            names = list(dict.fromkeys(pair[index] for pair in pairs))
+            if getattr(model, "inputs", None) is None:
+                raise ValueError(
+                    f"Feature distillation reads the {role}'s layers {names}: the {role} must be "
+                    "a functional or sequential model (it has no symbolic inputs)."
+                )
+            for name in names:
+                if name is None:
+                    continue
+                try:
+                    model.get_layer(name)
+                except ValueError:
+                    raise ValueError(
+                        f"Feature distillation reads the {role}'s layer {name!r}, which "
+                        f"{model.name!r} does not have. Name its penultimate layer {name!r} or "
+                        "give the loss the layer's name (e.g. FeatureDistillation("
+                        "teacher_layer=..., student_layer=...))."
+                    ) from None
+            self._extractors[role] = _Extractor(model, names)
+        for loss in self._distillation_losses():
+            layers = getattr(loss, "feature_layers", None)
+            if layers is None or loss.built:
+                continue
+            teacher_shape = self._layer_shape(self.teacher, layers[0])
+            student_shape = self._layer_shape(self.student, layers[1])
+            loss.build(teacher_shape, student_shape)
+
+    @staticmethod
+    def _layer_shape(model, name):
+        tensor = model.output if name is None else model.get_layer(name).output
+        return tuple(tensor.shape)
 
     # ------------------------------------------------------------------ checks
 
@@ -167,9 +315,10 @@ class Distiller(keras.Model):
                 )
         if teacher is student:
             raise ValueError("`teacher` and `student` must be two different models.")
-        if loss not in LOSS_NAMES:
+        if isinstance(loss, str) and loss not in LOSS_NAMES:
             raise ValueError(
-                f"Unknown distillation loss {loss!r}; expected one of {list(LOSS_NAMES)}."
+                f"Unknown distillation loss {loss!r}; expected one of {list(LOSS_NAMES)}, a "
+                "keras_mixkd.losses.DistillationLoss or a keras.distillation loss object."
             )
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
             raise TypeError(f"`temperature` must be a number; got {temperature!r}.")
@@ -306,8 +455,12 @@ class Distiller(keras.Model):
 
     def fit(self, x=None, y=None, **kwargs):
         self._check_labels_early(x, y)
+        # Losses that change over epochs (DKD's warm-up) read the epoch from a
+        # variable this callback sets before each epoch's first step.
+        callbacks = list(kwargs.pop("callbacks", None) or [])
+        callbacks.append(_LossEpochs(self._distillation_losses()))
         with self._keep_variables_on_error():
-            return super().fit(x, y, **kwargs)
+            return super().fit(x, y, callbacks=callbacks, **kwargs)
 
     def evaluate(self, x=None, y=None, **kwargs):
         self._check_labels_early(x, y)
@@ -330,15 +483,31 @@ class Distiller(keras.Model):
 
     def call(self, inputs, training=None):
         student_inputs, _ = self._split_inputs(inputs)
-        return self.student(student_inputs, training=training)
+        extractor = self._extractors["student"]
+        if extractor is None:
+            return self.student(student_inputs, training=training)
+        # One forward pass gives the logits and the features the feature
+        # losses read in `compute_loss` (the same step, on every backend).
+        features, logits = extractor(student_inputs, training=training)
+        object.__setattr__(self, "_student_features", features)
+        return logits
 
     def teacher_logits(self, inputs):
         """The frozen teacher's logits (inference mode, no gradient)."""
+        return self._teacher_forward(inputs)[0]
+
+    def _teacher_forward(self, inputs):
+        """`(logits, features)` of the frozen teacher (features `None` when unused)."""
         _, teacher_inputs = self._split_inputs(inputs)
-        outputs = self.teacher(teacher_inputs, training=False)
+        extractor = self._extractors["teacher"]
+        if extractor is None:
+            outputs, features = self.teacher(teacher_inputs, training=False), None
+        else:
+            features, outputs = extractor(teacher_inputs, training=False)
+            features = {k: ops.stop_gradient(v) for k, v in features.items()}
         if self.teacher_outputs == "probabilities":
             outputs = ops.log(ops.maximum(ops.cast(outputs, "float32"), PROBABILITY_FLOOR))
-        return ops.stop_gradient(outputs)
+        return ops.stop_gradient(outputs), features
 
     # -------------------------------------------------------------------- loss
 
@@ -354,7 +523,7 @@ class Distiller(keras.Model):
         if loss is not None:
             raise ValueError(
                 "Distiller.compile() takes no `loss`: the loss is chosen by "
-                f"Distiller(loss=...) among {list(LOSS_NAMES)}; got loss={loss!r}."
+                f"Distiller(loss=...): one of {list(LOSS_NAMES)} or a loss object; got loss={loss!r}."
             )
         super().compile(optimizer=optimizer, **kwargs)
 
@@ -368,9 +537,16 @@ class Distiller(keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        if y_pred is None:
+        student_features = None
+        if self._extractors["student"] is not None:
+            student_features = getattr(self, "_student_features", None)
+            if y_pred is None or student_features is None:
+                y_pred = self(x, training=training)
+                student_features = self._student_features
+            object.__setattr__(self, "_student_features", None)
+        elif y_pred is None:
             y_pred = self(x, training=training)
-        teacher_logits = self.teacher_logits(x)
+        teacher_logits, teacher_features = self._teacher_forward(x)
         num_classes = y_pred.shape[-1]
         if teacher_logits.shape[-1] != num_classes:
             raise ValueError(
@@ -380,31 +556,42 @@ class Distiller(keras.Model):
         teacher_logits = ops.cast(teacher_logits, "float32")
         student_logits = ops.cast(y_pred, "float32")
 
-        if self.distillation_loss_name == "standardized":
-            supervised_logits = kd_losses.standardize_logits(student_logits)
-            distillation = kd_losses.per_sample_standardized_distillation(
-                teacher_logits, student_logits
-            )
-        else:
-            supervised_logits = student_logits
-            distillation = kd_losses.per_sample_knowledge_distillation(
-                teacher_logits, student_logits, self.temperature
+        labels, label_ids = None, None
+        if y is not None:
+            kind = self._label_kind(y, num_classes)
+            labels = ops.cast(y, "float32") if kind == "soft" else ops.reshape(y, (-1,))
+            label_ids = ops.argmax(y, axis=-1) if kind == "soft" else labels
+        elif self.loss_object.needs_labels:
+            raise ValueError(
+                f"The distillation loss {self.distillation_loss_name!r} needs labels; "
+                "got data without labels (y=None)."
             )
 
-        if y is None:
+        def run(loss):
+            kwargs = {}
+            layers = getattr(loss, "feature_layers", None)
+            if layers is not None:
+                kwargs = {"teacher_features": teacher_features[layers[0]],
+                          "student_features": student_features[layers[1]]}
+            values = loss.compute_loss(teacher_logits, student_logits, labels, **kwargs)
+            return ops.cast(values, "float32")
+
+        distillation = run(self.loss_object)
+        supervised_logits = self.loss_object.supervised_logits(student_logits)
+        if labels is None:
             supervised = ops.zeros_like(distillation)
-            label_ids = None
         else:
-            kind = self._label_kind(y, num_classes)
-            supervised = kd_losses.per_sample_cross_entropy(
-                ops.cast(y, "float32") if kind == "soft" else y, supervised_logits
-            )
-            label_ids = (
-                ops.argmax(y, axis=-1) if kind == "soft" else ops.reshape(y, (-1,))
-            )
+            supervised = kd_losses.per_sample_cross_entropy(labels, supervised_logits)
 
         weight = self.student_loss_weight
-        per_sample_total = weight * supervised + (1.0 - weight) * distillation
+        distillation_weight = (
+            1.0 - weight if self.distillation_loss_weight is None else self.distillation_loss_weight
+        )
+        per_sample_total = weight * supervised + distillation_weight * distillation
+        if self.feature_loss is not None:
+            feature = run(self.feature_loss)
+            per_sample_total = per_sample_total + self.feature_loss_weight * feature
+            self.feature_loss_tracker.update_state(feature, sample_weight=sample_weight)
         total = self._weighted_mean(per_sample_total, sample_weight)
         # The student's weight regularisers; never the frozen teacher's, which
         # would only shift the logged loss.
@@ -457,10 +644,23 @@ class Distiller(keras.Model):
             {
                 "teacher": keras.saving.serialize_keras_object(self.teacher),
                 "student": keras.saving.serialize_keras_object(self.student),
-                "loss": self.distillation_loss_name,
+                "loss": (
+                    self.distillation_loss_name
+                    if self.distillation_loss_name in LOSS_NAMES
+                    and not isinstance(self.loss_object, kd_losses.KerasDistillationLoss)
+                    and self._named_loss
+                    else keras.saving.serialize_keras_object(self.loss_object)
+                ),
                 "temperature": self.temperature,
                 "student_loss_weight": self.student_loss_weight,
                 "teacher_outputs": self.teacher_outputs,
+                "distillation_loss_weight": self.distillation_loss_weight,
+                "std_ddof": self.std_ddof,
+                "feature_loss": (
+                    None if self.feature_loss is None
+                    else keras.saving.serialize_keras_object(self.feature_loss)
+                ),
+                "feature_loss_weight": self.feature_loss_weight,
             }
         )
         return config
@@ -472,4 +672,9 @@ class Distiller(keras.Model):
             config[role] = keras.saving.deserialize_keras_object(
                 config[role], custom_objects=custom_objects
             )
+        for key in ("loss", "feature_loss"):
+            if isinstance(config.get(key), dict):
+                config[key] = keras.saving.deserialize_keras_object(
+                    config[key], custom_objects=custom_objects
+                )
         return cls(**config)

@@ -103,11 +103,30 @@ _DISTILLATION = {
     "augmentation_options": ({}, "options_by_name"),
     # What the teacher sees when the batch is mixed: "same" (study B) or "clean".
     "teacher_sees": ("same", "teacher_sees"),
+    # Weight of the distillation term; -1 means 1 - student_loss_weight (the
+    # default). DKD's reference: 1 with student_loss_weight = 1; LS-KD's: 9 with 0.1.
+    "distillation_loss_weight": (-1.0, "weight_or_default"),
+    # Std of the standardising losses: 1 = unbiased (torch.std), 0 = population.
+    "std_ddof": (1, "ddof"),
+    # DKD (loss = "dkd"): TCKD / NCKD weights and the epochs of its linear warm-up.
+    "alpha": (1.0, "nonnegative"),
+    "beta": (8.0, "nonnegative"),
+    "warmup_epochs": (20, "nonnegative_int"),
+    # Z-score the logits before the loss (DKD + logit standardisation).
+    "standardize": (False, "bool"),
+    # FitNets feature distillation on the penultimate layer (0 = off), with a
+    # trainable projector from the student's width to the teacher's.
+    "feature_loss_weight": (0.0, "nonnegative"),
+    "feature_layer": ("features", "name"),
 }
 
 _PAIR = {"teacher": (None, "str"), "student": (None, "str")}
 
-KNOWN_LOSSES = ("kd", "standardized")
+# Built-in losses of keras_mixkd.losses (kept here: this module imports no Keras).
+KNOWN_LOSSES = ("kd", "standardized", "lskd", "dkd")
+# Recipe keys that only a given loss reads: set for another, they are refused.
+_LOSS_ONLY_KEYS = {"alpha": ("dkd",), "beta": ("dkd",), "warmup_epochs": ("dkd",), "standardize": ("dkd",),
+                   "std_ddof": ("standardized", "lskd", "dkd")}
 KNOWN_OPTIMIZERS = ("sgd", "adam", "adamw")
 KNOWN_WEIGHT_DECAY_MODES = ("default", "l2", "decoupled")
 KNOWN_PROJECTIONS = ("pca", "tsne")
@@ -213,6 +232,9 @@ def complete_config(data, *, source=None):
         raise RecipeError(f"{source.name}: a study needs at least one [[pairs]] teacher/student entry.")
     if not config["distillation"]:
         raise RecipeError(f"{source.name}: a study needs at least one [[distillation]] recipe.")
+    for i, entry in enumerate(config["distillation"]):
+        _check_loss_keys(data.get("distillation", [])[i] if i < len(data.get("distillation", [])) else {},
+                         entry, ("distillation", i), source)
     names = [entry["name"] for entry in config["distillation"]]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -237,6 +259,16 @@ def complete_config(data, *, source=None):
                 f"increasing, got {milestones}."
             )
     return config
+
+
+def _check_loss_keys(given, entry, path, source):
+    """Refuses a loss option set for a loss that does not read it (e.g. `beta` with "kd")."""
+    for key, losses in _LOSS_ONLY_KEYS.items():
+        if key in given and given[key] != _DISTILLATION[key][0] and entry["loss"] not in losses:
+            raise RecipeError(
+                f"{source.where(path + (key,))}: {key!r} is an option of loss "
+                f"{' / '.join(repr(n) for n in losses)}, but this recipe's loss is {entry['loss']!r}."
+            )
 
 
 def apply_overrides(config, overrides):
@@ -560,6 +592,14 @@ def _check_value(value, kind, path, source):
     if kind == "loss":
         if value not in KNOWN_LOSSES:
             raise fail(f"one of {', '.join(KNOWN_LOSSES)}")
+        return value
+    if kind == "weight_or_default":
+        if not number or not (value >= 0 or value == -1):
+            raise fail("a number >= 0, or -1 for 1 - student_loss_weight")
+        return float(value)
+    if kind == "ddof":
+        if value not in (0, 1) or isinstance(value, bool):
+            raise fail("0 (population std) or 1 (unbiased std, as torch.std)")
         return value
     if kind == "projection":
         if value not in KNOWN_PROJECTIONS:

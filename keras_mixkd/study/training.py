@@ -329,8 +329,8 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
     start = time.time()
     keras.utils.set_random_seed(seed)
     student = get_model(student_model_name, splits.num_classes, input_shape=splits.input_shape)
-    distiller = Distiller(teacher, student, loss=recipe["loss"], temperature=recipe["temperature"],
-                          student_loss_weight=recipe["student_loss_weight"])
+    distiller = Distiller(teacher, student, student_loss_weight=recipe["student_loss_weight"],
+                          **distiller_loss_arguments(recipe))
     options = dict(augmentation_options or {})
     options.update(recipe["augmentation_options"])
     names = [n for n in list(student_augmentation) + list(recipe["augmentation"]) if split_augmentation(n)]
@@ -354,6 +354,8 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
         "loss": recipe["loss"],
         "temperature": recipe["temperature"],
         "student_loss_weight": recipe["student_loss_weight"],
+        **{key: recipe[key] for key in ("distillation_loss_weight", "std_ddof", "alpha", "beta", "warmup_epochs",
+                                        "standardize", "feature_loss_weight") if key in recipe},
         "distillation_augmentation": "+".join(names) or "none",
         "seed": seed,
         "epochs": epochs,
@@ -365,6 +367,36 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
         "history": history,
     }
     return distiller, record, measures["features"]
+
+
+def distiller_loss_arguments(recipe):
+    """`Distiller` keyword arguments of a `[[distillation]]` recipe's loss keys.
+
+    `loss`, `temperature`, `std_ddof`, `distillation_loss_weight` (-1: the
+    default `1 - student_loss_weight`), DKD's `alpha`, `beta`,
+    `warmup_epochs`, `standardize`, and `feature_loss_weight` /
+    `feature_layer` (FitNets features with a projector). Keys a recipe dict
+    lacks take the recipe defaults.
+    """
+    from keras_mixkd import losses
+    from keras_mixkd.study.config import _DISTILLATION
+
+    def get(key):
+        return recipe.get(key, _DISTILLATION[key][0])
+
+    name = recipe["loss"]
+    loss = name
+    if name == "dkd":
+        loss = losses.DecoupledDistillation(
+            alpha=get("alpha"), beta=get("beta"), temperature=get("temperature"),
+            warmup_epochs=get("warmup_epochs"), standardize=get("standardize"), std_ddof=get("std_ddof"))
+    arguments = {"loss": loss, "temperature": get("temperature"), "std_ddof": get("std_ddof")}
+    if get("distillation_loss_weight") >= 0:
+        arguments["distillation_loss_weight"] = get("distillation_loss_weight")
+    if get("feature_loss_weight") > 0:
+        arguments["feature_loss"] = losses.FeatureDistillation(teacher_layer=get("feature_layer"))
+        arguments["feature_loss_weight"] = get("feature_loss_weight")
+    return arguments
 
 
 def _last_epoch_measures(measures):
