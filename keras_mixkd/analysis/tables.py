@@ -110,11 +110,15 @@ def pair_table(records, teacher_model, student_model, metric, config=None, alone
         row = [augmentation, format_mean_std(values_of(teachers, metric), scale, decimals)]
         if baselines:
             row.append(format_mean_std(values_of(baselines, metric), scale, decimals))
+        found = bool(teachers)
         for recipe in recipes:
             students = select(records, role="student", teacher_model=teacher_model, student_model=student_model,
                               teacher_augmentation=augmentation, recipe=recipe)
+            found = found or bool(students)
             row.append(format_mean_std(values_of(students, metric), scale, decimals))
-        if any(cell != "–" for cell in row[1:]):
+        # A row of finished cells stays even when the metric is missing ("–": e.g. no
+        # best-validation epoch without a validation split).
+        if found:
             rows.append(row)
     return header, rows
 
@@ -163,7 +167,8 @@ def gain_table(records, teacher_model, student_model, metric="test_accuracy_last
             text = format_mean_std(kd_gains(records, teacher_model, student_model, augmentation, recipe, metric),
                                    scale, decimals)
             row.append(text if text == "–" or text.startswith("-") else "+" + text)
-        if any(cell != "–" for cell in row[1:]):
+        if select(records, role="student", teacher_model=teacher_model, student_model=student_model,
+                  teacher_augmentation=augmentation):
             rows.append(row)
     return header, rows
 
