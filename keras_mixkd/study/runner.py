@@ -137,10 +137,10 @@ def _result_line(record):
 def select_cells(cells, only):
     """The cells matching `only` (`{field: values}`), with the teachers and baselines they need.
 
-    A chosen student brings its teacher and the student-alone baseline of
-    its student model and seed (its KD gain is measured against it); alone
-    cells are chosen directly by `kind=alone`, `recipe=alone`, `seed` or
-    `student_model`.
+    A chosen student brings its teacher (it needs it) and the student-alone
+    baseline of its student model and seed (its KD gain is measured against
+    it), unless `kind` is given without "alone". Alone cells are chosen
+    directly by `kind=alone`, `recipe=alone`, `seed` or `student_model`.
     """
     if not only:
         return list(cells)
@@ -159,10 +159,12 @@ def select_cells(cells, only):
     needed = {cell.teacher_key for cell in chosen if cell.kind == "student"}
     needed |= {(cell.student_model, cell.seed) for cell in chosen if cell.kind == "student"}
 
+    baselines_wanted = "kind" not in wanted or "alone" in wanted["kind"]
+
     def comes_along(cell):
         if cell.kind == "teacher":
             return cell.key in needed
-        return cell.kind == "alone" and (cell.student_model, cell.seed) in needed
+        return cell.kind == "alone" and baselines_wanted and (cell.student_model, cell.seed) in needed
 
     return [cell for cell in cells if matches(cell) or comes_along(cell)]
 
