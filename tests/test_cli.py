@@ -24,7 +24,7 @@ CRASH_ARGS = [
     "--set", "backup_interval_seconds=0", "--set", "data.train_examples=64",
     "--set", 'teacher.augmentations=["mixup"]',
     "--set", 'distillation=[{name = "kd_T1", temperature = 1.0}]',
-    "--verbose", "0", "--no-report",
+    "--set", "student.baseline=false", "--verbose", "0", "--no-report",
 ]
 
 
@@ -67,9 +67,10 @@ def test_bad_flags_and_recipes_are_named(capsys, tmp_path):
 def test_dry_run_lists_the_default_grid(capsys):
     status, out, _ = run_main(capsys, "study", "--dry-run")
     lines = out.strip().splitlines()
-    assert status == 0 and len(lines) == 3 * 6 * (1 + 4)
-    assert lines[0] == "cell 1/90 · teacher=none · seed 0 · train teacher digits_cnn"
-    assert lines[2] == "cell 3/90 · teacher=none · seed 0 · distil kd_T1: digits_cnn -> digits_cnn_small"
+    assert status == 0 and len(lines) == 3 * (1 + 6 * (1 + 4))  # per seed: the student alone, then the grid
+    assert lines[0] == "cell 1/93 · seed 0 · train student digits_cnn_small alone (no teacher)"
+    assert lines[1] == "cell 2/93 · teacher=none · seed 0 · train teacher digits_cnn"
+    assert lines[3] == "cell 4/93 · teacher=none · seed 0 · distil kd_T1: digits_cnn -> digits_cnn_small"
     status, out, _ = run_main(capsys, "study", "--list-recipes")
     assert out.split() == ["digits", "methods_cifar100", "study_a_cifar10", "study_b_cifar100"]
 

@@ -32,7 +32,7 @@ STUDY = [
     "--set", 'distillation=[{name = "kd_T1", temperature = 1.0}, {name = "pmu", augmentation = '
              '"partial_mixup", augmentation_options = {partial_mixup = {fraction = 0.5}}}]',
     "--set", "data.train_examples=64", "--set", "data.test_examples=32",
-    "--set", "backup_interval_seconds=0", "--verbose", "0", "--no-report",
+    "--set", "backup_interval_seconds=0", "--set", "student.baseline=false", "--verbose", "0", "--no-report",
 ]
 CELLS = {
     "teacher__digits_cnn__mixup__s0",

@@ -170,7 +170,7 @@ TINY_STUDY = [
     "study", "--smoke", "--teacher-epochs", "1", "--student-epochs", "1",
     "--set", 'teacher.augmentations=["mixup"]', "--set", 'distillation=[{name = "kd"}]',
     "--set", "data.train_examples=64", "--set", "data.test_examples=32",
-    "--verbose", "0", "--no-report",
+    "--set", "student.baseline=false", "--verbose", "0", "--no-report",
 ]
 
 

@@ -246,7 +246,7 @@ def test_corrupt_recipes_and_unknown_backends_through_the_real_command(tmp_path)
 SMALL_STUDY = [
     "study", "--smoke", "--set", "teacher.augmentations=[\"none\"]",
     "--set", 'distillation=[{name = "kd"}]', "--set", "data.test_examples=32",
-    "--set", "backup_interval_seconds=0", "--verbose", "0", "--no-report",
+    "--set", "backup_interval_seconds=0", "--set", "student.baseline=false", "--verbose", "0", "--no-report",
 ]
 
 

@@ -92,9 +92,14 @@ def test_study_recipes_follow_the_papers():
     recipes = {r["name"]: r for r in b["distillation"]}
     assert recipes["kd_T4"]["temperature"] == 4.0 and recipes["kd_T1"]["temperature"] == 1.0
     assert recipes["standardized"]["loss"] == "standardized"
-    for name in ("partial_mixup", "full_mixup"):
+    for name in ("partial_mixup", "full_mixup", "standardized_partial_mixup"):
         assert recipes[name]["teacher_sees"] == "same"
     assert recipes["full_mixup"]["augmentation_options"]["mixup"]["mode"] == "sample"
+    # MIX-KD's own combination: the standardised loss with exactly 10 % of each batch mixed.
+    mixstd = recipes["standardized_partial_mixup"]
+    assert mixstd["loss"] == "standardized" and mixstd["augmentation"] == ["partial_mixup"]
+    assert mixstd["augmentation_options"]["partial_mixup"] == {"fraction": 0.1, "alpha": 1.0, "mode": "sample"}
+    assert all(config["student"]["baseline"] for config in (a, b))
 
 
 def test_unknown_key_names_key_file_and_line(tmp_path):
@@ -156,7 +161,8 @@ def test_grid_trains_each_teacher_once_before_its_students():
     cells = enumerate_cells(config)
     teachers = [c for c in cells if c.kind == "teacher"]
     students = [c for c in cells if c.kind == "student"]
-    assert len(teachers) == 2 * 6 and len(students) == 2 * 6 * 4
+    alone = [c for c in cells if c.kind == "alone"]
+    assert len(teachers) == 2 * 6 and len(students) == 2 * 6 * 4 and len(alone) == 2
     assert len({c.key for c in cells}) == len(cells)
     position = {c.key: i for i, c in enumerate(cells)}
     for student in students:
@@ -238,9 +244,12 @@ def test_tiny_grid_end_to_end(tiny_run):
     import keras
 
     run_dir, records, lines = tiny_run
-    assert len(records) == 2 + 2
+    assert len(records) == 2 + 2 + 1  # two teachers, two students, the student alone
     teachers = [r for r in records if r["role"] == "teacher"]
     students = [r for r in records if r["role"] == "student"]
+    (alone,) = [r for r in records if r["role"] == "alone"]
+    assert alone["key"] == "student__digits_cnn_small__alone__s0" and alone["recipe"] == "alone"
+    assert alone["student_model"] == "digits_cnn_small" and alone["loss"] == "cross_entropy"
     assert sorted(r["teacher_augmentation"] for r in teachers) == ["mixup", "none"]
     assert sorted((r["teacher_augmentation"], r["recipe"]) for r in students) == [("mixup", "pmu"), ("none", "pmu")]
     for record in records:
@@ -251,18 +260,24 @@ def test_tiny_grid_end_to_end(tiny_run):
         assert 0.0 <= record["ece_last"] <= 1.0
     for student in students:
         assert student["teacher_class_discrimination"] is not None
+        assert student["alone_test_accuracy_last"] == alone["test_accuracy_last"]
+        assert student["kd_gain_last"] == pytest.approx(student["test_accuracy_last"] - alone["test_accuracy_last"])
         assert student["distillation_augmentation"] == "partial_mixup" and student["temperature"] == 1.0
     # Files: one result per cell, models, tables, report, plots; no work left behind.
-    assert len(os.listdir(run_dir / "cells")) == 4
+    assert len(os.listdir(run_dir / "cells")) == 5
     assert not os.listdir(run_dir / "work")
     rows = (run_dir / "results.csv").read_text().strip().splitlines()
-    assert len(rows) == 1 + 4 and rows[0].startswith("key,role,")
-    assert len(json.loads((run_dir / "results.json").read_text())["cells"]) == 4
-    assert "## digits_cnn → digits_cnn_small" in (run_dir / "report.md").read_text()
+    assert len(rows) == 1 + 5 and rows[0].startswith("key,role,")
+    assert any(row.startswith("student__digits_cnn_small__alone__s0,alone,") for row in rows)
+    assert len(json.loads((run_dir / "results.json").read_text())["cells"]) == 5
+    report = (run_dir / "report.md").read_text()
+    assert "## digits_cnn → digits_cnn_small" in report
+    assert "digits_cnn_small · student alone" in report and "KD gain over the student alone" in report
     for name in ("accuracy", "class_discrimination", "class_discrimination_over_epochs",
                  "projection_teacher_digits_cnn"):
         assert (run_dir / "plots" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert any(line.startswith("cell 1/4 · teacher=none · seed 0") for line in lines)
+    assert lines[1] == "cell 1/5 · seed 0 · train student digits_cnn_small alone (no teacher)"
+    assert any(line.startswith("cell 2/5 · teacher=none · seed 0") for line in lines)
     # A teacher saved by the study reloads and predicts the data's classes.
     teacher = keras.saving.load_model(run_dir / "models" / "teacher__digits_cnn__mixup__s0.keras")
     assert teacher.output_shape[-1] == 10
@@ -277,7 +292,7 @@ def test_rerun_skips_finished_cells(tiny_run):
     again = run_study(tiny_config(), runs_dir=str(run_dir.parent), name="tiny", verbose=0, report=False,
                       print_fn=lines.append)
     assert not [line for line in lines if line.startswith("cell ")]
-    assert "4 already finished" in lines[0]
+    assert "5 already finished" in lines[0]  # the student alone is resumable like every cell
     assert {name: os.path.getmtime(run_dir / "cells" / name) for name in before} == before
     assert [r["key"] for r in again] == [r["key"] for r in records]
 
@@ -389,7 +404,9 @@ def test_smoke_scale_of_every_recipe_runs(tmp_path):
         for recipe in config["distillation"]:
             options = {**student["augmentation_options"], **recipe["augmentation_options"]}
             build_augmentation(student["augmentation"] + recipe["augmentation"], options, 10)
-        only = {"teacher_augmentation": [teacher["augmentations"][-1]],
+        # kind without "alone": the chosen student brings its teacher, not its baseline
+        # (the baseline is a plain teacher-style run: the tiny grid has one).
+        only = {"kind": ["teacher", "student"], "teacher_augmentation": [teacher["augmentations"][-1]],
                 "recipe": [config["distillation"][-1]["name"]],
                 "student_model": [config["pairs"][0]["student"]]}
         records = run_study(config, runs_dir=str(tmp_path), only=only, verbose=0, report=False,

@@ -49,6 +49,10 @@ def _per_pair_bars(records, config, metric, scale, ylabel, title, path, limits=N
             mean, std, _ = mean_std([g.get(metric) for g in group])
             stats.append((mean * scale, std * scale))
         series.append((f"teacher {teacher_model}", stats))
+        baselines = select(records, role="alone", student_model=student_model) if student_model else []
+        if baselines:  # the student trained without a teacher: the same bar in every group
+            mean, std, _ = mean_std([g.get(metric) for g in baselines])
+            series.append((f"{student_model} alone", [(mean * scale, std * scale)] * len(augmentations)))
         for recipe in recipes if student_model else []:
             stats = []
             for augmentation in augmentations:
@@ -114,7 +118,7 @@ def plot_cd_over_epochs(records, path, config=None, key="val_class_discriminatio
                 ax.plot(epochs, [np.mean(curves[e]) for e in epochs], marker=".", label=augmentation)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")
-        ax.set_ylabel("CD (validation)")
+        ax.set_ylabel("CD (test)" if key.startswith("test_") else "CD (validation)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     for ax in axes[len(panels):]:

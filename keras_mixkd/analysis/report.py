@@ -43,16 +43,39 @@ def load_results(run_dir):
     return manifest.get("config") or {}, records, manifest
 
 
+NO_SELECTION_NOTE = (
+    "No epoch was selected: this study trained on the whole training split (data.validation_fraction = 0), "
+    "so there is no validation split to choose an epoch on. Every number is from the last epoch; the "
+    "best-validation columns show \"–\"."
+)
+
+
+def no_validation_split(config, records):
+    """True when the study had no validation split (`data.validation_fraction = 0`): no epoch was selected."""
+    fraction = (config or {}).get("data", {}).get("validation_fraction")
+    if fraction is not None:
+        return fraction == 0
+    return bool(records) and all(r.get("best_epoch") is None for r in records)
+
+
 def main_table(records, config=None, metric="test_accuracy_last", text=True):
-    """The headline table(s): one per teacher → student pair."""
+    """The headline table(s): one per teacher → student pair, then its KD gain over the student alone."""
     _, _, pairs, _ = tables.study_axes(records, config)
     label = tables.METRICS[metric][0]
+    render = tables.text_table if text else tables.markdown_table
     out = []
     for teacher_model, student_model in pairs:
         header, rows = tables.pair_table(records, teacher_model, student_model, metric, config)
-        render = tables.text_table if text else tables.markdown_table
         out.append(f"{label} · {teacher_model} → {student_model}\n" + render(header, rows))
+        header, rows = tables.gain_table(records, teacher_model, student_model, metric, config)
+        if header is not None and rows:
+            out.append(f"KD gain over the student alone ({_gain_unit(metric)}, distilled − alone, paired by seed) · "
+                       f"{label} · {teacher_model} → {student_model}\n" + render(header, rows))
     return "\n\n".join(out)
+
+
+def _gain_unit(metric):
+    return "percentage points" if tables.METRICS.get(metric, ("", 1.0))[1] == 100.0 else "difference"
 
 
 def write_report(run_dir, *, projection=None, print_fn=print):
@@ -80,10 +103,12 @@ def write_report(run_dir, *, projection=None, print_fn=print):
         raise ValueError(f"{run_dir} holds no finished cell yet: nothing to report.")
     projection = projection or config.get("measure", {}).get("projection", "pca")
     plot_dir = os.path.join(run_dir, "plots")
+    cd_split = config.get("measure", {}).get("split", "val")
     written = [
         plots.plot_accuracy(records, os.path.join(plot_dir, "accuracy.png"), config),
         plots.plot_class_discrimination(records, os.path.join(plot_dir, "class_discrimination.png"), config),
-        plots.plot_cd_over_epochs(records, os.path.join(plot_dir, "class_discrimination_over_epochs.png"), config),
+        plots.plot_cd_over_epochs(records, os.path.join(plot_dir, "class_discrimination_over_epochs.png"), config,
+                                  key=f"{cd_split}_class_discrimination"),
     ]
     written += _projection_plots(run_dir, records, config, projection, plot_dir)
     text = _report_markdown(run_dir, config, records, manifest, written)
@@ -94,10 +119,14 @@ def write_report(run_dir, *, projection=None, print_fn=print):
     if print_fn is not None:
         print_fn("")
         print_fn(table)
-        print_fn("")
-        print_fn(best)
-        print_fn(f"\nmean ± std over seeds; {tables.epoch_note(records)}; best-val = epoch of highest "
-                 f"validation accuracy. Report: {report_path}")
+        if no_validation_split(config, records):
+            print_fn(f"\n!!! {NO_SELECTION_NOTE}")
+            print_fn(f"\nmean ± std over seeds; {tables.epoch_note(records)}. Report: {report_path}")
+        else:
+            print_fn("")
+            print_fn(best)
+            print_fn(f"\nmean ± std over seeds; {tables.epoch_note(records)}; best-val = epoch of highest "
+                     f"validation accuracy. Report: {report_path}")
     return {"report": report_path, "plots": written, "table": table}
 
 
@@ -141,20 +170,38 @@ def _report_markdown(run_dir, config, records, manifest, plot_paths):
     seeds = sorted({r["seed"] for r in records})
     backends = sorted({r.get("backend", "?") for r in records})
     data = config.get("data", {})
+    no_validation = no_validation_split(config, records)
+    cd_split = config.get("measure", {}).get("split", "val")
+    if cd_split == "test":
+        over_epochs = ("CD over epochs on the **test** split (`measure.split = \"test\"`, as asked; it chooses "
+                       "nothing).")
+    elif no_validation:
+        over_epochs = ("CD over epochs was not measured: there is no validation split, and "
+                       "`measure.split = \"test\"` was not asked for.")
+    else:
+        over_epochs = "CD over epochs on the validation split."
     lines = [
         f"# Study `{config.get('name', os.path.basename(run_dir))}`",
         "",
         config.get("description", ""),
         "",
+    ]
+    if no_validation:
+        lines += [f"> **{NO_SELECTION_NOTE}**", ""]
+    lines += [
         f"- keras-mixkd {manifest.get('keras_mixkd_version')}, backend {', '.join(backends)}; "
         f"data `{data.get('dataset', '?')}`; seeds {seeds}; {len(records)} finished cells.",
         f"- Every number is the **mean ± sample std over seeds** (the value alone when one seed finished).",
         f"- **Last epoch**: the final epoch of training ({tables.epoch_note(records)}).",
-        "- **Best-validation epoch**: the epoch with the highest accuracy on the validation split "
-        "(held out of the training data); the test accuracy *at that epoch* is reported. The test split "
-        "never takes part in the choice.",
-        "- Class-discrimination (CD) and ECE are measured on the test split at the last epoch; CD over "
-        "epochs on the validation split.",
+        ("- **Best-validation epoch**: none — no validation split, so no epoch was selected (\"–\" in those "
+         "tables)." if no_validation else
+         "- **Best-validation epoch**: the epoch with the highest accuracy on the validation split "
+         "(held out of the training data); the test accuracy *at that epoch* is reported. The test split "
+         "never takes part in the choice."),
+        "- **Student alone**: each student model trained once per seed without a teacher (cross-entropy, the "
+        "students' augmentation, optimizer and schedule). **KD gain** = distilled − alone, paired by seed, "
+        "mean ± std over seeds.",
+        "- Class-discrimination (CD) and ECE are measured on the test split at the last epoch; " + over_epochs,
         "",
     ]
     recipes_by_name = {d["name"]: d for d in config.get("distillation", [])}
@@ -177,13 +224,24 @@ def _report_markdown(run_dir, config, records, manifest, plot_paths):
         ("teacher_agreement_last", "Top-1 agreement of student and teacher (%) (test, last epoch)"),
         ("mean_entropy_last", "Mean output entropy, nats (test, last epoch) — teacher smoothness"),
     ]
+    gains = {"test_accuracy_last": "KD gain over the student alone (percentage points), last epoch",
+             "test_accuracy_best": "KD gain over the student alone (percentage points), best-validation epoch"}
     for teacher_model, student_model in pairs:
         lines += [f"## {teacher_model} → {student_model}", ""]
         for metric, title in sections:
-            header, rows = tables.pair_table(records, teacher_model, student_model, metric, config)
+            header, rows = tables.pair_table(records, teacher_model, student_model, metric, config,
+                                             alone=metric != "teacher_agreement_last")
             if metric == "teacher_agreement_last":
                 header, rows = header[:1] + header[2:], [r[:1] + r[2:] for r in rows]
-            lines += [f"### {title}", "", tables.markdown_table(header, rows), ""]
+            lines += [f"### {title}", ""]
+            if no_validation and metric in ("test_accuracy_best", "best_epoch"):
+                lines += [f"*{NO_SELECTION_NOTE}*", ""]
+            lines += [tables.markdown_table(header, rows), ""]
+            gain_header, gain_rows = tables.gain_table(records, teacher_model, student_model, metric, config) \
+                if metric in gains else (None, [])
+            if gain_header is not None and gain_rows:
+                lines += [f"### {gains[metric]}", "", "Distilled − student alone, paired by seed; mean ± std "
+                          "over seeds.", "", tables.markdown_table(gain_header, gain_rows), ""]
     header, rows = tables.long_table(records, config)
     lines += ["## Every setting", "", tables.markdown_table(header, rows), "", "## Plots", ""]
     for path in plot_paths:

@@ -8,6 +8,9 @@ import math
 
 import numpy as np
 
+# Role and recipe of the student-alone baseline's records (trained without a teacher).
+ALONE = "alone"
+
 # metric -> (label, scale, decimals)
 METRICS = {
     "test_accuracy_last": ("test accuracy (%), last epoch", 100.0, 2),
@@ -55,7 +58,7 @@ def ordered(values, preferred):
 def study_axes(records, config=None):
     """The axes of a study: teacher augmentations, recipes and pairs, in config order."""
     config = config or {}
-    augmentations = ordered({r["teacher_augmentation"] for r in records},
+    augmentations = ordered({r["teacher_augmentation"] for r in records if r["role"] != ALONE},
                             config.get("teacher", {}).get("augmentations", []))
     recipes = ordered({r["recipe"] for r in records if r["role"] == "student"},
                       [d["name"] for d in config.get("distillation", [])])
@@ -77,14 +80,17 @@ def values_of(records, metric):
     return [r.get(metric) for r in records]
 
 
-def pair_table(records, teacher_model, student_model, metric, config=None):
-    """Rows = teacher augmentations; columns = the teacher, then each recipe's student.
+def pair_table(records, teacher_model, student_model, metric, config=None, alone=True):
+    """Rows = teacher augmentations; columns = the teacher, the student alone, then each recipe's student.
 
     Arguments:
         records: result records.
         teacher_model, student_model: the pair.
         metric: a key of `METRICS` (or any numeric field of the records).
         config: the study config, for the order of rows and columns.
+        alone: add the "student alone" column (the student model trained
+            without a teacher; the same in every row) when the records hold
+            such baselines.
 
     Returns:
         `(header, rows)`: a list of column titles and a list of rows (lists
@@ -94,16 +100,75 @@ def pair_table(records, teacher_model, student_model, metric, config=None):
     augmentations, recipes, _, _ = study_axes(records, config)
     recipes = [r for r in recipes if select(records, role="student", teacher_model=teacher_model,
                                             student_model=student_model, recipe=r)]
-    header = ["teacher augmentation", f"teacher {teacher_model}"] + [f"{student_model} · {r}" for r in recipes]
+    baselines = select(records, role=ALONE, student_model=student_model) if alone else []
+    header = ["teacher augmentation", f"teacher {teacher_model}"]
+    header += [f"{student_model} · student alone"] if baselines else []
+    header += [f"{student_model} · {r}" for r in recipes]
     rows = []
     for augmentation in augmentations:
         teachers = select(records, role="teacher", teacher_model=teacher_model, teacher_augmentation=augmentation)
         row = [augmentation, format_mean_std(values_of(teachers, metric), scale, decimals)]
+        if baselines:
+            row.append(format_mean_std(values_of(baselines, metric), scale, decimals))
+        found = bool(teachers)
         for recipe in recipes:
             students = select(records, role="student", teacher_model=teacher_model, student_model=student_model,
                               teacher_augmentation=augmentation, recipe=recipe)
+            found = found or bool(students)
             row.append(format_mean_std(values_of(students, metric), scale, decimals))
-        if any(cell != "–" for cell in row[1:]):
+        # A row of finished cells stays even when the metric is missing ("–": e.g. no
+        # best-validation epoch without a validation split).
+        if found:
+            rows.append(row)
+    return header, rows
+
+
+def kd_gains(records, teacher_model, student_model, teacher_augmentation, recipe, metric="test_accuracy_last"):
+    """Distilled minus student-alone `metric`, one value per seed that has both (paired by seed).
+
+    Example:
+
+    >>> kd_gains(records, "digits_cnn", "digits_cnn_small", "mixup", "kd")
+    [0.011, -0.004, 0.02]
+    """
+    baseline = {r["seed"]: r.get(metric) for r in select(records, role=ALONE, student_model=student_model)}
+    gains = []
+    students = select(records, role="student", teacher_model=teacher_model, student_model=student_model,
+                      teacher_augmentation=teacher_augmentation, recipe=recipe)
+    for student in sorted(students, key=lambda r: r["seed"]):
+        distilled, alone = student.get(metric), baseline.get(student["seed"])
+        if distilled is not None and alone is not None and math.isfinite(distilled) and math.isfinite(alone):
+            gains.append(float(distilled) - float(alone))
+    return gains
+
+
+def gain_table(records, teacher_model, student_model, metric="test_accuracy_last", config=None):
+    """The KD gain per cell of the main table: rows = teacher augmentations, columns = recipes.
+
+    Each cell is the mean ± sample std over seeds of (distilled − student
+    alone), paired by seed (`kd_gains`), in the metric's scale (percentage
+    points for accuracies, with a sign); "–" where no seed has both.
+
+    Returns:
+        `(header, rows)` as `pair_table`, or `(None, [])` when the records
+        hold no student-alone baseline of `student_model`.
+    """
+    _, scale, decimals = METRICS.get(metric, (metric, 1.0, 4))
+    if not select(records, role=ALONE, student_model=student_model):
+        return None, []
+    augmentations, recipes, _, _ = study_axes(records, config)
+    recipes = [r for r in recipes if select(records, role="student", teacher_model=teacher_model,
+                                            student_model=student_model, recipe=r)]
+    header = ["teacher augmentation"] + [f"{student_model} · {r} − alone" for r in recipes]
+    rows = []
+    for augmentation in augmentations:
+        row = [augmentation]
+        for recipe in recipes:
+            text = format_mean_std(kd_gains(records, teacher_model, student_model, augmentation, recipe, metric),
+                                   scale, decimals)
+            row.append(text if text == "–" or text.startswith("-") else "+" + text)
+        if select(records, role="student", teacher_model=teacher_model, student_model=student_model,
+                  teacher_augmentation=augmentation):
             rows.append(row)
     return header, rows
 
@@ -125,8 +190,8 @@ def text_table(header, rows):
 def epoch_note(records, config=None):
     """Which epochs the numbers come from, e.g. "last epoch = 12 (teachers), 10 (students)"."""
     parts = []
-    for role in ("teacher", "student"):
-        epochs = sorted({r["last_epoch"] for r in records if r["role"] == role})
+    for role, roles in (("teacher", ("teacher",)), ("student", ("student", ALONE))):
+        epochs = sorted({r["last_epoch"] for r in records if r["role"] in roles})
         if epochs:
             parts.append(f"{', '.join(str(e) for e in epochs)} ({role}s)")
     return "last epoch = " + "; ".join(parts) if parts else "last epoch = ?"
@@ -146,6 +211,11 @@ def long_table(records, config=None):
             if group:
                 rows.append([f"teacher {teacher_model}", augmentation, "–", str(len(group))]
                             + [format_mean_std(values_of(group, m), *METRICS[m][1:]) for m in metrics])
+    for student_model in ordered({r["student_model"] for r in records if r["role"] == ALONE},
+                                 [p[1] for p in pairs]):
+        group = select(records, role=ALONE, student_model=student_model)
+        rows.append([f"{student_model} alone (no teacher)", "–", ALONE, str(len(group))]
+                    + [format_mean_std(values_of(group, m), *METRICS[m][1:]) for m in metrics])
     for teacher_model, student_model in pairs:
         for augmentation in augmentations:
             for recipe in recipes:

@@ -53,7 +53,10 @@ _SCHEMA = {
         "dataset": ("digits", "str"),
         # File or folder for the "npz" and "folder" sources.
         "path": ("", "str"),
-        "validation_fraction": (0.1, "open_fraction"),
+        # Share of the training split held out for choosing the best epoch; 0 trains
+        # on the whole training split (the reference protocol): no epoch is then
+        # selected, the last one is reported.
+        "validation_fraction": (0.1, "validation_fraction"),
         # The validation split is fixed by this seed, the same for every run seed.
         "split_seed": (0, "int"),
         # Resize images to [height, width] (folder sources, or digits at CIFAR size).
@@ -77,14 +80,20 @@ _SCHEMA = {
         "augmentation_options": ({}, "options_by_name"),
         "epochs": (10, "positive_int"),
         "optimizer": _OPTIMIZER,
+        # Train every student model once per seed without a teacher (cross-entropy,
+        # the same augmentation, optimizer and schedule): the "student alone" column.
+        "baseline": (True, "bool"),
     },
     # [[pairs]] teacher = "resnet110" student = "resnet20"
     "pairs": ([], "pairs"),
     # [[distillation]] name = "kd" loss = "kd" temperature = 4.0 ...
     "distillation": ([], "recipes"),
     "measure": {
-        # Class-discrimination of the model being trained, on the validation split.
+        # Class-discrimination of the model being trained, every this many epochs.
         "every": (1, "nonnegative_int"),
+        # Split of those per-epoch measures: "val" (skipped when there is no
+        # validation split) or "test" (only when asked: it is never used to choose).
+        "split": ("val", "measure_split"),
         "max_examples": (2000, "positive_int"),
         "ece_bins": (15, "positive_int"),
         "projection": ("pca", "projection"),
@@ -130,6 +139,9 @@ _LOSS_ONLY_KEYS = {"alpha": ("dkd",), "beta": ("dkd",), "warmup_epochs": ("dkd",
 KNOWN_OPTIMIZERS = ("sgd", "adam", "adamw")
 KNOWN_WEIGHT_DECAY_MODES = ("default", "l2", "decoupled")
 KNOWN_PROJECTIONS = ("pca", "tsne")
+KNOWN_MEASURE_SPLITS = ("val", "test")
+# The recipe column of the student-alone baseline; no distillation recipe may take it.
+ALONE = "alone"
 
 RECIPE_PACKAGE = "keras_mixkd.recipes"
 
@@ -239,6 +251,12 @@ def complete_config(data, *, source=None):
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise RecipeError(f"{source.name}: distillation recipe names must be unique; repeated: {duplicates}.")
+    if ALONE in names:
+        where = source.where(("distillation", names.index(ALONE), "name"))
+        raise RecipeError(
+            f"{where}: the name {ALONE!r} is reserved for the student-alone baseline "
+            "(student.baseline); give the distillation recipe another name."
+        )
     if len(set(config["seeds"])) != len(config["seeds"]):
         raise RecipeError(f"{source.name}: seeds must be distinct, got {config['seeds']}.")
     augs = config["teacher"]["augmentations"]
@@ -538,10 +556,14 @@ def _check_value(value, kind, path, source):
         if not number or not 0 <= value <= 1:
             raise fail("a number in [0, 1]")
         return float(value)
-    if kind == "open_fraction":
-        if not number or not 0 < value < 1:
-            raise fail("a number in (0, 1)")
+    if kind == "validation_fraction":
+        if not number or not 0 <= value < 1:
+            raise fail("a number in [0, 1) (0: no validation split, train on the whole training split)")
         return float(value)
+    if kind == "measure_split":
+        if value not in KNOWN_MEASURE_SPLITS:
+            raise fail(f"one of {', '.join(repr(v) for v in KNOWN_MEASURE_SPLITS)}")
+        return value
     if kind == "seeds":
         if not isinstance(value, list) or not value or not all(
             isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value

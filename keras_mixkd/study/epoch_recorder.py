@@ -24,6 +24,12 @@ class EpochRecorder(keras.callbacks.Callback):
     atomically. The best epoch of a study is chosen on `val_accuracy`; the
     test split is only recorded.
 
+    Without a validation split (`validation=None`: training on the whole
+    training split) there is no `val_accuracy`, and the per-epoch
+    class-discrimination is measured only when asked on the test split
+    (`measure_split="test"`, keys `test_class_discrimination` and
+    `test_teacher_class_discrimination`); it never chooses an epoch.
+
     The models run through `predict_on_batch` on chunks: a compiled step
     without `predict`'s per-call data-adapter set-up, which on a few hundred
     examples costs ten times the forward pass on TensorFlow.
@@ -38,10 +44,12 @@ class EpochRecorder(keras.callbacks.Callback):
         path: JSON file of the history: a list of dicts, one per epoch, each
             with "epoch" (1-based) and the epoch's logs (NaN written as null).
         validation, test: `(images, labels)` NumPy pairs, images normalised
-            as the model expects.
+            as the model expects; `validation` may be None (no validation split).
         cd_every: measure class-discrimination every this many epochs (0: never).
-        max_cd_examples: at most this many validation examples for it.
+        max_cd_examples: at most this many examples of its split for it.
         chunk_size: examples per `predict_on_batch` call.
+        measure_split: split of the per-epoch class-discrimination, "val"
+            (none when `validation` is None) or "test".
 
     Example:
 
@@ -49,8 +57,14 @@ class EpochRecorder(keras.callbacks.Callback):
     >>> distiller.fit(train, epochs=10, callbacks=[recorder, ResumableBackup("backup")])
     """
 
-    def __init__(self, path, validation, test, cd_every=1, max_cd_examples=2000, chunk_size=512):
+    def __init__(self, path, validation, test, cd_every=1, max_cd_examples=2000, chunk_size=512,
+                 measure_split="val"):
         super().__init__()
+        if measure_split not in ("val", "test"):
+            raise ValueError(f"measure_split must be 'val' or 'test', got {measure_split!r}.")
+        if validation is not None and len(validation[1]) == 0:
+            validation = None
+        self.measure_split = measure_split
         self.path = path
         self.validation = validation
         self.test = test
@@ -69,7 +83,7 @@ class EpochRecorder(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.history = atomic.read_json(self.path) if os.path.exists(self.path) else []
         teacher = getattr(self.model, "teacher", None)
-        if teacher is not None and self.cd_every and self._teacher_cd is None:
+        if teacher is not None and self._measures_cd() and self._teacher_cd is None:
             x, y = self._cd_examples()
             self.teacher_runner = features_and_logits(teacher)
             features, _ = run_in_chunks(self.teacher_runner, x, self.chunk_size)
@@ -81,19 +95,25 @@ class EpochRecorder(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
-        x_val, y_val = self.validation
-        features, logits = run_in_chunks(self.runner, x_val, self.chunk_size)
-        if not np.isfinite(logits).all():  # the epoch's last update diverged
-            raise NonFiniteLossError(diverged_message(epoch + 1))
-        logs["val_accuracy"] = _accuracy(logits, y_val)
-        measure_cd = self.cd_every and ((epoch + 1) % self.cd_every == 0 or epoch + 1 == self.params.get("epochs"))
+        outputs = {}
+        if self.validation is not None:
+            outputs["val"] = run_in_chunks(self.runner, self.validation[0], self.chunk_size)
+        outputs["test"] = run_in_chunks(self.runner, self.test[0], self.chunk_size)
+        for _, logits in outputs.values():
+            if not np.isfinite(logits).all():  # the epoch's last update diverged
+                raise NonFiniteLossError(diverged_message(epoch + 1))
+        if self.validation is not None:
+            logs["val_accuracy"] = _accuracy(outputs["val"][1], self.validation[1])
+        measure_cd = self._measures_cd() and (
+            (epoch + 1) % self.cd_every == 0 or epoch + 1 == self.params.get("epochs"))
         if measure_cd:
+            split = self.measure_split
             n = self.max_cd_examples
-            logs["val_class_discrimination"] = _class_discrimination(features[:n], y_val[:n])
+            labels = (self.validation if split == "val" else self.test)[1]
+            logs[f"{split}_class_discrimination"] = _class_discrimination(outputs[split][0][:n], labels[:n])
             if self._teacher_cd is not None:
-                logs["val_teacher_class_discrimination"] = self._teacher_cd
-        _, test_logits = run_in_chunks(self.runner, self.test[0], self.chunk_size)
-        logs["test_accuracy"] = _accuracy(test_logits, self.test[1])
+                logs[f"{split}_teacher_class_discrimination"] = self._teacher_cd
+        logs["test_accuracy"] = _accuracy(outputs["test"][1], self.test[1])
         row = {"epoch": epoch + 1}
         for key, value in logs.items():
             try:
@@ -111,8 +131,12 @@ class EpochRecorder(keras.callbacks.Callback):
             self._runner = features_and_logits(self._evaluated())
         return self._runner
 
+    def _measures_cd(self):
+        """Whether class-discrimination is measured at all (a split to measure it on, and `cd_every`)."""
+        return bool(self.cd_every) and (self.measure_split == "test" or self.validation is not None)
+
     def _cd_examples(self):
-        x, y = self.validation
+        x, y = self.validation if self.measure_split == "val" else self.test
         return x[: self.max_cd_examples], y[: self.max_cd_examples]
 
 

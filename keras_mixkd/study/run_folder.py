@@ -24,7 +24,7 @@ CSV_COLUMNS = (
     "test_accuracy_best", "val_accuracy_best", "best_epoch",
     "class_discrimination_last", "teacher_class_discrimination", "ece_last",
     "teacher_agreement_last", "teacher_test_accuracy_last", "mean_entropy_last", "logit_std_last",
-    "parameters", "seconds", "backend",
+    "parameters", "seconds", "backend", "alone_test_accuracy_last", "kd_gain_last",
 )
 
 
@@ -156,11 +156,19 @@ class RunFolder:
 
 
 def join_teachers(records):
-    """Copy each teacher's test accuracy and CD into the rows of its students."""
+    """Copy each teacher's test accuracy and CD into the rows of its students.
+
+    Also the test accuracy of the student-alone baseline of the same student
+    model and seed (`alone_test_accuracy_last`) and the KD gain over it
+    (`kd_gain_last`, distilled minus alone, last epoch).
+    """
     teachers = {}
+    alone = {}
     for record in records:
         if record["role"] == "teacher":
             teachers[(record["teacher_model"], record["teacher_augmentation"], record["seed"])] = record
+        elif record["role"] == "alone":
+            alone[(record["student_model"], record["seed"])] = record
     out = []
     for record in records:
         record = dict(record)
@@ -169,6 +177,10 @@ def join_teachers(records):
             if teacher is not None:
                 record["teacher_class_discrimination"] = teacher["class_discrimination_last"]
                 record["teacher_test_accuracy_last"] = teacher["test_accuracy_last"]
+            baseline = alone.get((record["student_model"], record["seed"]))
+            if baseline is not None:
+                record["alone_test_accuracy_last"] = baseline["test_accuracy_last"]
+                record["kd_gain_last"] = record["test_accuracy_last"] - baseline["test_accuracy_last"]
         out.append(record)
     return out
 

@@ -36,7 +36,8 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", 
             `"mixed_float16"`, `"mixed_bfloat16"`).
 
     Returns:
-        The list of finished cell records (teachers and students).
+        The list of finished cell records (teachers, students and the
+        student-alone baselines).
 
     Example:
 
@@ -84,11 +85,7 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", 
                           measure["projection_examples"], seed=cell.seed)
         folder.write_cell(cell.key, record)
         folder.write_results()
-        print_fn(
-            f"    test accuracy {100 * record['test_accuracy_last']:.2f} % (last epoch {record['last_epoch']}), "
-            f"{100 * record['test_accuracy_best']:.2f} % (best-val epoch {record['best_epoch']}) · "
-            f"CD {record['class_discrimination_last']:.4f} · {record['seconds']:.1f} s"
-        )
+        print_fn(_result_line(record))
     records = folder.write_results()
     if report:
         from keras_mixkd.analysis import write_report
@@ -102,7 +99,14 @@ def _run_cell(cell, config, splits, folder, recipes, work_dir, measure, batch_si
     """Trains one teacher or distils one student; returns `(model, record, features)`."""
     from keras_mixkd.study import training
 
-    if cell.kind == "teacher":
+    if cell.kind == "alone":  # the student-alone baseline: no teacher, nothing to wait for
+        model, record, features = training.train_student_alone(
+            splits, cell.student_model, seed=cell.seed, epochs=config["student"]["epochs"],
+            optimizer=config["student"]["optimizer"], batch_size=batch_size,
+            student_augmentation=config["student"]["augmentation"],
+            augmentation_options=config["student"]["augmentation_options"], measure=measure,
+            work_dir=work_dir, verbose=verbose, backup_interval=config["backup_interval_seconds"])
+    elif cell.kind == "teacher":
         model, record, features = training.train_teacher(
             splits, cell.teacher_model, cell.teacher_augmentation, seed=cell.seed,
             epochs=config["teacher"]["epochs"], optimizer=config["teacher"]["optimizer"],
@@ -122,8 +126,22 @@ def _run_cell(cell, config, splits, folder, recipes, work_dir, measure, batch_si
     return model, record, features
 
 
+def _result_line(record):
+    """The progress line after a cell: test accuracy at the last and the best-validation epoch, CD, time."""
+    best = ("no epoch selected (no validation split)" if record.get("test_accuracy_best") is None
+            else f"{100 * record['test_accuracy_best']:.2f} % (best-val epoch {record['best_epoch']})")
+    return (f"    test accuracy {100 * record['test_accuracy_last']:.2f} % (last epoch {record['last_epoch']}), "
+            f"{best} · CD {record['class_discrimination_last']:.4f} · {record['seconds']:.1f} s")
+
+
 def select_cells(cells, only):
-    """The cells matching `only` (`{field: values}`), with the teachers they need."""
+    """The cells matching `only` (`{field: values}`), with the teachers and baselines they need.
+
+    A chosen student brings its teacher (it needs it) and the student-alone
+    baseline of its student model and seed (its KD gain is measured against
+    it), unless `kind` is given without "alone". Alone cells are chosen
+    directly by `kind=alone`, `recipe=alone`, `seed` or `student_model`.
+    """
     if not only:
         return list(cells)
     for field in only:
@@ -139,7 +157,16 @@ def select_cells(cells, only):
 
     chosen = [cell for cell in cells if matches(cell)]
     needed = {cell.teacher_key for cell in chosen if cell.kind == "student"}
-    return [cell for cell in cells if matches(cell) or (cell.kind == "teacher" and cell.key in needed)]
+    needed |= {(cell.student_model, cell.seed) for cell in chosen if cell.kind == "student"}
+
+    baselines_wanted = "kind" not in wanted or "alone" in wanted["kind"]
+
+    def comes_along(cell):
+        if cell.kind == "teacher":
+            return cell.key in needed
+        return cell.kind == "alone" and baselines_wanted and (cell.student_model, cell.seed) in needed
+
+    return [cell for cell in cells if matches(cell) or comes_along(cell)]
 
 
 def load_teacher(path, num_classes):

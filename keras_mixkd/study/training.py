@@ -125,8 +125,9 @@ def normalized(splits, split):
     x, y = getattr(splits, f"x_{split}"), getattr(splits, f"y_{split}")
     if len(y) == 0:
         raise ValueError(
-            f"The {split} split of {splits.name!r} is empty: a study needs validation and "
-            "test examples (raise data.validation_fraction or data.test_examples)."
+            f"The {split} split of {splits.name!r} is empty: a study needs test examples, and "
+            "validation examples unless data.validation_fraction = 0 (raise "
+            "data.validation_fraction or data.test_examples)."
         )
     mean, std = (np.asarray(v, dtype="float32") for v in splits.normalization)
     return ((x - mean) / std).astype("float32"), np.asarray(y)
@@ -175,19 +176,23 @@ def summarize_history(history):
     """Last-epoch and best-validation-epoch numbers of a per-epoch history.
 
     The best epoch is the first with the highest validation accuracy; the
-    test split never takes part in the choice.
+    test split never takes part in the choice. A history without validation
+    accuracy (trained on the whole training split, `validation_fraction = 0`)
+    selects no epoch: the best-validation fields are None and only the last
+    epoch is reported.
     """
     if not history:
         raise ValueError("The training history is empty: no epoch finished.")
     last = history[-1]
-    best = max(history, key=lambda row: (row["val_accuracy"], -row["epoch"]))
+    scored = [row for row in history if row.get("val_accuracy") is not None]
+    best = max(scored, key=lambda row: (row["val_accuracy"], -row["epoch"])) if scored else {}
     return {
         "last_epoch": last["epoch"],
-        "val_accuracy_last": last["val_accuracy"],
+        "val_accuracy_last": last.get("val_accuracy"),
         "test_accuracy_last": last["test_accuracy"],
-        "best_epoch": best["epoch"],
-        "val_accuracy_best": best["val_accuracy"],
-        "test_accuracy_best": best["test_accuracy"],
+        "best_epoch": best.get("epoch"),
+        "val_accuracy_best": best.get("val_accuracy"),
+        "test_accuracy_best": best.get("test_accuracy"),
     }
 
 
@@ -204,9 +209,12 @@ def check_teacher_classes(teacher, num_classes, where="teacher"):
 
 def _fit(model, splits, train_ds, *, epochs, work_dir, measure, verbose, batch_size, backup_interval):
     """`fit` with the study's callbacks; returns the whole history (restarts included) and the recorder."""
-    recorder = EpochRecorder(os.path.join(work_dir, "history.json"), normalized(splits, "val"),
+    # No validation split (validation_fraction = 0): the recorder selects no epoch.
+    validation = normalized(splits, "val") if len(splits.y_val) else None
+    recorder = EpochRecorder(os.path.join(work_dir, "history.json"), validation,
                              normalized(splits, "test"), cd_every=measure["every"],
-                             max_cd_examples=measure["max_examples"], chunk_size=max(batch_size, 256))
+                             max_cd_examples=measure["max_examples"], chunk_size=max(batch_size, 256),
+                             measure_split=measure.get("split", "val"))
     backup = ResumableBackup(os.path.join(work_dir, "backup"), min_interval=backup_interval)
     # Stop at the first NaN batch, before an epoch's end can back up NaN weights.
     stop_on_nan = keras.callbacks.TerminateOnNaN(raise_error=True)
@@ -341,7 +349,7 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
     steps = int(np.ceil(len(splits.y_train) / batch_size))
     distiller.compile(optimizer=build_optimizer(optimizer, student_model_name, steps))
     # Build the distiller (a subclassed model) so a backup can be restored into it.
-    distiller(normalized(splits, "val")[0][:2])
+    distiller(normalized(splits, "test")[0][:2])
     history, recorder = _fit(distiller, splits, train_ds, epochs=epochs, work_dir=work_dir, measure=measure,
                    verbose=verbose, batch_size=batch_size, backup_interval=backup_interval)
     measures = measure_model(student, splits, batch_size=max(batch_size, 256), teacher=teacher,
@@ -397,6 +405,55 @@ def distiller_loss_arguments(recipe):
         arguments["feature_loss"] = losses.FeatureDistillation(teacher_layer=get("feature_layer"))
         arguments["feature_loss_weight"] = get("feature_loss_weight")
     return arguments
+
+def train_student_alone(splits, model_name, *, seed, epochs, optimizer, batch_size=64,
+                        student_augmentation=("none",), augmentation_options=None, measure=None, work_dir,
+                        verbose="auto", backup_interval=0.0):
+    """Train one student model without a teacher: the student-alone baseline, resumably.
+
+    Cross-entropy on the labels (dense after a mixing augmentation), with the
+    student's augmentation, optimizer and schedule: what a distilled student
+    of the same study gets, minus the teacher. The KD gain of a distillation
+    recipe is the distilled student's accuracy minus this one's, paired by
+    seed.
+
+    Arguments:
+        splits: `DatasetSplits` of the data.
+        model_name: a name of `keras_mixkd.models.list_models()`.
+        seed: seeds the weights and the data order (as the distilled
+            students of that seed).
+        epochs: number of epochs.
+        optimizer: an optimizer table of a study config (the student's).
+        batch_size: examples per step.
+        student_augmentation: recipe names of the student's augmentation.
+        augmentation_options: `{name: {option: value}}` for them.
+        measure: the `measure` table of a study config.
+        work_dir: folder for the backup and history; rerunning continues.
+        verbose: passed to `fit`.
+        backup_interval: least seconds between two backups (see `ResumableBackup`).
+
+    Returns:
+        `(model, record, features)`; the record's `role` is "alone" and its
+        `recipe` "alone".
+
+    Example:
+
+    >>> model, record, _ = train_student_alone(splits, "digits_cnn_small", seed=0, epochs=5,
+    ...                                        optimizer=config["student"]["optimizer"], work_dir="a")
+    >>> record["role"], record["recipe"]
+    ('alone', 'alone')
+    """
+    from keras_mixkd.study.config import ALONE
+
+    names = [name for name in student_augmentation if split_augmentation(name)]
+    augmentation = "+".join(names) or "none"
+    model, record, features = train_teacher(
+        splits, model_name, augmentation, seed=seed, epochs=epochs, optimizer=optimizer, batch_size=batch_size,
+        augmentation_options=augmentation_options, measure=measure, work_dir=work_dir, verbose=verbose,
+        backup_interval=backup_interval)
+    record.update(role=ALONE, teacher_model="", teacher_augmentation="", student_model=model_name, recipe=ALONE,
+                  loss="cross_entropy", distillation_augmentation=augmentation)
+    return model, record, features
 
 
 def _last_epoch_measures(measures):
