@@ -3,6 +3,7 @@
 import contextlib
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_mixkd import losses as kd_losses
@@ -305,6 +306,10 @@ class Distiller(keras.Model):
             raise
 
     def fit(self, x=None, y=None, **kwargs):
+        epochs = kwargs.get("epochs", 1)
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+            # Keras's fit runs no epoch for epochs <= 0 and says nothing.
+            raise ValueError(f"Distiller.fit: epochs must be a whole number >= 1, got {epochs!r}.")
         self._check_labels_early(x, y)
         with self._keep_variables_on_error():
             return super().fit(x, y, **kwargs)

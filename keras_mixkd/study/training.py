@@ -195,7 +195,8 @@ def check_teacher_classes(teacher, num_classes, where="teacher"):
         )
 
 
-def _fit(model, splits, train_ds, *, epochs, work_dir, measure, verbose, batch_size, backup_interval):
+def _fit(model, splits, train_ds, *, epochs, work_dir, measure, verbose, batch_size, backup_interval,
+         log_dir=None, tensorboard=False):
     """`fit` with the study's callbacks; returns the whole history (restarts included) and the recorder."""
     recorder = EpochRecorder(os.path.join(work_dir, "history.json"), normalized(splits, "val"),
                              normalized(splits, "test"), cd_every=measure["every"],
@@ -203,10 +204,10 @@ def _fit(model, splits, train_ds, *, epochs, work_dir, measure, verbose, batch_s
     backup = ResumableBackup(os.path.join(work_dir, "backup"), min_interval=backup_interval)
     # Stop at the first NaN batch, before an epoch's end can back up NaN weights.
     stop_on_nan = keras.callbacks.TerminateOnNaN(raise_error=True)
+    callbacks = [stop_on_nan, recorder, backup] + _log_callbacks(work_dir, log_dir, tensorboard)
     try:
         # shuffle=False: the tf.data pipeline shuffles, seeded, itself.
-        model.fit(train_ds, epochs=epochs, verbose=verbose, shuffle=False,
-                  callbacks=[stop_on_nan, recorder, backup])
+        model.fit(train_ds, epochs=epochs, verbose=verbose, shuffle=False, callbacks=callbacks)
     except RuntimeError as error:
         if "NaN or Inf loss" not in str(error):
             raise
@@ -215,8 +216,36 @@ def _fit(model, splits, train_ds, *, epochs, work_dir, measure, verbose, batch_s
     return recorder.history, recorder
 
 
+def _log_callbacks(work_dir, log_dir, tensorboard):
+    """`CSVLogger` (log_dir/history.csv) and, if asked, `TensorBoard` (log_dir/tensorboard).
+
+    They come after the `EpochRecorder`, so the CSV and TensorBoard see the
+    validation and test numbers it adds to each epoch's logs. A resumed run
+    appends to the CSV; a run that starts again from epoch 1 starts a new one.
+    """
+    if log_dir is None:
+        return []
+    os.makedirs(log_dir, exist_ok=True)
+    csv_path = os.path.join(log_dir, "history.csv")
+    if not os.path.exists(os.path.join(work_dir, "history.json")) and os.path.exists(csv_path):
+        os.remove(csv_path)  # rows of an earlier, abandoned start
+    callbacks = [keras.callbacks.CSVLogger(csv_path, append=True)]
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(log_dir, "tensorboard"), write_graph=False,
+                                                     profile_batch=0))
+    return callbacks
+
+
+def check_epochs(epochs, flag="epochs"):
+    """Raise a clear `ValueError` unless `epochs` is a whole number >= 1."""
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+        raise ValueError(f"{flag} must be a whole number of epochs >= 1, got {epochs!r}.")
+    return int(epochs)
+
+
 def train_teacher(splits, model_name, augmentation, *, seed, epochs, optimizer, batch_size=64,
-                  augmentation_options=None, measure=None, work_dir, verbose="auto", backup_interval=0.0):
+                  augmentation_options=None, measure=None, work_dir, verbose="auto", backup_interval=0.0,
+                  log_dir=None, tensorboard=False):
     """Train one teacher with an augmentation recipe, resumably.
 
     Arguments:
@@ -234,6 +263,9 @@ def train_teacher(splits, model_name, augmentation, *, seed, epochs, optimizer, 
             with the same folder continues after the last finished epoch.
         verbose: passed to `fit`.
         backup_interval: least seconds between two backups (see `ResumableBackup`).
+        log_dir: optional folder for `history.csv` (`keras.callbacks.CSVLogger`)
+            and, with `tensorboard=True`, TensorBoard logs in `log_dir/tensorboard`.
+        tensorboard: also write TensorBoard logs (needs `log_dir`).
 
     Returns:
         `(model, record, features)`: the trained `keras.Model`, a dict of
@@ -249,6 +281,7 @@ def train_teacher(splits, model_name, augmentation, *, seed, epochs, optimizer, 
     from keras_mixkd.models import get_model
 
     measure = measure or _default_measure()
+    epochs = check_epochs(epochs)
     start = time.time()
     keras.utils.set_random_seed(seed)
     model = get_model(model_name, splits.num_classes, input_shape=splits.input_shape)
@@ -262,7 +295,8 @@ def train_teacher(splits, model_name, augmentation, *, seed, epochs, optimizer, 
             else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.compile(optimizer=build_optimizer(optimizer, model_name, steps), loss=loss, metrics=["accuracy"])
     history, recorder = _fit(model, splits, train_ds, epochs=epochs, work_dir=work_dir, measure=measure,
-                   verbose=verbose, batch_size=batch_size, backup_interval=backup_interval)
+                   verbose=verbose, batch_size=batch_size, backup_interval=backup_interval,
+                   log_dir=log_dir, tensorboard=tensorboard)
     measures = measure_model(model, splits, batch_size=max(batch_size, 256), ece_bins=measure["ece_bins"],
                              runner=recorder.runner)
     record = {
@@ -282,7 +316,7 @@ def train_teacher(splits, model_name, augmentation, *, seed, epochs, optimizer, 
 
 def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs, optimizer, batch_size=64,
                     student_augmentation=("none",), augmentation_options=None, measure=None, work_dir,
-                    verbose="auto", backup_interval=0.0):
+                    verbose="auto", backup_interval=0.0, log_dir=None, tensorboard=False):
     """Distil one student from a frozen teacher with a distillation recipe, resumably.
 
     Arguments:
@@ -302,6 +336,9 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
         work_dir: folder for the backup and history; rerunning continues.
         verbose: passed to `fit`.
         backup_interval: least seconds between two backups (see `ResumableBackup`).
+        log_dir: optional folder for `history.csv` (`keras.callbacks.CSVLogger`)
+            and, with `tensorboard=True`, TensorBoard logs in `log_dir/tensorboard`.
+        tensorboard: also write TensorBoard logs (needs `log_dir`).
 
     Returns:
         `(distiller, record, features)`.
@@ -319,6 +356,7 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
 
     measure = measure or _default_measure()
     check_teacher_classes(teacher, splits.num_classes)
+    epochs = check_epochs(epochs)
     start = time.time()
     keras.utils.set_random_seed(seed)
     student = get_model(student_model_name, splits.num_classes, input_shape=splits.input_shape)
@@ -336,7 +374,8 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
     # Build the distiller (a subclassed model) so a backup can be restored into it.
     distiller(normalized(splits, "val")[0][:2])
     history, recorder = _fit(distiller, splits, train_ds, epochs=epochs, work_dir=work_dir, measure=measure,
-                   verbose=verbose, batch_size=batch_size, backup_interval=backup_interval)
+                   verbose=verbose, batch_size=batch_size, backup_interval=backup_interval,
+                   log_dir=log_dir, tensorboard=tensorboard)
     measures = measure_model(student, splits, batch_size=max(batch_size, 256), teacher=teacher,
                              ece_bins=measure["ece_bins"], runner=recorder.runner,
                              teacher_runner=recorder.teacher_runner)
