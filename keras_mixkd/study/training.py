@@ -39,7 +39,34 @@ def prepare_data(data_config):
     if data_config["image_size"]:
         kwargs["image_size"] = tuple(data_config["image_size"])
     splits = load_dataset(data_config["dataset"], **kwargs)
-    return _shrink(splits, data_config)
+    splits = _shrink(splits, data_config)
+    check_split_sizes(splits)
+    return splits
+
+
+def check_split_sizes(splits):
+    """Refuse splits too small for the study's measures, with their counts, before any training.
+
+    Accuracy, calibration and class-discrimination are measured on the test
+    split (and the validation split, when it is not empty) every epoch: each
+    needs at least 2 examples of at least 2 classes.
+    """
+    counts = {split: np.bincount(np.asarray(getattr(splits, f"y_{split}"), dtype=np.int64),
+                                 minlength=splits.num_classes)
+              for split in ("train", "val", "test")}
+    for split in ("train", "val", "test"):
+        total, classes = int(counts[split].sum()), int(np.count_nonzero(counts[split]))
+        if split == "val" and total == 0:
+            continue
+        if total < 2 or classes < 2:
+            sizes = "; ".join(f"{name} {int(c.sum())} examples of {np.count_nonzero(c)} classes"
+                              for name, c in counts.items())
+            raise ValueError(
+                f"The {split} split of {splits.name!r} is too small for the measures: it holds {total} "
+                f"examples of {classes} class(es), and needs at least 2 examples of 2 classes ({sizes}). "
+                "Use more data, or raise data.train_examples / data.test_examples / "
+                "data.validation_fraction."
+            )
 
 
 def _shrink(splits, data_config):
@@ -325,7 +352,8 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
         student_model_name: a name of `keras_mixkd.models.list_models()`.
         recipe: a `[[distillation]]` table of a study config: `loss`,
             `temperature`, `student_loss_weight`, `augmentation` (mixing at
-            distillation time), `augmentation_options`, `teacher_sees`.
+            distillation time), `augmentation_options`, `teacher_sees`, and
+            optionally `teacher_outputs` ("logits", the default, or "probabilities").
         seed: seeds the student's weights and the data order.
         epochs: number of epochs.
         optimizer: an optimizer table of a study config.
@@ -361,7 +389,8 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
     keras.utils.set_random_seed(seed)
     student = get_model(student_model_name, splits.num_classes, input_shape=splits.input_shape)
     distiller = Distiller(teacher, student, loss=recipe["loss"], temperature=recipe["temperature"],
-                          student_loss_weight=recipe["student_loss_weight"])
+                          student_loss_weight=recipe["student_loss_weight"],
+                          teacher_outputs=recipe.get("teacher_outputs", "logits"))
     options = dict(augmentation_options or {})
     options.update(recipe["augmentation_options"])
     names = [n for n in list(student_augmentation) + list(recipe["augmentation"]) if split_augmentation(n)]
