@@ -148,7 +148,11 @@ def test_output_checks_and_messages(capsys, tmp_path):
     assert status == 2 and "--alpha must be > 0" in err and "None" not in err
     status, _, err = run_main(capsys, "export", str(existing), str(tmp_path / "out"))
     assert status == 2 and "exists but cannot be loaded" in err and "not a .keras archive" in err
-    status, _, err = run_main(capsys, "export", str(existing), str(blocker / "out"))
+    from keras_mixkd.models import get_model
+
+    good = str(tmp_path / "good.keras")
+    get_model("digits_cnn_small", 10, (8, 8, 1)).save(good)
+    status, _, err = run_main(capsys, "export", good, str(blocker / "out"))
     assert status == 2 and f"{blocker}" in err and "keras-mixkd-export" not in err
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".work")]
 
@@ -261,7 +265,7 @@ def test_train_teacher_record_and_options_suit_the_data(capsys, tmp_path):
     assert not os.path.exists(output + ".work")
     status, _, err = run_main(capsys, *argv)
     assert status == 2 and "already exists" in err
-    status, _, err = run_main(capsys, *argv, "--option", "mixup.alpha=0.2")
+    status, _, err = run_main(capsys, *argv, "--overwrite", "--option", "mixup.alpha=0.2")
     assert status == 2 and "--option names mixup, which this run does not use" in err
 
 
