@@ -258,6 +258,11 @@ def _log_callbacks(work_dir, log_dir, tensorboard):
         os.remove(csv_path)  # rows of an earlier, abandoned start
     callbacks = [keras.callbacks.CSVLogger(csv_path, append=True)]
     if tensorboard:
+        try:
+            import tensorboard as _  # noqa: F401  keras.callbacks.TensorBoard writes through it
+        except ImportError:
+            raise ImportError("TensorBoard logs (tensorboard=True, --tensorboard) need the tensorboard "
+                              "package: pip install tensorboard.") from None
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(log_dir, "tensorboard"), write_graph=False,
                                                      profile_batch=0))
     return callbacks
