@@ -431,13 +431,29 @@ def study_config_from_args(args):
     for text in args.set:
         key, value = parse_override(text)
         overrides[key] = value
-    base = load_recipe(args.recipe, smoke=args.smoke)
     config = load_recipe(args.recipe, smoke=args.smoke, overrides=overrides)
     for role in ("teacher", "student"):
-        if f"{role}.optimizer.milestones" in overrides:
-            continue  # given explicitly: used as given
-        _fit_milestones(config[role], base[role]["epochs"], role, args.keep_milestones)
+        if f"{role}.epochs" not in overrides or f"{role}.optimizer.milestones" in overrides:
+            continue  # epochs not changed, or milestones given explicitly: used as given
+        _fit_milestones(config[role], _milestone_epochs(args.recipe, args.smoke, role), role,
+                        args.keep_milestones)
     return config
+
+
+def _milestone_epochs(recipe, smoke, role):
+    """The number of epochs a recipe's milestones were written for.
+
+    The full recipe's, unless its [smoke] table sets milestones of its own (a smoke
+    table usually shortens the epochs and leaves the full schedule's milestones).
+    """
+    from keras_mixkd.study.config import load_recipe
+
+    full = load_recipe(recipe)[role]
+    if not smoke:
+        return full["epochs"]
+    shrunk = load_recipe(recipe, smoke=True)[role]
+    same = shrunk["optimizer"]["milestones"] == full["optimizer"]["milestones"]
+    return full["epochs"] if same else shrunk["epochs"]
 
 
 def _fit_milestones(table, recipe_epochs, role, keep, flag="--keep-milestones"):
@@ -455,8 +471,8 @@ def _fit_milestones(table, recipe_epochs, role, keep, flag="--keep-milestones"):
         return
     scaled = scale_milestones(milestones, recipe_epochs, epochs)
     table["optimizer"]["milestones"] = scaled
-    print(f"{role}: {epochs} epochs instead of the recipe's {recipe_epochs}: learning-rate milestones "
-          f"{milestones} scaled to {scaled} ({flag} keeps them as they are)")
+    print(f"note: {role}: {epochs} epochs instead of the recipe's {recipe_epochs}: learning-rate milestones "
+          f"{milestones} scaled to {scaled} ({flag} keeps them as they are)", file=sys.stderr)
 
 
 def parse_only(items):
@@ -618,7 +634,7 @@ def _epochs(args, config, role):
     """--epochs or the recipe's, with the milestones fitted to them (changes config in place)."""
     table = config[role]
     recipe_epochs = table["epochs"]
-    if args.epochs is not None:
+    if args.epochs is not None and args.epochs != recipe_epochs:
         table["epochs"] = args.epochs
         _fit_milestones(table, recipe_epochs, role, args.keep_milestones)
     return table["epochs"]

@@ -98,9 +98,13 @@ def test_scale_milestones_against_the_definition():
 def test_changed_epochs_scale_the_milestones_or_keep_them(capsys):
     args = cli.build_parser().parse_args(["study", "--teacher-epochs", "24", "--dry-run"])
     config = cli.study_config_from_args(args)
-    out = capsys.readouterr().out
+    err = capsys.readouterr().err
     assert config["teacher"]["optimizer"]["milestones"] == [18]  # digits: [9] of 12 epochs
-    assert "milestones [9] scaled to [18] (--keep-milestones keeps them" in out
+    assert "milestones [9] scaled to [18] (--keep-milestones keeps them" in err
+    # Under --smoke (1 epoch, the full schedule's milestones) they scale from the full recipe's 12 epochs.
+    args = cli.build_parser().parse_args(["study", "--smoke", "--teacher-epochs", "4"])
+    assert cli.study_config_from_args(args)["teacher"]["optimizer"]["milestones"] == [3]
+    capsys.readouterr()
     assert config["student"]["optimizer"]["milestones"] == [12]  # unchanged epochs: unchanged
     args = cli.build_parser().parse_args(["study", "--set", "teacher.epochs=6", "--keep-milestones"])
     config = cli.study_config_from_args(args)
