@@ -3,7 +3,7 @@
     keras-mixkd [--backend {tensorflow,jax,torch}] COMMAND [options]
 
 Commands: study (the main job), train-teacher, distill, evaluate, measure,
-export, report. `keras-mixkd COMMAND --help` describes each.
+export, report, list. `keras-mixkd COMMAND --help` describes each.
 
 The backend is chosen by `--backend` or by the `KERAS_BACKEND` environment
 variable, and set before Keras is imported: this module imports nothing that
@@ -41,9 +41,10 @@ def _backend_parent():
 
 
 def _verbosity(parser):
-    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
-                        help="Keras progress: 1 = bar per epoch (default on a terminal), 2 = one line "
-                             "per epoch, 0 = silent")
+    parser.add_argument("--verbose", type=int, nargs="?", const=1, choices=(0, 1, 2), default=0,
+                        help="Keras's progress within each run: --verbose alone (1) = a bar per epoch on a "
+                             "terminal, one line per epoch when the output is a file or pipe; 2 = one line "
+                             "per epoch; 0 = none (default: 0)")
 
 
 def _scaling_flags(parser):
@@ -60,9 +61,27 @@ def _data_flags(parser, recipe_default="digits"):
     parser.add_argument("--recipe", default=recipe_default,
                         help="recipe whose [data] (and optimizer) settings to use: a packaged name or a "
                              f"TOML file (default: {recipe_default})")
-    parser.add_argument("--run", default=None, help="take the data settings of this runs folder instead")
-    parser.add_argument("--dataset", default=None, help="data set name (digits, cifar10, cifar100, npz, folder)")
-    parser.add_argument("--data-path", default=None, help="file or folder for the npz / folder sources")
+    parser.add_argument("--run", default=None, help="take the data settings of this runs folder instead "
+                        "(default: none, the recipe's)")
+    parser.add_argument("--dataset", default=None, help="data set name (digits, cifar10, cifar100, npz, "
+                        "folder; see `keras-mixkd list datasets`) (default: the recipe's data.dataset)")
+    parser.add_argument("--data-path", default=None, help="file or folder for the npz / folder sources "
+                        "(default: the recipe's data.path)")
+
+
+def _training_flags(parser, role):
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"number of epochs, >= 1 (default: the recipe's {role}.epochs)")
+    parser.add_argument("--keep-milestones", action="store_true",
+                        help="with --epochs, keep the recipe's learning-rate milestones as they are instead "
+                             "of scaling them with the epochs (default: scale them, and say so)")
+    parser.add_argument("--option", action="append", default=[], metavar="AUGMENTATION.KEY=VALUE",
+                        help="an augmentation option, value in TOML syntax, e.g. --option standard.padding=4 "
+                             "--option cutout.size=16 --option mixup.alpha=0.2 (repeatable; default: the "
+                             f"recipe's {role}.augmentation_options, with pad-crop and cutout sizes scaled "
+                             "to the image when the data is not the recipe's)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --output file (default: refuse)")
 
 
 def build_parser():
@@ -90,8 +109,13 @@ def build_parser():
     study.add_argument("--name", default=None, help="run folder name (default: the recipe's name, +'-smoke')")
     study.add_argument("--runs-dir", default="runs", help="parent folder of runs (default: runs)")
     study.add_argument("--seeds", type=int, nargs="+", default=None, help="override the seeds")
-    study.add_argument("--teacher-epochs", type=int, default=None, help="override teacher.epochs")
-    study.add_argument("--student-epochs", type=int, default=None, help="override student.epochs")
+    study.add_argument("--teacher-epochs", type=int, default=None,
+                       help="override teacher.epochs (default: the recipe's); milestones scale with it")
+    study.add_argument("--student-epochs", type=int, default=None,
+                       help="override student.epochs (default: the recipe's); milestones scale with it")
+    study.add_argument("--keep-milestones", action="store_true",
+                       help="when epochs are changed, keep the recipe's learning-rate milestones instead of "
+                            "scaling them with the epochs (default: scale them, and say so)")
     study.add_argument("--dataset", default=None, help="override data.dataset")
     study.add_argument("--data-path", default=None, help="override data.path")
     study.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -102,6 +126,9 @@ def build_parser():
                             "(fields: kind, teacher_model, teacher_augmentation, seed, student_model, recipe)")
     study.add_argument("--dry-run", action="store_true", help="print the grid and exit")
     study.add_argument("--no-report", action="store_true", help="skip report.md and the plots")
+    study.add_argument("--tensorboard", action="store_true",
+                       help="also write TensorBoard logs per cell to runs/<name>/logs/<cell>/tensorboard "
+                            "(every cell writes logs/<cell>/history.csv)")
     study.add_argument("--list-recipes", action="store_true", help="list the packaged recipes and exit")
     _verbosity(study)
     _scaling_flags(study)
@@ -114,7 +141,7 @@ def build_parser():
                     "override. Rerunning with the same --output continues an interrupted run.")
     teacher.add_argument("--model", required=True, help="model name (see keras_mixkd.models.list_models())")
     teacher.add_argument("--augmentation", default="none", help="augmentation, e.g. mixup or standard+mixup")
-    teacher.add_argument("--epochs", type=int, default=None)
+    _training_flags(teacher, "teacher")
     teacher.add_argument("--seed", type=int, default=0)
     teacher.add_argument("--output", required=True, help="path of the .keras file to write")
     _data_flags(teacher)
@@ -136,8 +163,12 @@ def build_parser():
                          help="mixing at distillation time, e.g. partial_mixup or standard+mixup")
     distill.add_argument("--fraction", type=float, default=None, help="fraction mixed by partial_mixup")
     distill.add_argument("--alpha", type=float, default=None, help="Beta concentration of mixup/cutmix")
-    distill.add_argument("--teacher-sees", choices=("same", "clean"), default="same")
-    distill.add_argument("--epochs", type=int, default=None)
+    distill.add_argument("--teacher-sees", choices=("same", "clean"), default="same",
+                         help="what the teacher sees when the batch is mixed: the same mixed batch or the "
+                              "clean one")
+    distill.add_argument("--teacher-outputs", choices=("logits", "probabilities"), default="logits",
+                         help="what the teacher's file outputs: logits, or probabilities (a final softmax)")
+    _training_flags(distill, "student")
     distill.add_argument("--seed", type=int, default=0)
     distill.add_argument("--output", required=True, help="path of the student's .keras file")
     _data_flags(distill)
@@ -185,7 +216,41 @@ def build_parser():
     report.add_argument("--projection", choices=("pca", "tsne"), default=None,
                         help="2-D projection of the features (default: the study's, pca)")
     report.set_defaults(handler=cmd_report)
+
+    lister = commands.add_parser(
+        "list", parents=[parent], help="list the models, augmentations, recipes or data sets",
+        description="One line per name, with what it is: models and augmentations to name in recipes and "
+                    "flags, recipes with the path of their TOML file (copy it to make your own), data sets.")
+    lister.add_argument("what", choices=LISTS, help="what to list")
+    lister.set_defaults(handler=cmd_list)
+    _state_defaults(parser)
     return parser
+
+
+LISTS = ("models", "augmentations", "recipes", "datasets")
+
+
+def _state_defaults(parser):
+    """Make every option's help say its default (appended where the text does not already)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _state_defaults(sub)
+            continue
+        if not action.option_strings or action.help == argparse.SUPPRESS:
+            continue
+        if isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            continue
+        action.help = action.help or ""
+        if "default" in action.help.lower() or action.required:
+            continue
+        if isinstance(action, argparse._StoreTrueAction):
+            text = "off"
+        elif action.default in (None, [], ()):
+            text = "none"
+        else:
+            text = action.default
+        action.help = f"{action.help} (default: {text})".strip()
 
 
 # ---------------------------------------------------------------------------
@@ -202,6 +267,8 @@ def main(argv=None):
         return 2
     try:
         select_backend(getattr(args, "backend", None))
+        if args.command not in ("report", "list"):
+            import_tensorflow_quietly()
         with _training_scope(args):
             return args.handler(args) or 0
     except KeyboardInterrupt:
@@ -212,8 +279,92 @@ def main(argv=None):
             raise
         from keras_mixkd._checks import explain_error
 
-        print(f"keras-mixkd {args.command}: error: {explain_error(error)}", file=sys.stderr)
+        print(f"keras-mixkd {args.command}: error: {cli_advice(explain_error(error))}", file=sys.stderr)
         return 2
+
+
+# Lines TensorFlow's C++ runtime writes to stderr at import and first device use
+# (before absl logging is set up, so TF_CPP_MIN_LOG_LEVEL does not hide them):
+# start-up information and "no GPU here" errors of a CPU-only machine.
+_STARTUP_NOISE = (
+    "All log messages before absl::InitializeLog()",
+    "oneDNN custom operations are on",
+    "Could not find cuda drivers",
+    "cuInit",
+    "Unable to register cuDNN factory",
+    "Unable to register cuFFT factory",
+    "Unable to register cuBLAS factory",
+    "computation placer already registered",
+    "This TensorFlow binary is optimized to use available CPU instructions",
+    "To enable the following instructions",
+    "TF-TRT Warning",
+    "Skipping registering GPU devices",
+    "cudart_stub.cc",
+    "cuda_driver.cc",
+    "cuda_diagnostics.cc",
+    "kernel driver does not appear to be running",
+    "retrieving CUDA diagnostic information",
+    "hostname:",
+)
+
+
+def is_startup_noise(line):
+    """True for a line of TensorFlow's start-up chatter (see `_STARTUP_NOISE`), False for anything else."""
+    return any(marker in line for marker in _STARTUP_NOISE)
+
+
+def import_tensorflow_quietly():
+    """Import TensorFlow and list its devices with its start-up chatter filtered out of stderr.
+
+    Every backend's data pipeline runs on tf.data, so every command that trains
+    or loads a model imports TensorFlow. Its C++ start-up lines go straight to
+    file descriptor 2; they are caught in a temporary file and every line that
+    is not known noise is written back to stderr, so real warnings still show.
+    TensorFlow's Python logger is set to errors only (no retracing warnings).
+    """
+    import logging
+    import tempfile
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    if "tensorflow" in sys.modules:
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (an embedding host)
+        return
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # where a CPU-only machine logs its cuInit failure
+        except ImportError:
+            pass  # Keras's own import reports it
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+        capture.seek(0)
+        text = capture.read().decode("utf-8", errors="replace")
+    kept = [line for line in text.splitlines() if line.strip() and not is_startup_noise(line)]
+    if kept:
+        print("\n".join(kept), file=sys.stderr)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+# Library messages whose advice is Python's, and what the command line's user types instead.
+_CLI_ADVICE = (
+    ("Pass teacher_outputs='probabilities'", "Pass --teacher-outputs probabilities"),
+    ("Use None to turn it off.", "To turn it off, leave that augmentation out."),
+)
+
+
+def cli_advice(message):
+    """`message` with Python-only advice replaced by the flags that do the same."""
+    for python, flags in _CLI_ADVICE:
+        message = message.replace(python, flags)
+    return message
 
 
 def select_backend(backend):
@@ -280,7 +431,48 @@ def study_config_from_args(args):
     for text in args.set:
         key, value = parse_override(text)
         overrides[key] = value
-    return load_recipe(args.recipe, smoke=args.smoke, overrides=overrides)
+    config = load_recipe(args.recipe, smoke=args.smoke, overrides=overrides)
+    for role in ("teacher", "student"):
+        if f"{role}.epochs" not in overrides or f"{role}.optimizer.milestones" in overrides:
+            continue  # epochs not changed, or milestones given explicitly: used as given
+        _fit_milestones(config[role], _milestone_epochs(args.recipe, args.smoke, role), role,
+                        args.keep_milestones)
+    return config
+
+
+def _milestone_epochs(recipe, smoke, role):
+    """The number of epochs a recipe's milestones were written for.
+
+    The full recipe's, unless its [smoke] table sets milestones of its own (a smoke
+    table usually shortens the epochs and leaves the full schedule's milestones).
+    """
+    from keras_mixkd.study.config import load_recipe
+
+    full = load_recipe(recipe)[role]
+    if not smoke:
+        return full["epochs"]
+    shrunk = load_recipe(recipe, smoke=True)[role]
+    same = shrunk["optimizer"]["milestones"] == full["optimizer"]["milestones"]
+    return full["epochs"] if same else shrunk["epochs"]
+
+
+def _fit_milestones(table, recipe_epochs, role, keep, flag="--keep-milestones"):
+    """Scale `table["optimizer"]["milestones"]` when `table["epochs"]` is not the recipe's, and say so."""
+    from keras_mixkd.study.config import scale_milestones
+
+    epochs, milestones = table["epochs"], table["optimizer"]["milestones"]
+    if epochs == recipe_epochs or not milestones:
+        return
+    if keep:
+        late = [m for m in milestones if m >= epochs]
+        if late:
+            print(f"warning: {role} runs {epochs} epochs; its learning-rate milestones {late} (kept by "
+                  f"{flag}) come at or after the last epoch and never take effect.", file=sys.stderr)
+        return
+    scaled = scale_milestones(milestones, recipe_epochs, epochs)
+    table["optimizer"]["milestones"] = scaled
+    print(f"note: {role}: {epochs} epochs instead of the recipe's {recipe_epochs}: learning-rate milestones "
+          f"{milestones} scaled to {scaled} ({flag} keeps them as they are)", file=sys.stderr)
 
 
 def parse_only(items):
@@ -305,22 +497,73 @@ def cmd_study(args):
     config = study_config_from_args(args)
     name = args.name or (config["name"] + ("-smoke" if args.smoke else ""))
     only = parse_only(args.only)
-    if args.dry_run:
-        from keras_mixkd.study.runner import select_cells
+    from keras_mixkd.study.runner import select_cells
 
-        cells = select_cells(enumerate_cells(config), only)
+    all_cells = enumerate_cells(config)
+    cells = select_cells(all_cells, only)
+    check_only(all_cells, only, cells)
+    if args.dry_run:
+        from keras_mixkd.study.config import check_names
+
+        check_names(config)  # as a real run does
+        check_data_name(config["data"])
         for index, cell in enumerate(cells, 1):
             print(f"cell {index}/{len(cells)} · {cell.describe()}")
         return 0
     from keras_mixkd.study.runner import run_study
 
     run_study(config, runs_dir=args.runs_dir, name=name, only=only, report=not args.no_report,
-              verbose=_fit_verbose(args), devices=args.devices, precision=args.precision)
+              verbose=_fit_verbose(args), devices=args.devices, precision=args.precision,
+              tensorboard=args.tensorboard)
     return 0
 
 
+def check_only(cells, only, chosen):
+    """Refuse `--only` values that match no cell of the grid, listing the valid ones."""
+    for field, values in only.items():
+        valid = []
+        for cell in cells:
+            value = str(getattr(cell, field))
+            if getattr(cell, field) != "" and value not in valid:
+                valid.append(value)
+        unknown = [v for v in values if v not in valid]
+        if unknown:
+            raise CommandError(
+                f"--only {field}={','.join(values)}: {', '.join(map(repr, unknown))} matches no cell of "
+                f"this study; valid values of {field}: {', '.join(valid) or 'none'}."
+            )
+    if only and not chosen:
+        given = " ".join(f"{field}={','.join(values)}" for field, values in only.items())
+        raise CommandError(f"--only {given}: together these match no cell of this study; loosen one of "
+                           "them (see --dry-run).")
+
+
+def check_data_name(data):
+    """Refuse an unknown data set name, or a missing file or folder, as loading would."""
+    from keras_mixkd.data import list_datasets
+
+    if data["dataset"] not in list_datasets():
+        raise CommandError(f"Unknown data set {data['dataset']!r} (data.dataset / --dataset); known: "
+                           f"{', '.join(list_datasets())}.")
+    if data["dataset"] in ("npz", "folder"):
+        if not data["path"]:
+            raise CommandError(f"The {data['dataset']!r} data set needs --data-path (data.path in a recipe).")
+        if not os.path.exists(data["path"]):
+            raise CommandError(f"--data-path {data['path']}: no such file or folder.")
+
+
 def _fit_verbose(args):
-    return "auto" if args.verbose is None else args.verbose
+    """fit's verbose: quiet by default; no carriage-return bars when stdout is not a terminal."""
+    if args.verbose == 1 and not _is_terminal(sys.stdout):
+        return 2
+    return args.verbose
+
+
+def _is_terminal(stream):
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _data_config(args):
@@ -341,65 +584,168 @@ def _data_config(args):
     return config, data
 
 
-def cmd_train_teacher(args):
+def _check_output(args):
+    """Refuse an existing --output without --overwrite, and an --output in a folder that cannot be written."""
+    output = args.output
+    if os.path.isdir(output):
+        raise CommandError(f"--output {output} is a folder; give the path of the .keras file to write.")
+    if os.path.exists(output) and not args.overwrite:
+        raise CommandError(f"--output {output} already exists; pass --overwrite to replace it, or choose "
+                           "another path.")
+    folder = os.path.dirname(os.path.abspath(output))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as error:
+        raise CommandError(f"--output {output}: cannot create its folder {folder} ({error.strerror}).") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CommandError(f"--output {output}: its folder {folder} is not writable; write elsewhere.")
+    if args.epochs is not None and args.epochs < 1:
+        raise CommandError(f"--epochs must be a whole number >= 1, got {args.epochs}.")
+
+
+def _augmentation_options(args, config, role, data, names):
+    """The augmentation options of a single-model command: the recipe's, fitted to the data, then --option."""
+    from keras_mixkd.study.config import parse_override
+    from keras_mixkd.study.config import split_augmentation
+
+    options = {name: dict(values) for name, values in config[role]["augmentation_options"].items()}
+    recipe_data = config["data"]
+    if (data["dataset"], data["path"], list(data["image_size"] or [])) != (
+            recipe_data["dataset"], recipe_data["path"], list(recipe_data["image_size"] or [])):
+        # The recipe's pixel sizes are its data's (1 px / 4 px on 8x8 digits): on other data let the
+        # layers scale them with the image (pad-crop side / 8, cutout side / 2: 4 px and 16 px at 32x32).
+        options.get("standard", {}).pop("padding", None)
+        options.get("cutout", {}).pop("size", None)
+    for text in args.option:
+        key, value = parse_override(text)
+        if "." not in key:
+            raise CommandError(f"--option expects AUGMENTATION.KEY=VALUE (e.g. mixup.alpha=0.2), got {text!r}.")
+        name, option = key.split(".", 1)
+        options.setdefault(name, {})[option] = value
+    used = [part for name in names for part in split_augmentation(name)]
+    unused = sorted(set(n for n, _ in (t.split("=", 1)[0].split(".", 1) for t in args.option)) - set(used))
+    if unused:
+        raise CommandError(f"--option names {', '.join(unused)}, which this run does not use (augmentation: "
+                           f"{'+'.join(used) or 'none'}).")
+    return {name: values for name, values in options.items() if name in used}
+
+
+def _epochs(args, config, role):
+    """--epochs or the recipe's, with the milestones fitted to them (changes config in place)."""
+    table = config[role]
+    recipe_epochs = table["epochs"]
+    if args.epochs is not None and args.epochs != recipe_epochs:
+        table["epochs"] = args.epochs
+        _fit_milestones(table, recipe_epochs, role, args.keep_milestones)
+    return table["epochs"]
+
+
+def _run_in_work_dir(output, train):
+    """Run `train(work_dir)`; a failure that leaves nothing to continue from removes the work folder."""
+    import shutil
+
+    work_dir = output + ".work"
+    os.makedirs(work_dir, exist_ok=True)
+    try:
+        return train(work_dir)
+    except BaseException:
+        if not any(files for _, _, files in os.walk(work_dir)):
+            shutil.rmtree(work_dir, ignore_errors=True)  # nothing to resume from
+        raise
+
+
+def _save_run(model, record, output, extra):
+    import shutil
+
     from keras_mixkd.study import atomic
+
+    record = {**record, **extra}
+    with atomic.atomic_path(output) as tmp:
+        model.save(tmp)
+    atomic.write_json(output + ".json", record)
+    shutil.rmtree(output + ".work", ignore_errors=True)
+    _print_record(record, output)
+
+
+def _data_record(splits, data, options):
+    """What a record JSON says of its data and augmentation, so the run can be read and redone."""
+    import keras
+
+    return {
+        "dataset": data["dataset"], "data_path": data["path"] or None, "num_classes": int(splits.num_classes),
+        "class_names": [str(name) for name in splits.class_names], "input_shape": list(splits.input_shape),
+        "normalization": {"mean": list(map(float, splits.normalization[0])),
+                          "std": list(map(float, splits.normalization[1]))},
+        "augmentation_options": options, "backend": keras.backend.backend(),
+    }
+
+
+def cmd_train_teacher(args):
     from keras_mixkd.study.training import prepare_data
     from keras_mixkd.study.training import train_teacher
 
+    _check_output(args)
     config, data = _data_config(args)
+    epochs = _epochs(args, config, "teacher")
+    options = _augmentation_options(args, config, "teacher", data, [args.augmentation])
     splits = prepare_data(data)
-    work_dir = args.output + ".work"
-    os.makedirs(work_dir, exist_ok=True)  # an unwritable --output fails now, not after training
-    model, record, _ = train_teacher(
-        splits, args.model, args.augmentation, seed=args.seed,
-        epochs=args.epochs or config["teacher"]["epochs"], optimizer=config["teacher"]["optimizer"],
-        batch_size=data["batch_size"], augmentation_options=config["teacher"]["augmentation_options"],
-        measure=config["measure"], work_dir=work_dir, verbose=_fit_verbose(args))
-    with atomic.atomic_path(args.output) as tmp:
-        model.save(tmp)
-    atomic.write_json(args.output + ".json", record)
-    import shutil
 
-    shutil.rmtree(work_dir, ignore_errors=True)
-    _print_record(record, args.output)
+    def train(work_dir):
+        return train_teacher(
+            splits, args.model, args.augmentation, seed=args.seed, epochs=epochs,
+            optimizer=config["teacher"]["optimizer"], batch_size=data["batch_size"],
+            augmentation_options=options, measure=config["measure"], work_dir=work_dir,
+            verbose=_fit_verbose(args))
+
+    model, record, _ = _run_in_work_dir(args.output, train)
+    _save_run(model, record, args.output, _data_record(splits, data, options))
     return 0
 
 
 def cmd_distill(args):
-    from keras_mixkd.study import atomic
     from keras_mixkd.study.runner import load_teacher
     from keras_mixkd.study.training import distill_student
     from keras_mixkd.study.training import prepare_data
 
+    _check_output(args)
+    if not os.path.isfile(args.teacher):
+        raise CommandError(f"--teacher {args.teacher}: no such file (give a teacher's .keras file, e.g. one "
+                           "written by train-teacher).")
+    if args.alpha is not None and not args.alpha > 0:
+        raise CommandError(f"--alpha must be > 0 (the Beta(alpha, alpha) concentration), got {args.alpha:g}; "
+                           "to distil without mixing, leave mixup / cutmix out of --augmentation.")
+    if args.fraction is not None and not 0 < args.fraction <= 1:
+        raise CommandError(f"--fraction must lie in (0, 1], got {args.fraction:g}.")
     config, data = _data_config(args)
+    epochs = _epochs(args, config, "student")
     splits = prepare_data(data)
     teacher = load_teacher(args.teacher, splits.num_classes)
-    options = {}
-    if args.fraction is not None:
-        options["fraction"] = args.fraction
-    if args.alpha is not None:
-        options["alpha"] = args.alpha
     names = [part for part in args.augmentation.split("+")]
+    options = _augmentation_options(args, config, "student", data, [args.augmentation])
     mixing = [n for n in names if n in ("mixup", "cutmix", "partial_mixup", "mixup_cutmix")]
+    for name in mixing:
+        if args.fraction is not None and name == "partial_mixup":
+            options.setdefault(name, {})["fraction"] = args.fraction
+        if args.alpha is not None:
+            options.setdefault(name, {})["alpha"] = args.alpha
     recipe = {
         "name": "cli", "loss": args.loss, "temperature": args.temperature,
         "student_loss_weight": args.student_loss_weight, "augmentation": [args.augmentation],
-        "augmentation_options": {name: options for name in mixing}, "teacher_sees": args.teacher_sees,
+        "augmentation_options": options, "teacher_sees": args.teacher_sees,
+        "teacher_outputs": args.teacher_outputs,
     }
-    work_dir = args.output + ".work"
-    os.makedirs(work_dir, exist_ok=True)  # an unwritable --output fails now, not after training
-    distiller, record, _ = distill_student(
-        splits, teacher, args.student, recipe, seed=args.seed,
-        epochs=args.epochs or config["student"]["epochs"], optimizer=config["student"]["optimizer"],
-        batch_size=data["batch_size"], measure=config["measure"], work_dir=work_dir,
-        verbose=_fit_verbose(args))
-    with atomic.atomic_path(args.output) as tmp:
-        distiller.student.save(tmp)
-    atomic.write_json(args.output + ".json", record)
-    import shutil
 
-    shutil.rmtree(work_dir, ignore_errors=True)
-    _print_record(record, args.output)
+    def train(work_dir):
+        return distill_student(
+            splits, teacher, args.student, recipe, seed=args.seed, epochs=epochs,
+            optimizer=config["student"]["optimizer"], batch_size=data["batch_size"], measure=config["measure"],
+            work_dir=work_dir, verbose=_fit_verbose(args))
+
+    distiller, record, _ = _run_in_work_dir(args.output, train)
+    extra = _data_record(splits, data, options)
+    extra.update(teacher_file=os.path.abspath(args.teacher), teacher_outputs=args.teacher_outputs,
+                 teacher_sees=args.teacher_sees)
+    _save_run(distiller.student, record, args.output, extra)
     return 0
 
 
@@ -478,11 +824,103 @@ def cmd_export(args):
             "Meanwhile: load the student with keras.saving.load_model and call "
             "model.export(path, format='tf_saved_model') under the TensorFlow or JAX backend."
         ) from None
+    _check_export_paths(args.model, args.output)
     try:
         result = export_student(args.model, args.output, overwrite=args.overwrite)
     except RuntimeError as error:  # A failed export or verification: one clear line.
         raise CommandError(str(error)) from error
     print(result)
+    return 0
+
+
+def _check_export_paths(model, output):
+    """Name the file or the target folder when export cannot start (not a temporary folder)."""
+    from keras_mixkd._checks import keras_file_problem
+
+    if not os.path.exists(model):
+        raise CommandError(f"No model file at {model}.")
+    problem = os.path.isfile(model) and keras_file_problem(model)
+    if problem:
+        raise CommandError(f"{model} exists but cannot be loaded: {problem}.")
+    parent = os.path.dirname(os.path.abspath(output))
+    existing = parent
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+        raise CommandError(f"Cannot write the SavedModel {output}: {existing} is not a writable folder; "
+                           "export elsewhere.")
+
+
+_DATASETS = {
+    "digits": "scikit-learn's 8x8 handwritten digits, 10 classes, embedded (no download)",
+    "cifar10": "CIFAR-10, 32x32 colour, 10 classes (keras.datasets; downloads once)",
+    "cifar100": "CIFAR-100, 32x32 colour, 100 classes (keras.datasets; downloads once)",
+    "folder": "your images: --data-path DIR with one subfolder per class (or DIR/train and DIR/test)",
+    "npz": "your arrays: --data-path FILE.npz with x_train, y_train, x_test, y_test (optional class_names)",
+}
+
+
+def _model_description(name):
+    import re
+
+    families = [
+        (r"resnet(\d+)$", "CIFAR ResNet-{0} (He et al.; 16/32/64 channels)"),
+        (r"resnet(\d+)x4$", "CIFAR ResNet-{0}, 4x wider (64/128/256 channels)"),
+        (r"wrn_(\d+)_(\d+)$", "Wide ResNet, depth {0}, width {1}"),
+        (r"vgg(\d+)$", "VGG-{0} with batch norm (CIFAR)"),
+    ]
+    fixed = {
+        "resnet18": "ResNet-18 with a CIFAR stem (study A's teacher)",
+        "mobilenetv2": "MobileNetV2, half width (CIFAR distillation benchmark student)",
+        "shufflev1": "ShuffleNetV1 (CIFAR)", "shufflev2": "ShuffleNetV2 (CIFAR)",
+        "lenet5": "LeNet-5 (study A's student; images >= 16x16)",
+        "alexnet": "AlexNet for small images (study A's student; images >= 29x29)",
+        "digits_cnn": "small CNN for the embedded 8x8 digits (teacher)",
+        "digits_cnn_small": "tiny CNN for the embedded 8x8 digits (student)",
+    }
+    if name in fixed:
+        return fixed[name]
+    for pattern, text in families:
+        match = re.match(pattern, name)
+        if match:
+            return text.format(*match.groups())
+    return ""
+
+
+def list_entries(what):
+    """`[(name, description)]` of `keras-mixkd list WHAT`."""
+    if what == "models":
+        from keras_mixkd.models import list_models
+
+        return [(name, _model_description(name)) for name in list_models()]
+    if what == "augmentations":
+        from keras_mixkd.augment import describe_augmentation
+        from keras_mixkd.augment import list_augmentations
+
+        return [(name, describe_augmentation(name)) for name in list_augmentations()]
+    if what == "recipes":
+        import tomllib
+
+        from keras_mixkd.study.config import list_recipes
+        from keras_mixkd.study.config import recipe_path
+
+        entries = []
+        for name in list_recipes():
+            path = recipe_path(name)
+            with open(path, "rb") as f:
+                description = tomllib.load(f).get("description", "")
+            entries.append((name, f"{description} · {path}"))
+        return entries
+    from keras_mixkd.data import list_datasets
+
+    return [(name, _DATASETS.get(name, "")) for name in list_datasets()]
+
+
+def cmd_list(args):
+    entries = list_entries(args.what)
+    width = max(len(name) for name, _ in entries)
+    for name, description in entries:
+        print(f"{name.ljust(width)}  {description}".rstrip())
     return 0
 
 

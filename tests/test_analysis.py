@@ -138,7 +138,9 @@ def test_report_on_a_finished_or_partial_run(tmp_path, rng, with_results):
         assert "| " + " | ".join(row) + " |" in text
     names = sorted(os.path.basename(p) for p in result["plots"])
     assert names == ["accuracy.png", "class_discrimination.png", "class_discrimination_over_epochs.png",
-                     "projection_student_small_from_big.png", "projection_teacher_big.png"]
+                     "curves.png", "links.png", "projection_student_small_from_big.png",
+                     "projection_student_small_from_big_kd_T1.png", "projection_teacher_big.png",
+                     "temperature_heatmap.png"]
     for path in result["plots"]:
         with open(path, "rb") as f:
             assert f.read(8) == PNG

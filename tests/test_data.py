@@ -403,7 +403,7 @@ def test_folder_with_only_corrupt_files_is_an_error(tmp_path):
 
 
 def test_folder_bad_input(tmp_path):
-    with pytest.raises(ValueError, match="needs path"):
+    with pytest.raises(ValueError, match="needs a path"):
         load_dataset("folder")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_dataset("folder", path=tmp_path / "missing")
@@ -480,7 +480,7 @@ def test_npz_bad_input(tmp_path, overrides, error, match):
 
 
 def test_npz_missing_file_and_path(tmp_path):
-    with pytest.raises(ValueError, match="needs path"):
+    with pytest.raises(ValueError, match="needs a path"):
         load_dataset("npz")
     with pytest.raises(FileNotFoundError):
         load_dataset("npz", path=tmp_path / "nothing.npz")

@@ -6,21 +6,31 @@ Example:
 >>> write_report("runs/digits")   # report.md, plots/*.png, prints the main table
 """
 
+from keras_mixkd.analysis.correlations import link_table
+from keras_mixkd.analysis.correlations import pearson
+from keras_mixkd.analysis.correlations import spearman
+from keras_mixkd.analysis.correlations import temperature_grid
 from keras_mixkd.analysis.plots import plot_accuracy
 from keras_mixkd.analysis.plots import plot_cd_over_epochs
 from keras_mixkd.analysis.plots import plot_class_discrimination
+from keras_mixkd.analysis.plots import plot_curves
+from keras_mixkd.analysis.plots import plot_links
 from keras_mixkd.analysis.plots import plot_projection
+from keras_mixkd.analysis.plots import plot_temperature_heatmap
 from keras_mixkd.analysis.plots import project_2d
 from keras_mixkd.analysis.report import load_results
 from keras_mixkd.analysis.report import main_table
 from keras_mixkd.analysis.report import write_report
 from keras_mixkd.analysis.tables import format_mean_std
 from keras_mixkd.analysis.tables import long_table
+from keras_mixkd.analysis.tables import markdown_table
 from keras_mixkd.analysis.tables import mean_std
 from keras_mixkd.analysis.tables import pair_table
+from keras_mixkd.analysis.tables import text_table
 
 __all__ = [
-    "format_mean_std", "load_results", "long_table", "main_table", "mean_std", "pair_table",
-    "plot_accuracy", "plot_cd_over_epochs", "plot_class_discrimination", "plot_projection",
-    "project_2d", "write_report",
+    "format_mean_std", "link_table", "load_results", "long_table", "main_table", "markdown_table", "mean_std",
+    "pair_table", "pearson", "plot_accuracy", "plot_cd_over_epochs", "plot_class_discrimination", "plot_curves",
+    "plot_links", "plot_projection", "plot_temperature_heatmap", "project_2d", "spearman", "temperature_grid",
+    "text_table", "write_report",
 ]

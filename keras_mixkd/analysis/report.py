@@ -2,6 +2,7 @@
 
 import os
 
+from keras_mixkd.analysis import correlations
 from keras_mixkd.analysis import plots
 from keras_mixkd.analysis import tables
 from keras_mixkd.study import atomic
@@ -60,10 +61,14 @@ def no_validation_split(config, records):
 
 def main_table(records, config=None, metric="test_accuracy_last", text=True):
     """The headline table(s): one per teacher → student pair, then its KD gain over the student alone."""
-    _, _, pairs, _ = tables.study_axes(records, config)
+    _, _, pairs, teacher_models = tables.study_axes(records, config)
     label = tables.METRICS[metric][0]
     render = tables.text_table if text else tables.markdown_table
     out = []
+    if not pairs:  # a teachers-only study (or one whose students have not finished yet)
+        for teacher_model in teacher_models:
+            header, rows = tables.pair_table(records, teacher_model, None, metric, config)
+            out.append(f"{label} · teacher {teacher_model}\n" + render(header, rows))
     for teacher_model, student_model in pairs:
         header, rows = tables.pair_table(records, teacher_model, student_model, metric, config)
         out.append(f"{label} · {teacher_model} → {student_model}\n" + render(header, rows))
@@ -110,6 +115,12 @@ def write_report(run_dir, *, projection=None, print_fn=print):
         plots.plot_cd_over_epochs(records, os.path.join(plot_dir, "class_discrimination_over_epochs.png"), config,
                                   key=f"{cd_split}_class_discrimination"),
     ]
+    written.append(plots.plot_curves(records, os.path.join(plot_dir, "curves.png"), config))
+    if any(r["role"] == "student" for r in records):
+        written.append(plots.plot_links(records, os.path.join(plot_dir, "links.png"), config))
+    heatmap = plots.plot_temperature_heatmap(records, os.path.join(plot_dir, "temperature_heatmap.png"), config)
+    if heatmap:
+        written.append(heatmap)
     written += _projection_plots(run_dir, records, config, projection, plot_dir)
     text = _report_markdown(run_dir, config, records, manifest, written)
     report_path = os.path.join(run_dir, "report.md")
@@ -149,20 +160,77 @@ def _projection_plots(run_dir, records, config, method, plot_dir):
                 sets, os.path.join(plot_dir, f"projection_teacher_{teacher_model}.png"), method,
                 title=f"Penultimate features of the {teacher_model} teachers, test split, seed {seeds[0]}"))
     for teacher_model, student_model in pairs:
-        recipe = recipes[0] if recipes else None
-        sets = []
-        for augmentation in augmentations:
-            for record in tables.select(records, role="student", teacher_model=teacher_model,
-                                        student_model=student_model, recipe=recipe,
-                                        teacher_augmentation=augmentation, seed=seeds[0]):
-                loaded = plots.load_features(run_dir, record["key"])
-                if loaded is not None:
-                    sets.append((f"teacher={augmentation}", *loaded))
-        if sets:
-            written.append(plots.plot_projection(
-                sets, os.path.join(plot_dir, f"projection_student_{student_model}_from_{teacher_model}.png"),
-                method, title=f"Penultimate features of {student_model} students ({recipe}), seed {seeds[0]}"))
+        for number, recipe in enumerate(recipes):
+            sets = []
+            for augmentation in augmentations:
+                for record in tables.select(records, role="student", teacher_model=teacher_model,
+                                            student_model=student_model, recipe=recipe,
+                                            teacher_augmentation=augmentation, seed=seeds[0]):
+                    loaded = plots.load_features(run_dir, record["key"])
+                    if loaded is not None:
+                        sets.append((f"teacher={augmentation}", *loaded))
+            if sets:
+                # The first recipe keeps the file name of earlier versions.
+                tail = "" if number == 0 else f"_{recipe}"
+                written.append(plots.plot_projection(
+                    sets, os.path.join(plot_dir, f"projection_student_{student_model}_from_{teacher_model}{tail}.png"),
+                    method, title=f"Penultimate features of {student_model} students ({recipe}), seed {seeds[0]}"))
     return written
+
+
+def _whole_epochs(cell):
+    """"9.0" -> "9" (one seed: an epoch is a whole number); means over seeds keep their decimal."""
+    return cell[:-2] if cell.endswith(".0") and "±" not in cell else cell
+
+
+_DATA_WORDS = {
+    "digits": "the embedded digits data",
+    "cifar10": "CIFAR-10",
+    "cifar100": "CIFAR-100",
+}
+
+
+def _data_words(data):
+    dataset = data.get("dataset", "?")
+    if dataset in ("folder", "npz"):
+        kind = "the image folder" if dataset == "folder" else "the arrays"
+        return f"{kind} `{data.get('path') or '?'}`"
+    words = _DATA_WORDS.get(dataset, f"`{dataset}`")
+    size = data.get("image_size")
+    return f"{words} at {size[0]}x{size[1]}" if size else words
+
+
+def _run_sentence(records, config):
+    """What this run holds, in words taken from its records (not from the recipe's wording)."""
+    augmentations, recipes, pairs, teacher_models = tables.study_axes(records, config)
+    seeds = sorted({r["seed"] for r in records})
+    text = (f"Teachers {', '.join(teacher_models)} trained with {len(augmentations)} augmentation(s) "
+            f"({', '.join(augmentations)})")
+    if pairs:
+        students = ", ".join(f"{t} → {s}" for t, s in pairs)
+        text += f"; students distilled from them ({students}) by {len(recipes)} recipe(s) ({', '.join(recipes)})"
+    else:
+        text += "; no student in this run (a teachers-only study, or its students have not finished)"
+    return text + f"; seeds {', '.join(map(str, seeds))}."
+
+
+def _recipe_description(config):
+    """The recipe's own description, quoted only when the run uses the recipe's data set."""
+    import tomllib
+
+    description = config.get("description", "")
+    source = config.get("recipe", {}).get("source")
+    if not description or not source or not os.path.isfile(source):
+        return []
+    try:
+        with open(source, "rb") as f:
+            recipe_data = tomllib.load(f).get("data", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return []
+    if recipe_data.get("dataset", "digits") != config.get("data", {}).get("dataset"):
+        return [f"- Recipe `{os.path.basename(source)}`, run on other data than its own "
+                f"({recipe_data.get('dataset', 'digits')}).", ""]
+    return [f"- Recipe `{os.path.basename(source)}`: {description}", ""]
 
 
 def _report_markdown(run_dir, config, records, manifest, plot_paths):
@@ -181,14 +249,15 @@ def _report_markdown(run_dir, config, records, manifest, plot_paths):
     else:
         over_epochs = "CD over epochs on the validation split."
     lines = [
-        f"# Study `{config.get('name', os.path.basename(run_dir))}`",
+        f"# Study `{config.get('name', os.path.basename(run_dir))}` on {_data_words(data)}",
         "",
-        config.get("description", ""),
+        _run_sentence(records, config),
         "",
     ]
     if no_validation:
         lines += [f"> **{NO_SELECTION_NOTE}**", ""]
     lines += [
+        *_recipe_description(config),
         f"- keras-mixkd {manifest.get('keras_mixkd_version')}, backend {', '.join(backends)}; "
         f"data `{data.get('dataset', '?')}`; seeds {seeds}; {len(records)} finished cells.",
         f"- Every number is the **mean ± sample std over seeds** (the value alone when one seed finished).",
@@ -226,22 +295,35 @@ def _report_markdown(run_dir, config, records, manifest, plot_paths):
     ]
     gains = {"test_accuracy_last": "KD gain over the student alone (percentage points), last epoch",
              "test_accuracy_best": "KD gain over the student alone (percentage points), best-validation epoch"}
-    for teacher_model, student_model in pairs:
-        lines += [f"## {teacher_model} → {student_model}", ""]
+    for teacher_model, student_model in pairs or [(t, None) for t in teacher_models]:
+        lines += [f"## {teacher_model} → {student_model}" if student_model else f"## Teachers {teacher_model}", ""]
         for metric, title in sections:
+            if metric == "teacher_agreement_last" and not student_model:
+                continue
             header, rows = tables.pair_table(records, teacher_model, student_model, metric, config,
-                                             alone=metric != "teacher_agreement_last")
+                                             alone=bool(student_model) and metric != "teacher_agreement_last")
             if metric == "teacher_agreement_last":
                 header, rows = header[:1] + header[2:], [r[:1] + r[2:] for r in rows]
+            if metric in ("best_epoch", "last_epoch"):
+                rows = [[_whole_epochs(cell) for cell in row] for row in rows]
             lines += [f"### {title}", ""]
             if no_validation and metric in ("test_accuracy_best", "best_epoch"):
                 lines += [f"*{NO_SELECTION_NOTE}*", ""]
             lines += [tables.markdown_table(header, rows), ""]
             gain_header, gain_rows = tables.gain_table(records, teacher_model, student_model, metric, config) \
-                if metric in gains else (None, [])
+                if metric in gains and student_model else (None, [])
             if gain_header is not None and gain_rows:
                 lines += [f"### {gains[metric]}", "", "Distilled − student alone, paired by seed; mean ± std "
                           "over seeds.", "", tables.markdown_table(gain_header, gain_rows), ""]
+    if pairs:
+        header, rows = correlations.link_table(records, config)
+        lines += ["## The studies' links: student accuracy against its teacher", "",
+                  "Over the cells of the study (every teacher augmentation × seed), per student and recipe: "
+                  "the student's test accuracy (last epoch) against its teacher's class-discrimination "
+                  "(study A's link) and against its teacher's smoothness, the mean entropy and the logit std "
+                  "of its outputs (study B's link). Pearson's r and Spearman's ρ; – where fewer than 3 cells "
+                  "or no spread. Figure: `plots/links.png`.", "",
+                  tables.markdown_table(header, rows) if rows else "No student with a finished teacher yet.", ""]
     header, rows = tables.long_table(records, config)
     lines += ["## Every setting", "", tables.markdown_table(header, rows), "", "## Plots", ""]
     for path in plot_paths:

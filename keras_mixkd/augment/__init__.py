@@ -15,6 +15,7 @@ from keras_mixkd.augment.mixing import Mixing
 from keras_mixkd.augment.mixing_switch_off import MixingSwitchOff
 from keras_mixkd.augment.pad_crop_flip import PadCropFlip
 from keras_mixkd.augment.rand_augment import RandAugment
+from keras_mixkd.augment.recipes import describe_augmentation
 from keras_mixkd.augment.recipes import get_augmentation
 from keras_mixkd.augment.recipes import list_augmentations
 from keras_mixkd.augment.recipes import recipe_options
@@ -29,6 +30,7 @@ __all__ = [
     "MixingSwitchOff",
     "PadCropFlip",
     "RandAugment",
+    "describe_augmentation",
     "get_augmentation",
     "list_augmentations",
     "recipe_options",

@@ -73,6 +73,18 @@ def list_augmentations():
     return list(_RECIPES)
 
 
+def describe_augmentation(name):
+    """One line saying what recipe `name` does (what `keras-mixkd list augmentations` prints).
+
+    Example:
+
+    >>> describe_augmentation("mixup")
+    'MixUp, lambda ~ Beta(alpha, alpha)'
+    """
+    _check_name(name)
+    return _RECIPES[name][2]
+
+
 def recipe_options(name):
     """The option names recipe `name` accepts."""
     _check_name(name)

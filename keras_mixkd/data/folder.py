@@ -51,8 +51,8 @@ def load_folder(path, *, validation_fraction=0.1, seed=0, image_size=(32, 32)):
     """
     if path is None:
         raise ValueError(
-            "The 'folder' data set needs path=... pointing to a folder with one "
-            "subfolder of images per class."
+            "The 'folder' data set needs a path (--data-path on the command line, data.path in a "
+            "recipe, path= in Python) pointing to a folder with one subfolder of images per class."
         )
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -118,6 +118,14 @@ def _class_names(folder):
         raise ValueError(
             f"Image folder {folder!r} is empty: it needs one subfolder per class "
             f"holding image files ({', '.join(IMAGE_EXTENSIONS)})."
+        )
+    empty = [name for name in names if counts[name] == 0]
+    if empty:
+        listed = ", ".join(f"{name}: {counts[name]}" for name in names)
+        raise ValueError(
+            f"Image folder {folder!r}: class subfolder(s) {', '.join(map(repr, empty))} hold no image, "
+            f"which would make a {len(names)}-class model with classes it never sees (images per "
+            f"class: {listed}). Remove those subfolders or put images in them."
         )
     if len(names) < 2:
         raise ValueError(

@@ -35,12 +35,22 @@ def load_npz(path, *, validation_fraction=0.1, seed=0):
     """
     if path is None:
         raise ValueError(
-            "The 'npz' data set needs path=... pointing to a .npz file with "
-            f"keys {', '.join(REQUIRED_KEYS)}."
+            "The 'npz' data set needs a path (--data-path on the command line, data.path in a "
+            f"recipe, path= in Python) pointing to a .npz file with keys {', '.join(REQUIRED_KEYS)}."
         )
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No .npz file at {path!r}.")
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            head = f.read(6)
+        kind = "a single NumPy array (.npy)" if head == b"\x93NUMPY" else "not a NumPy archive"
+        raise ValueError(
+            f"{path!r} is {kind}: the 'npz' data set reads a .npz archive written by "
+            f"numpy.savez(path, {'=..., '.join(REQUIRED_KEYS)}=...)."
+        )
     try:
         archive = np.load(path, allow_pickle=False)
     except Exception as error:
@@ -72,6 +82,16 @@ def load_npz(path, *, validation_fraction=0.1, seed=0):
     if num_classes is None:
         num_classes = int(y_train.max()) + 1
         class_names = [str(c) for c in range(num_classes)]
+        counts = np.bincount(y_train, minlength=num_classes)
+        missing = np.flatnonzero(counts == 0)
+        if missing.size:
+            used = ", ".join(f"{c}: {n}" for c, n in enumerate(counts) if n)
+            raise ValueError(
+                f"y_train skips class id(s) {', '.join(map(str, missing))} below its largest id "
+                f"{num_classes - 1}, which would make a {num_classes}-class model with classes it never "
+                f"sees (examples per id: {used}). Renumber the labels 0..{np.count_nonzero(counts) - 1}, "
+                f"or add a class_names array of {num_classes} names to {path!r} if those classes are meant."
+            )
     if num_classes < 2:
         raise ValueError(
             f"y_train holds a single class; classification needs at least 2 "

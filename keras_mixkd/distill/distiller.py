@@ -3,6 +3,7 @@
 import contextlib
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_mixkd import losses as kd_losses
@@ -454,6 +455,10 @@ class Distiller(keras.Model):
             raise
 
     def fit(self, x=None, y=None, **kwargs):
+        epochs = kwargs.get("epochs", 1)
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+            # Keras's fit runs no epoch for epochs <= 0 and says nothing.
+            raise ValueError(f"Distiller.fit: epochs must be a whole number >= 1, got {epochs!r}.")
         self._check_labels_early(x, y)
         # Losses that change over epochs (DKD's warm-up) read the epoch from a
         # variable this callback sets before each epoch's first step.

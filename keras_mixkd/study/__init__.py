@@ -16,6 +16,7 @@ import importlib
 from keras_mixkd.study.config import RecipeError
 from keras_mixkd.study.config import list_recipes
 from keras_mixkd.study.config import load_recipe
+from keras_mixkd.study.config import scale_milestones
 from keras_mixkd.study.grid import Cell
 from keras_mixkd.study.grid import enumerate_cells
 
@@ -40,4 +41,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'keras_mixkd.study' has no attribute {name!r}")
 
 
-__all__ = ["Cell", "RecipeError", "enumerate_cells", "list_recipes", "load_recipe", *_LAZY]
+__all__ = ["Cell", "RecipeError", "enumerate_cells", "list_recipes", "load_recipe", "scale_milestones", *_LAZY]

@@ -39,6 +39,9 @@ def atomic_path(path, suffix=None):
         prefix="." + os.path.basename(path) + ".", suffix=".partial" + suffix, dir=folder
     )
     os.close(handle)
+    # mkstemp creates the file 0600 whatever the umask; a shared machine's
+    # collaborators must be able to read results, as with any file the user writes.
+    os.chmod(tmp, 0o666 & ~_current_umask())
     try:
         yield tmp
         _fsync_file(tmp)
@@ -47,6 +50,13 @@ def atomic_path(path, suffix=None):
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+def _current_umask():
+    # os.umask both sets and returns: set it back at once (no umask getter in the stdlib).
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path, text):

@@ -320,6 +320,34 @@ def apply_overrides(config, overrides):
     return config
 
 
+def scale_milestones(milestones, recipe_epochs, epochs):
+    """Learning-rate milestones moved to the same fraction of a run of `epochs` epochs.
+
+    A milestone `m` of a schedule written for `recipe_epochs` epochs becomes
+    `m * epochs / recipe_epochs` rounded half up, at least 1; those that would fall at or
+    after the last epoch (where they never take effect) and repeats are dropped.
+
+    Arguments:
+        milestones: increasing epochs of the recipe's schedule.
+        recipe_epochs: the number of epochs the schedule was written for.
+        epochs: the number of epochs of this run.
+
+    Example:
+
+    >>> scale_milestones([60, 80, 120], 150, 30)
+    [12, 16, 24]
+    """
+    for name, value in (("recipe_epochs", recipe_epochs), ("epochs", epochs)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"scale_milestones: {name} must be an int >= 1, got {value!r}.")
+    scaled = []
+    for milestone in milestones:
+        moved = max(1, (2 * milestone * epochs + recipe_epochs) // (2 * recipe_epochs))  # exact, half up
+        if moved < epochs and moved not in scaled:
+            scaled.append(moved)
+    return scaled
+
+
 def parse_override(text):
     """Parse one `--set key=value` flag; the value is read as a TOML value.
 

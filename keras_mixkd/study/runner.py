@@ -13,7 +13,7 @@ from keras_mixkd.study.run_folder import RunFolder
 
 
 def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", report=True, print_fn=print,
-              devices=None, precision="float32"):
+              devices=None, precision="float32", tensorboard=False):
     """Run (or continue) a study and write its results, report and plots.
 
     Finished cells are skipped; a cell that was interrupted continues from
@@ -34,6 +34,8 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", 
             `keras_mixkd.distribute.data_parallel`; `None` or 1: one device).
         precision: dtype policy of each cell's models (`"float32"`,
             `"mixed_float16"`, `"mixed_bfloat16"`).
+        tensorboard: also write TensorBoard logs per cell, in
+            `logs/<cell>/tensorboard` (every cell writes `logs/<cell>/history.csv`).
 
     Returns:
         The list of finished cell records (teachers, students and the
@@ -75,7 +77,8 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", 
         # Entered after each clear_session, which forgets the strategy and the dtype policy.
         with training_scope(devices=devices, precision=precision):
             model, record, features = _run_cell(
-                cell, config, splits, folder, recipes, work_dir, measure, batch_size, verbose)
+                cell, config, splits, folder, recipes, work_dir, measure, batch_size, verbose,
+                tensorboard=tensorboard)
         record.update(teacher_model=cell.teacher_model, teacher_augmentation=cell.teacher_augmentation,
                       backend=backend)
         with atomic.atomic_path(folder.model_path(cell.key)) as tmp:
@@ -95,24 +98,25 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", 
     return records
 
 
-def _run_cell(cell, config, splits, folder, recipes, work_dir, measure, batch_size, verbose):
+def _run_cell(cell, config, splits, folder, recipes, work_dir, measure, batch_size, verbose, tensorboard=False):
     """Trains one teacher or distils one student; returns `(model, record, features)`."""
     from keras_mixkd.study import training
 
+    logs = {"log_dir": os.path.join(folder.path, "logs", cell.key), "tensorboard": tensorboard}
     if cell.kind == "alone":  # the student-alone baseline: no teacher, nothing to wait for
         model, record, features = training.train_student_alone(
             splits, cell.student_model, seed=cell.seed, epochs=config["student"]["epochs"],
             optimizer=config["student"]["optimizer"], batch_size=batch_size,
             student_augmentation=config["student"]["augmentation"],
             augmentation_options=config["student"]["augmentation_options"], measure=measure,
-            work_dir=work_dir, verbose=verbose, backup_interval=config["backup_interval_seconds"])
+            work_dir=work_dir, verbose=verbose, backup_interval=config["backup_interval_seconds"], **logs)
     elif cell.kind == "teacher":
         model, record, features = training.train_teacher(
             splits, cell.teacher_model, cell.teacher_augmentation, seed=cell.seed,
             epochs=config["teacher"]["epochs"], optimizer=config["teacher"]["optimizer"],
             batch_size=batch_size, augmentation_options=config["teacher"]["augmentation_options"],
             measure=measure, work_dir=work_dir, verbose=verbose,
-            backup_interval=config["backup_interval_seconds"])
+            backup_interval=config["backup_interval_seconds"], **logs)
     else:
         teacher = load_teacher(folder.model_path(cell.teacher_key), splits.num_classes)
         distiller, record, features = training.distill_student(
@@ -121,7 +125,7 @@ def _run_cell(cell, config, splits, folder, recipes, work_dir, measure, batch_si
             batch_size=batch_size, student_augmentation=config["student"]["augmentation"],
             augmentation_options=config["student"]["augmentation_options"], measure=measure,
             work_dir=work_dir, verbose=verbose,
-            backup_interval=config["backup_interval_seconds"])
+            backup_interval=config["backup_interval_seconds"], **logs)
         model = distiller.student
     return model, record, features
 

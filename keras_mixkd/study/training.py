@@ -40,7 +40,34 @@ def prepare_data(data_config):
     if data_config["image_size"]:
         kwargs["image_size"] = tuple(data_config["image_size"])
     splits = load_dataset(data_config["dataset"], **kwargs)
-    return _shrink(splits, data_config)
+    splits = _shrink(splits, data_config)
+    check_split_sizes(splits)
+    return splits
+
+
+def check_split_sizes(splits):
+    """Refuse splits too small for the study's measures, with their counts, before any training.
+
+    Accuracy, calibration and class-discrimination are measured on the test
+    split (and the validation split, when it is not empty) every epoch: each
+    needs at least 2 examples of at least 2 classes.
+    """
+    counts = {split: np.bincount(np.asarray(getattr(splits, f"y_{split}"), dtype=np.int64),
+                                 minlength=splits.num_classes)
+              for split in ("train", "val", "test")}
+    for split in ("train", "val", "test"):
+        total, classes = int(counts[split].sum()), int(np.count_nonzero(counts[split]))
+        if split == "val" and total == 0:
+            continue
+        if total < 2 or classes < 2:
+            sizes = "; ".join(f"{name} {int(c.sum())} examples of {np.count_nonzero(c)} classes"
+                              for name, c in counts.items())
+            raise ValueError(
+                f"The {split} split of {splits.name!r} is too small for the measures: it holds {total} "
+                f"examples of {classes} class(es), and needs at least 2 examples of 2 classes ({sizes}). "
+                "Use more data, or raise data.train_examples / data.test_examples / "
+                "data.validation_fraction."
+            )
 
 
 def _shrink(splits, data_config):
@@ -207,7 +234,8 @@ def check_teacher_classes(teacher, num_classes, where="teacher"):
         )
 
 
-def _fit(model, splits, train_ds, *, epochs, work_dir, measure, verbose, batch_size, backup_interval):
+def _fit(model, splits, train_ds, *, epochs, work_dir, measure, verbose, batch_size, backup_interval,
+         log_dir=None, tensorboard=False):
     """`fit` with the study's callbacks; returns the whole history (restarts included) and the recorder."""
     # No validation split (validation_fraction = 0): the recorder selects no epoch.
     validation = normalized(splits, "val") if len(splits.y_val) else None
@@ -218,10 +246,10 @@ def _fit(model, splits, train_ds, *, epochs, work_dir, measure, verbose, batch_s
     backup = ResumableBackup(os.path.join(work_dir, "backup"), min_interval=backup_interval)
     # Stop at the first NaN batch, before an epoch's end can back up NaN weights.
     stop_on_nan = keras.callbacks.TerminateOnNaN(raise_error=True)
+    callbacks = [stop_on_nan, recorder, backup] + _log_callbacks(work_dir, log_dir, tensorboard)
     try:
         # shuffle=False: the tf.data pipeline shuffles, seeded, itself.
-        model.fit(train_ds, epochs=epochs, verbose=verbose, shuffle=False,
-                  callbacks=[stop_on_nan, recorder, backup])
+        model.fit(train_ds, epochs=epochs, verbose=verbose, shuffle=False, callbacks=callbacks)
     except RuntimeError as error:
         if "NaN or Inf loss" not in str(error):
             raise
@@ -230,8 +258,41 @@ def _fit(model, splits, train_ds, *, epochs, work_dir, measure, verbose, batch_s
     return recorder.history, recorder
 
 
+def _log_callbacks(work_dir, log_dir, tensorboard):
+    """`CSVLogger` (log_dir/history.csv) and, if asked, `TensorBoard` (log_dir/tensorboard).
+
+    They come after the `EpochRecorder`, so the CSV and TensorBoard see the
+    validation and test numbers it adds to each epoch's logs. A resumed run
+    appends to the CSV; a run that starts again from epoch 1 starts a new one.
+    """
+    if log_dir is None:
+        return []
+    os.makedirs(log_dir, exist_ok=True)
+    csv_path = os.path.join(log_dir, "history.csv")
+    if not os.path.exists(os.path.join(work_dir, "history.json")) and os.path.exists(csv_path):
+        os.remove(csv_path)  # rows of an earlier, abandoned start
+    callbacks = [keras.callbacks.CSVLogger(csv_path, append=True)]
+    if tensorboard:
+        try:
+            import tensorboard as _  # noqa: F401  keras.callbacks.TensorBoard writes through it
+        except ImportError:
+            raise ImportError("TensorBoard logs (tensorboard=True, --tensorboard) need the tensorboard "
+                              "package: pip install tensorboard.") from None
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(log_dir, "tensorboard"), write_graph=False,
+                                                     profile_batch=0))
+    return callbacks
+
+
+def check_epochs(epochs, flag="epochs"):
+    """Raise a clear `ValueError` unless `epochs` is a whole number >= 1."""
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+        raise ValueError(f"{flag} must be a whole number of epochs >= 1, got {epochs!r}.")
+    return int(epochs)
+
+
 def train_teacher(splits, model_name, augmentation, *, seed, epochs, optimizer, batch_size=64,
-                  augmentation_options=None, measure=None, work_dir, verbose="auto", backup_interval=0.0):
+                  augmentation_options=None, measure=None, work_dir, verbose="auto", backup_interval=0.0,
+                  log_dir=None, tensorboard=False):
     """Train one teacher with an augmentation recipe, resumably.
 
     Arguments:
@@ -249,6 +310,9 @@ def train_teacher(splits, model_name, augmentation, *, seed, epochs, optimizer, 
             with the same folder continues after the last finished epoch.
         verbose: passed to `fit`.
         backup_interval: least seconds between two backups (see `ResumableBackup`).
+        log_dir: optional folder for `history.csv` (`keras.callbacks.CSVLogger`)
+            and, with `tensorboard=True`, TensorBoard logs in `log_dir/tensorboard`.
+        tensorboard: also write TensorBoard logs (needs `log_dir`).
 
     Returns:
         `(model, record, features)`: the trained `keras.Model`, a dict of
@@ -264,6 +328,7 @@ def train_teacher(splits, model_name, augmentation, *, seed, epochs, optimizer, 
     from keras_mixkd.models import get_model
 
     measure = measure or _default_measure()
+    epochs = check_epochs(epochs)
     start = time.time()
     keras.utils.set_random_seed(seed)
     model = get_model(model_name, splits.num_classes, input_shape=splits.input_shape)
@@ -277,7 +342,8 @@ def train_teacher(splits, model_name, augmentation, *, seed, epochs, optimizer, 
             else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.compile(optimizer=build_optimizer(optimizer, model_name, steps), loss=loss, metrics=["accuracy"])
     history, recorder = _fit(model, splits, train_ds, epochs=epochs, work_dir=work_dir, measure=measure,
-                   verbose=verbose, batch_size=batch_size, backup_interval=backup_interval)
+                   verbose=verbose, batch_size=batch_size, backup_interval=backup_interval,
+                   log_dir=log_dir, tensorboard=tensorboard)
     measures = measure_model(model, splits, batch_size=max(batch_size, 256), ece_bins=measure["ece_bins"],
                              runner=recorder.runner)
     record = {
@@ -297,7 +363,7 @@ def train_teacher(splits, model_name, augmentation, *, seed, epochs, optimizer, 
 
 def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs, optimizer, batch_size=64,
                     student_augmentation=("none",), augmentation_options=None, measure=None, work_dir,
-                    verbose="auto", backup_interval=0.0):
+                    verbose="auto", backup_interval=0.0, log_dir=None, tensorboard=False):
     """Distil one student from a frozen teacher with a distillation recipe, resumably.
 
     Arguments:
@@ -306,7 +372,8 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
         student_model_name: a name of `keras_mixkd.models.list_models()`.
         recipe: a `[[distillation]]` table of a study config: `loss`,
             `temperature`, `student_loss_weight`, `augmentation` (mixing at
-            distillation time), `augmentation_options`, `teacher_sees`.
+            distillation time), `augmentation_options`, `teacher_sees`, and
+            optionally `teacher_outputs` ("logits", the default, or "probabilities").
         seed: seeds the student's weights and the data order.
         epochs: number of epochs.
         optimizer: an optimizer table of a study config.
@@ -317,6 +384,9 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
         work_dir: folder for the backup and history; rerunning continues.
         verbose: passed to `fit`.
         backup_interval: least seconds between two backups (see `ResumableBackup`).
+        log_dir: optional folder for `history.csv` (`keras.callbacks.CSVLogger`)
+            and, with `tensorboard=True`, TensorBoard logs in `log_dir/tensorboard`.
+        tensorboard: also write TensorBoard logs (needs `log_dir`).
 
     Returns:
         `(distiller, record, features)`.
@@ -334,10 +404,12 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
 
     measure = measure or _default_measure()
     check_teacher_classes(teacher, splits.num_classes)
+    epochs = check_epochs(epochs)
     start = time.time()
     keras.utils.set_random_seed(seed)
     student = get_model(student_model_name, splits.num_classes, input_shape=splits.input_shape)
     distiller = Distiller(teacher, student, student_loss_weight=recipe["student_loss_weight"],
+                          teacher_outputs=recipe.get("teacher_outputs", "logits"),
                           **distiller_loss_arguments(recipe))
     options = dict(augmentation_options or {})
     options.update(recipe["augmentation_options"])
@@ -351,7 +423,8 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
     # Build the distiller (a subclassed model) so a backup can be restored into it.
     distiller(normalized(splits, "test")[0][:2])
     history, recorder = _fit(distiller, splits, train_ds, epochs=epochs, work_dir=work_dir, measure=measure,
-                   verbose=verbose, batch_size=batch_size, backup_interval=backup_interval)
+                   verbose=verbose, batch_size=batch_size, backup_interval=backup_interval,
+                   log_dir=log_dir, tensorboard=tensorboard)
     measures = measure_model(student, splits, batch_size=max(batch_size, 256), teacher=teacher,
                              ece_bins=measure["ece_bins"], runner=recorder.runner,
                              teacher_runner=recorder.teacher_runner)
@@ -408,7 +481,7 @@ def distiller_loss_arguments(recipe):
 
 def train_student_alone(splits, model_name, *, seed, epochs, optimizer, batch_size=64,
                         student_augmentation=("none",), augmentation_options=None, measure=None, work_dir,
-                        verbose="auto", backup_interval=0.0):
+                        verbose="auto", backup_interval=0.0, log_dir=None, tensorboard=False):
     """Train one student model without a teacher: the student-alone baseline, resumably.
 
     Cross-entropy on the labels (dense after a mixing augmentation), with the
@@ -450,7 +523,7 @@ def train_student_alone(splits, model_name, *, seed, epochs, optimizer, batch_si
     model, record, features = train_teacher(
         splits, model_name, augmentation, seed=seed, epochs=epochs, optimizer=optimizer, batch_size=batch_size,
         augmentation_options=augmentation_options, measure=measure, work_dir=work_dir, verbose=verbose,
-        backup_interval=backup_interval)
+        backup_interval=backup_interval, log_dir=log_dir, tensorboard=tensorboard)
     record.update(role=ALONE, teacher_model="", teacher_augmentation="", student_model=model_name, recipe=ALONE,
                   loss="cross_entropy", distillation_augmentation=augmentation)
     return model, record, features

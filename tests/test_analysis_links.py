@@ -1,0 +1,155 @@
+"""The studies' analyses in the report, and the top-level analysis/ scripts on a real smoke study."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_mixkd.analysis import link_table
+from keras_mixkd.analysis import main_table
+from keras_mixkd.analysis import pearson
+from keras_mixkd.analysis import spearman
+from keras_mixkd.analysis import temperature_grid
+from keras_mixkd.analysis import write_report
+from tests.test_analysis import CONFIG
+from tests.test_analysis import synthetic_records
+from tests.test_analysis import write_run
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPTS = ["accuracy_table", "cd_vs_accuracy", "smoothness_vs_accuracy", "temperature_heatmap", "curves"]
+
+
+def pearson_reference(x, y):
+    """Pearson's r from its definition, float64: cov(x, y) / (std x std y)."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    n = len(x)
+    mx, my = sum(x) / n, sum(y) / n
+    cov = sum((a - mx) * (b - my) for a, b in zip(x, y))
+    return cov / np.sqrt(sum((a - mx) ** 2 for a in x) * sum((b - my) ** 2 for b in y))
+
+
+def ranks_reference(values):
+    """1-based ranks, ties sharing the mean of the ranks they span."""
+    values = list(values)
+    ordered = sorted(values)
+    return [np.mean([i + 1 for i, v in enumerate(ordered) if v == value]) for value in values]
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e6])
+def test_pearson_and_spearman_against_their_definitions(rng, offset):
+    for size in (3, 7, 40):
+        x = rng.normal(size=size) + offset
+        y = 0.5 * x + rng.normal(size=size) * 0.3 + offset
+        assert pearson(x, y) == pytest.approx(pearson_reference(x, y), abs=1e-9)
+        rounded = np.round(x - offset, 1) + offset  # ties
+        assert spearman(rounded, y) == pytest.approx(
+            pearson_reference(ranks_reference(rounded), ranks_reference(y)), abs=1e-9)
+    assert pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert np.isnan(pearson([1, 2], [1, 2])) and np.isnan(pearson([1, 1, 1], [1, 2, 3]))
+    with pytest.raises(ValueError, match=r"shapes \(3,\) and \(2,\)"):
+        pearson([1, 2, 3], [1, 2])
+
+
+def test_link_table_and_heatmap_grid_on_synthetic_records(rng):
+    records = synthetic_records(rng)
+    header, rows = link_table(records, CONFIG)
+    assert header[-2:] == ["Pearson r", "Spearman ρ"]
+    assert len(rows) == 3 * 2  # three teacher measures x two recipes
+    teachers = {(r["teacher_augmentation"], r["seed"]): r for r in records if r["role"] == "teacher"}
+    students = [r for r in records if r["role"] == "student" and r["recipe"] == "kd"]
+    x = [teachers[(s["teacher_augmentation"], s["seed"])]["class_discrimination_last"] for s in students]
+    y = [s["test_accuracy_last"] for s in students]
+    cd_kd = next(row for row in rows if row[0].startswith("teacher class-discrimination") and row[2] == "kd")
+    assert cd_kd[3] == "9" and float(cd_kd[4]) == pytest.approx(pearson_reference(x, y), abs=5e-4)
+    augmentations, temperatures, means = temperature_grid(records, CONFIG)
+    assert temperatures == [1.0, 4.0]
+    expected = np.mean([r["test_accuracy_last"] for r in records if r["role"] == "student"
+                        and r["teacher_augmentation"] == "mixup" and r["temperature"] == 1.0])
+    assert means[augmentations.index("mixup"), 0] == pytest.approx(expected)
+
+
+def test_report_holds_the_studies_analyses(rng, tmp_path):
+    run = str(tmp_path / "run")
+    write_run(run, synthetic_records(rng), rng)
+    written = write_report(run, print_fn=None)
+    names = {os.path.basename(p) for p in written["plots"]}
+    assert {"curves.png", "links.png", "temperature_heatmap.png", "projection_student_small_from_big.png",
+            "projection_student_small_from_big_kd_T1.png"} <= names  # students of every recipe
+    text = open(written["report"]).read()
+    assert "## The studies' links" in text and "Spearman ρ" in text
+    assert text.startswith("# Study `synthetic` on the embedded digits data")
+
+
+def test_teachers_only_and_folder_runs_are_described_as_they_are(rng, tmp_path):
+    teachers = [r for r in synthetic_records(rng) if r["role"] == "teacher"]
+    table = main_table(teachers, CONFIG)
+    assert "teacher big" in table and "mixup" in table
+    config = dict(CONFIG, data={"dataset": "folder", "path": "/data/flowers"})
+    run = str(tmp_path / "folder_run")
+    os.makedirs(run)
+    from keras_mixkd.study import atomic
+
+    manifest = {"format": 1, "keras_mixkd_version": "0.1.0", "config": config}
+    atomic.write_json(os.path.join(run, "results.json"), dict(manifest, cells=teachers))
+    text = open(write_report(run, print_fn=None)["report"]).read()
+    assert text.startswith("# Study `synthetic` on the image folder `/data/flowers`")
+    assert "digits" not in text.splitlines()[0] and "## Teachers big" in text
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """One tiny real study, with --tensorboard: one teacher and its student, one epoch each."""
+    from keras_mixkd import cli
+
+    runs = str(tmp_path_factory.mktemp("runs"))
+    status = cli.main([
+        "study", "--smoke", "--runs-dir", runs, "--name", "tiny", "--tensorboard",
+        "--set", "data.train_examples=48", "--set", "data.test_examples=32",
+        "--set", 'teacher.augmentations=["mixup"]', "--set", 'distillation=[{name = "kd_T1", temperature = 1.0}]',
+        "--set", "measure.projection_examples=32",
+    ])
+    assert status == 0
+    return os.path.join(runs, "tiny")
+
+
+@pytest.fixture(scope="module")
+def synthetic_run(tmp_path_factory):
+    """A runs folder of synthetic records: three augmentations, three seeds, two temperatures."""
+    rng = np.random.default_rng(3)
+    run = str(tmp_path_factory.mktemp("synthetic") / "run")
+    write_run(run, synthetic_records(rng), rng)
+    return run
+
+
+def test_every_cell_logs_a_csv_and_tensorboard(smoke_run):
+    cells = json.load(open(os.path.join(smoke_run, "results.json")))["cells"]
+    assert len(cells) == 2
+    for cell in cells:
+        folder = os.path.join(smoke_run, "logs", cell["key"])
+        with open(os.path.join(folder, "history.csv")) as f:
+            rows = list(csv.DictReader(f))
+        assert [int(r["epoch"]) for r in rows] == [0]  # CSVLogger counts from 0; one epoch
+        assert float(rows[0]["val_accuracy"]) == pytest.approx(cell["history"][0]["val_accuracy"], abs=1e-6)
+        events = [name for _, _, files in os.walk(os.path.join(folder, "tensorboard")) for name in files]
+        assert any(name.startswith("events.out.tfevents") for name in events)
+    text = open(os.path.join(smoke_run, "report.md")).read()
+    assert "plots/curves.png" in text and "plots/links.png" in text
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_analysis_scripts_rebuild_their_figure(smoke_run, synthetic_run, tmp_path, script):
+    """Every script on the synthetic run (all axes); the table and curves also on the real smoke run."""
+    runs = [synthetic_run] + ([smoke_run] if script in ("accuracy_table", "curves") else [])
+    for number, run in enumerate(runs):
+        out = str(tmp_path / f"{script}{number}")
+        process = subprocess.run([sys.executable, os.path.join(ROOT, "analysis", f"{script}.py"), run,
+                                  "--out", out], capture_output=True, text=True, timeout=120,
+                                 env=dict(os.environ, PYTHONPATH=ROOT))
+        assert process.returncode == 0, process.stderr
+        assert process.stdout.strip()
+        if script != "accuracy_table":
+            assert os.listdir(out) and all(name.endswith(".png") for name in os.listdir(out))
