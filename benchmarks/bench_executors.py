@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 # The smoke scale: two teachers, one recipe, tiny data, so both workers have work at once.
-SMOKE_ARGS = ("--smoke --teacher-epochs 2 --student-epochs 2 --set teacher.augmentations=[\"none\",\"mixup\"] "
+SMOKE_ARGS = ("--smoke --teacher-epochs 2 --student-epochs 2 --set 'teacher.augmentations=[\"none\",\"mixup\"]' "
               "--only recipe=kd --set data.train_examples=64 --set data.test_examples=32")
 
 
