@@ -57,6 +57,23 @@ def _scaling_flags(parser):
                         help="dtype policy of the models built (default: float32)")
 
 
+def _executor_flags(parser):
+    parser.add_argument("--executor", choices=("in_process", "ray"), default="in_process",
+                        help="how the cells run: in_process (one after the other, here) or ray (each cell a "
+                             "Ray task, on this machine or a cluster; pip install 'keras-mixkd[ray]'). "
+                             "Default: in_process")
+    parser.add_argument("--address", default=None,
+                        help="Ray cluster to join, e.g. auto (after `ray start --head`) or host:6379. "
+                             "Default: start Ray on this machine")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="cells at once when Ray starts on this machine. Default: one per GPU, else "
+                             "one per --cpus-per-cell CPUs")
+    parser.add_argument("--cpus-per-cell", type=float, default=1.0,
+                        help="CPUs (and math threads) of one Ray cell. Default: 1")
+    parser.add_argument("--gpus-per-cell", type=float, default=None,
+                        help="GPUs of one Ray cell. Default: 1 where the cluster has GPUs, else 0")
+
+
 def _data_flags(parser, recipe_default="digits"):
     parser.add_argument("--recipe", default=recipe_default,
                         help="recipe whose [data] (and optimizer) settings to use: a packaged name or a "
@@ -132,6 +149,7 @@ def build_parser():
     study.add_argument("--list-recipes", action="store_true", help="list the packaged recipes and exit")
     _verbosity(study)
     _scaling_flags(study)
+    _executor_flags(study)
     study.set_defaults(handler=cmd_study)
 
     teacher = commands.add_parser(
@@ -514,7 +532,9 @@ def cmd_study(args):
 
     run_study(config, runs_dir=args.runs_dir, name=name, only=only, report=not args.no_report,
               verbose=_fit_verbose(args), devices=args.devices, precision=args.precision,
-              tensorboard=args.tensorboard)
+              tensorboard=args.tensorboard,
+              executor=args.executor, address=args.address, workers=args.workers,
+              cpus_per_cell=args.cpus_per_cell, gpus_per_cell=args.gpus_per_cell)
     return 0
 
 

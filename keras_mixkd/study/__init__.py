@@ -9,6 +9,7 @@ Example (what `keras-mixkd study` runs):
 >>> from keras_mixkd.study import load_recipe, run_study
 >>> config = load_recipe("digits")           # or a TOML file; smoke=True for tiny
 >>> records = run_study(config, runs_dir="runs")
+>>> records = run_study(config, executor="ray", workers=2)   # cells as Ray tasks
 """
 
 import importlib
@@ -24,6 +25,8 @@ _LAZY = {
     "run_study": "keras_mixkd.study.runner",
     "select_cells": "keras_mixkd.study.runner",
     "load_teacher": "keras_mixkd.study.runner",
+    "execute_cell": "keras_mixkd.study.runner",
+    "StudyProgress": "keras_mixkd.study.progress",
     "RunFolder": "keras_mixkd.study.run_folder",
     "train_teacher": "keras_mixkd.study.training",
     "distill_student": "keras_mixkd.study.training",

@@ -13,12 +13,18 @@ from keras_mixkd.study.run_folder import RunFolder
 
 
 def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", report=True, print_fn=print,
-              devices=None, precision="float32", tensorboard=False):
+              devices=None, precision="float32", tensorboard=False, executor="in_process", address=None,
+              workers=None, cpus_per_cell=1.0, gpus_per_cell=None, max_retries=3):
     """Run (or continue) a study and write its results, report and plots.
 
     Finished cells are skipped; a cell that was interrupted continues from
-    its last finished epoch; each cell's result is written once, atomically,
-    so killing the process at any moment loses at most the epoch in progress.
+    its last backup; each cell's result is written once, atomically, by this
+    process only (whichever executor trains the cells), so killing it at any
+    moment loses at most the training since each running cell's last backup.
+
+    It prints one line per finished cell (its result and time) and the
+    overall progress: cells done / total, elapsed time and ETA (a bar on a
+    terminal, plain lines elsewhere; see `keras_mixkd.study.StudyProgress`).
 
     Arguments:
         config: a study config from `keras_mixkd.study.load_recipe`.
@@ -28,6 +34,7 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", 
             those of `keras_mixkd.study.Cell` (e.g. `{"teacher_augmentation":
             ["mixup"]}`); the teachers the chosen students need are kept.
         verbose: `fit`'s verbosity (Keras's progress bar per epoch by default).
+            Cells run by Ray write one line per epoch to their log file instead.
         report: write report.md and the plots at the end.
         print_fn: where progress lines go.
         devices: train each cell data-parallel on these devices (see
@@ -36,6 +43,14 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", 
             `"mixed_float16"`, `"mixed_bfloat16"`).
         tensorboard: also write TensorBoard logs per cell, in
             `logs/<cell>/tensorboard` (every cell writes `logs/<cell>/history.csv`).
+        executor: `"in_process"` (default: one cell after the other, in this
+            process) or `"ray"` (each cell a Ray task; see
+            `keras_mixkd.study.executors.RayExecutor`).
+        address, workers, cpus_per_cell, gpus_per_cell, max_retries: options
+            of the Ray executor: the cluster to join (`None`: start Ray here
+            with `workers` cells at once), the resources of one cell
+            (`gpus_per_cell=None`: 1 where the cluster has GPUs, else 0), and
+            how often a cell whose worker process died is run again.
 
     Returns:
         The list of finished cell records (teachers, students and the
@@ -45,50 +60,45 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", 
 
     >>> from keras_mixkd.study import load_recipe, run_study
     >>> records = run_study(load_recipe("digits"))
+    >>> records = run_study(load_recipe("digits"), executor="ray", workers=2)
     """
     import keras
 
     from keras_mixkd.study import training
+    from keras_mixkd.study.executors import get_executor
+    from keras_mixkd.study.progress import StudyProgress
 
+    # Bad executor options are refused before anything is loaded or written.
+    runner = get_executor(executor, address=address, workers=workers, cpus_per_cell=cpus_per_cell,
+                          gpus_per_cell=gpus_per_cell, max_retries=max_retries)
     check_names(config)
     # Data first: a missing data set must not leave a runs folder behind.
     splits = training.prepare_data(config["data"])
     folder = RunFolder(os.path.join(runs_dir, name or config["name"]))
     folder.open(config)
     cells = select_cells(enumerate_cells(config), only)
-    done = sum(folder.is_done(cell.key) for cell in cells)
+    pending = [(index, cell) for index, cell in enumerate(cells, 1) if not folder.is_done(cell.key)]
+    done = len(cells) - len(pending)
     backend = keras.backend.backend()
     print_fn(
         f"study {config['name']!r} in {folder.path} · backend {backend} · {len(cells)} cells"
         + (f" · {done} already finished" if done else "")
+        + ("" if runner.name == "in_process" else f" · executor {runner.describe()}")
     )
-    batch_size = config["data"]["batch_size"]
-    measure = config["measure"]
-    recipes = {recipe["name"]: recipe for recipe in config["distillation"]}
     first_seed = config["seeds"][0]
     start = time.time()
-    for index, cell in enumerate(cells, 1):
-        if folder.is_done(cell.key):
-            continue
-        print_fn(f"cell {index}/{len(cells)} · {cell.describe()}")
-        keras.backend.clear_session()
-        work_dir = folder.work_dir(cell.key)
-        os.makedirs(work_dir, exist_ok=True)
-        # Entered after each clear_session, which forgets the strategy and the dtype policy.
-        with training_scope(devices=devices, precision=precision):
-            model, record, features = _run_cell(
-                cell, config, splits, folder, recipes, work_dir, measure, batch_size, verbose,
-                tensorboard=tensorboard)
-        record.update(teacher_model=cell.teacher_model, teacher_augmentation=cell.teacher_augmentation,
-                      backend=backend)
-        with atomic.atomic_path(folder.model_path(cell.key)) as tmp:
-            model.save(tmp)
-        if cell.seed == first_seed:
-            save_features(folder.features_path(cell.key), features, splits.y_test,
-                          measure["projection_examples"], seed=cell.seed)
-        folder.write_cell(cell.key, record)
-        folder.write_results()
-        print_fn(_result_line(record))
+    progress = StudyProgress(len(cells), done=done, print_fn=None if print_fn is print else print_fn)
+
+    def on_done(index, cell, result):
+        # The one writer of the run folder: every executor hands its results here.
+        write_cell_result(folder, cell, result, splits, config["measure"], backend, first_seed)
+        progress.cell_done(index, cell, result.record)
+
+    try:
+        runner.run(pending, config=config, splits=splits, folder=folder, on_done=on_done, verbose=verbose,
+                   devices=devices, precision=precision, tensorboard=tensorboard)
+    finally:
+        progress.close()
     records = folder.write_results()
     if report:
         from keras_mixkd.analysis import write_report
@@ -98,11 +108,75 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", 
     return records
 
 
-def _run_cell(cell, config, splits, folder, recipes, work_dir, measure, batch_size, verbose, tensorboard=False):
-    """Trains one teacher or distils one student; returns `(model, record, features)`."""
+def execute_cell(cell, config, splits, *, teacher_path, work_dir, verbose="auto", devices=None,
+                 precision="float32", log_dir=None, tensorboard=False):
+    """Run one cell of a study (any kind) and return its `CellResult`; writes only in `work_dir`.
+
+    This is the unit every executor runs, in this process or in a Ray worker.
+
+    Arguments:
+        cell: a `keras_mixkd.study.Cell`.
+        config: the study config.
+        splits: the study's `DatasetSplits` (`keras_mixkd.study.prepare_data`).
+        teacher_path: function of a teacher cell's key giving its `.keras` file.
+        work_dir: the cell's backup and history folder (a rerun continues there).
+        verbose, devices, precision: as in `run_study`.
+        log_dir: the cell's `CSVLogger` (and TensorBoard) folder; None: none.
+        tensorboard: also write TensorBoard logs in `log_dir/tensorboard`.
+    """
+    import keras
+
+    from keras_mixkd.study.executors.cell_result import CellResult
+
+    keras.backend.clear_session()
+    os.makedirs(work_dir, exist_ok=True)
+    recipes = {recipe["name"]: recipe for recipe in config["distillation"]}
+    # Entered after each clear_session, which forgets the strategy and the dtype policy.
+    with training_scope(devices=devices, precision=precision):
+        model, record, features = _run_cell(
+            cell, config, splits, teacher_path, recipes, work_dir, config["measure"],
+            config["data"]["batch_size"], verbose, log_dir=log_dir, tensorboard=tensorboard)
+    record.update(teacher_model=cell.teacher_model, teacher_augmentation=cell.teacher_augmentation,
+                  backend=keras.backend.backend())
+    return CellResult(record=record, features=features, model=model)
+
+
+def write_cell_result(folder, cell, result, splits, measure, backend, first_seed):
+    """Store a finished cell in the run folder: model, features, log, then its record (last)."""
+    if result.record.get("backend", backend) != backend:
+        raise ValueError(
+            f"Cell {cell.key} was trained with the {result.record['backend']} backend, this study runs "
+            f"on {backend}: every worker must use the driver's backend."
+        )
+    with atomic.atomic_path(folder.model_path(cell.key)) as tmp:
+        if result.model_bytes is not None:
+            with open(tmp, "wb") as f:
+                f.write(result.model_bytes)
+        else:
+            result.model.save(tmp)
+    if cell.seed == first_seed:
+        save_features(folder.features_path(cell.key), result.features, splits.y_test,
+                      measure["projection_examples"], seed=cell.seed)
+    if result.log is not None:
+        atomic.write_text(log_path(folder, cell.key), result.log)
+    folder.write_cell(cell.key, result.record)
+    folder.write_results()
+
+
+def log_path(folder, key):
+    """Where a cell's worker output is kept: `logs/<key>.log` of the run folder."""
+    return os.path.join(folder.path, "logs", f"{key}.log")
+
+
+def _run_cell(cell, config, splits, teacher_path, recipes, work_dir, measure, batch_size, verbose, log_dir=None,
+              tensorboard=False):
+    """Trains one teacher or distils one student; returns `(model, record, features)`.
+
+    `teacher_path(key)` is the `.keras` file of the teacher cell `key`.
+    """
     from keras_mixkd.study import training
 
-    logs = {"log_dir": os.path.join(folder.path, "logs", cell.key), "tensorboard": tensorboard}
+    logs = {"log_dir": log_dir, "tensorboard": tensorboard}
     if cell.kind == "alone":  # the student-alone baseline: no teacher, nothing to wait for
         model, record, features = training.train_student_alone(
             splits, cell.student_model, seed=cell.seed, epochs=config["student"]["epochs"],
@@ -118,7 +192,7 @@ def _run_cell(cell, config, splits, folder, recipes, work_dir, measure, batch_si
             measure=measure, work_dir=work_dir, verbose=verbose,
             backup_interval=config["backup_interval_seconds"], **logs)
     else:
-        teacher = load_teacher(folder.model_path(cell.teacher_key), splits.num_classes)
+        teacher = load_teacher(teacher_path(cell.teacher_key), splits.num_classes)
         distiller, record, features = training.distill_student(
             splits, teacher, cell.student_model, recipes[cell.recipe], seed=cell.seed,
             epochs=config["student"]["epochs"], optimizer=config["student"]["optimizer"],

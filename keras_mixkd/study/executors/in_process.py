@@ -1,0 +1,47 @@
+"""`InProcessExecutor`: one cell after the other, in this process (the default)."""
+
+import os
+
+from keras_mixkd.study.executors.executor import Executor
+
+
+class InProcessExecutor(Executor):
+    """Run the cells in grid order in this process: what `keras-mixkd study` does by default.
+
+    Each cell trains in the run folder's `work/<key>/` (its backup and
+    history), reads its teacher from `models/`, and its result is written
+    before the next cell starts.
+
+    Arguments:
+        options: the Ray executor's options are accepted and must be left
+            at their defaults (a clear error names one that is set).
+
+    Example:
+
+    >>> run_study(config, executor="in_process")
+    """
+
+    name = "in_process"
+
+    def __init__(self, address=None, workers=None, cpus_per_cell=1.0, gpus_per_cell=None, max_retries=3):
+        given = {"address": address, "workers": workers}
+        for key, value in given.items():
+            if value is not None:
+                raise ValueError(
+                    f"{key}={value!r} is an option of the ray executor; the in_process executor runs "
+                    "one cell after the other here. Use executor='ray' (--executor ray) with it."
+                )
+
+    def describe(self):
+        return "in-process"
+
+    def run(self, pending, *, config, splits, folder, on_done, verbose="auto", devices=None,
+            precision="float32", tensorboard=False):
+        from keras_mixkd.study.runner import execute_cell
+
+        for index, cell in pending:
+            result = execute_cell(cell, config, splits, teacher_path=folder.model_path,
+                                  work_dir=folder.work_dir(cell.key), verbose=verbose, devices=devices,
+                                  precision=precision, log_dir=os.path.join(folder.path, "logs", cell.key),
+                                  tensorboard=tensorboard)
+            on_done(index, cell, result)

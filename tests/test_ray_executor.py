@@ -1,0 +1,201 @@
+"""`--executor ray`: the same results as in-process, a killed worker retried, a killed driver resumed.
+
+One local Ray cluster (2 CPUs) serves the module; its workers are reused by
+the tests that run in this process. The study is tiny (Ray's start and each
+worker's import of Keras cost far more than it): one teacher and one student
+distilled from it with partial mixup, 2 epochs each.
+"""
+
+import contextlib
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from keras_mixkd import cli
+
+ray = pytest.importorskip("ray", reason="the ray executor needs the ray extra: pip install 'keras-mixkd[ray]'")
+
+BACKEND = keras.backend.backend()
+STUDY = [
+    "study", "--smoke", "--teacher-epochs", "2", "--student-epochs", "2",
+    "--set", 'teacher.augmentations=["mixup"]',
+    "--set", 'distillation=[{name = "pmu", temperature = 1.0, augmentation = "partial_mixup", '
+             'augmentation_options = {partial_mixup = {fraction = 0.5}}}]',
+    "--set", "data.train_examples=64", "--set", "data.test_examples=32",
+    "--set", "backup_interval_seconds=0", "--verbose", "0", "--no-report",
+]
+TEACHER = "teacher__digits_cnn__mixup__s0"
+STUDENT = "student__digits_cnn_small__pmu__from__digits_cnn__mixup__s0"
+CELLS = [TEACHER, STUDENT]
+CONTROL = re.compile(r"\x1b|\r")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The in-process run of the study."""
+    runs = tmp_path_factory.mktemp("reference")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert cli.main([*STUDY, "--runs-dir", str(runs), "--name", "in_process"]) == 0
+    return str(runs / "in_process")
+
+
+def run_cli(capsys, runs, name, *extra):
+    status = cli.main([*STUDY, "--runs-dir", str(runs), "--name", name, "--executor", "ray", *extra])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    return out
+
+
+def rows(run_dir):
+    with open(os.path.join(run_dir, "results.csv"), newline="") as f:
+        return {row["key"]: row for row in csv.DictReader(f)}
+
+
+def cells_of(run_dir):
+    return json.load(open(os.path.join(run_dir, "results.json")))["cells"]
+
+
+def copy_without(reference, target, keys):
+    """The reference run folder with `keys` not finished (as if they had not run yet)."""
+    shutil.copytree(reference, target)
+    for key in keys:
+        for sub, ext in (("cells", ".json"), ("models", ".keras"), ("features", ".npz")):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(target, sub, key + ext))
+    return str(target)
+
+
+def check_every_cell_once(run_dir):
+    keys = [cell["key"] for cell in cells_of(run_dir)]
+    assert sorted(keys) == sorted(CELLS)
+    for cell in cells_of(run_dir):
+        assert [row["epoch"] for row in cell["history"]] == [1, 2], cell["key"]
+        assert cell["backend"] == BACKEND
+    assert sorted(os.listdir(os.path.join(run_dir, "cells"))) == sorted(k + ".json" for k in CELLS)
+    assert not os.listdir(os.path.join(run_dir, "work"))
+
+
+def test_ray_gives_the_in_process_results(cluster, reference, capsys, tmp_path):
+    out = run_cli(capsys, tmp_path, "ray")
+    run_dir = str(tmp_path / "ray")
+    assert not CONTROL.search(out), repr(out)  # not a terminal: plain lines only
+    lines = out.splitlines()
+    assert "executor ray" in lines[0]
+    assert [line for line in lines if line.startswith("progress ")][-1].startswith("progress 2/2 cells")
+    assert sum(line.startswith("cell ") for line in lines) == 2
+    ours, theirs = rows(run_dir), rows(reference)
+    assert sorted(ours) == sorted(theirs) == sorted(CELLS)
+    for key, row in theirs.items():
+        for column, value in row.items():
+            if column == "seconds":
+                continue
+            try:
+                expected = float(value)
+            except ValueError:
+                assert ours[key][column] == value, (key, column)
+                continue
+            np.testing.assert_allclose(float(ours[key][column]), expected, rtol=1e-4, atol=1e-6,
+                                       err_msg=f"{key} {column}")
+    check_every_cell_once(run_dir)
+    for key in CELLS:  # each worker's Keras output, one line per epoch, in the run folder
+        log = open(os.path.join(run_dir, "logs", key + ".log")).read()
+        assert log.startswith(f"keras-mixkd cell {key} · pid ") and "Epoch 2/2" in log, log
+        assert "\r" not in log
+    assert not os.path.exists(os.path.join(reference, "logs"))  # in-process: Keras output stays on the terminal
+
+
+def test_a_worker_killed_mid_cell_is_retried_and_every_cell_done_once(cluster, reference, capsys, tmp_path):
+    run_dir = copy_without(reference, tmp_path / "killed", [STUDENT])
+    key = STUDENT
+    work = os.path.join(run_dir, "work", key)
+    killed = []
+
+    def kill_the_worker():
+        # The worker names its pid at the top of the cell's log; kill it after its first epoch's backup.
+        deadline = time.time() + 300
+        while time.time() < deadline and not os.path.exists(os.path.join(run_dir, "cells", key + ".json")):
+            try:
+                header = open(os.path.join(work, "cell.log")).readline()
+                backed_up = os.path.exists(os.path.join(work, "backup", "training_metadata.json"))
+            except OSError:
+                header, backed_up = "", False
+            match = re.search(r"· pid (\d+) on ", header)
+            if match and backed_up:
+                os.kill(int(match.group(1)), signal.SIGKILL)
+                killed.append(int(match.group(1)))
+                return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_the_worker, daemon=True)
+    killer.start()
+    out = run_cli(capsys, os.path.dirname(run_dir), "killed")
+    killer.join()
+    assert killed, "the worker finished its cell before it could be killed"
+    assert "1 already finished" in out.splitlines()[0]
+    check_every_cell_once(run_dir)
+    log = open(os.path.join(run_dir, "logs", key + ".log")).read()
+    pids = re.findall(r"keras-mixkd cell \S+ · pid (\d+) on ", log)
+    assert len(pids) == 2 and int(pids[0]) == killed[0] and pids[1] != pids[0], log  # killed, then retried
+    assert log.count(f"keras-mixkd cell {key}: finished") == 1
+    retried = log.split(f"keras-mixkd cell {key} · pid ")[2]
+    assert "Epoch 1/2" not in retried and "Epoch 2/2" in retried, log  # continued from the backup
+
+
+def test_a_killed_driver_is_resumed_by_the_rerun(cluster, reference, capsys, tmp_path):
+    run_dir = copy_without(reference, tmp_path / "driver", [STUDENT])
+    argv = [*STUDY, "--runs-dir", str(tmp_path), "--name", "driver", "--executor", "ray", "--address", cluster]
+    env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    driver = subprocess.Popen([sys.executable, "-m", "keras_mixkd.cli", *argv], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        # Kill the driver once the student has backed up an epoch: that cell is mid-training.
+        deadline = time.time() + 300
+        backup = os.path.join(run_dir, "work", STUDENT, "backup", "training_metadata.json")
+        while time.time() < deadline and driver.poll() is None and not os.path.exists(backup):
+            time.sleep(0.02)
+        assert driver.poll() is None, driver.communicate()[0].decode()
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        output = driver.communicate()[0].decode()
+    assert "Traceback" not in output and not CONTROL.search(output), output
+    out = run_cli(capsys, tmp_path, "driver")
+    assert "1 already finished" in out.splitlines()[0]
+    check_every_cell_once(run_dir)
+    # The rerun continued the student from the backup the killed driver's worker left.
+    log = open(os.path.join(run_dir, "logs", STUDENT + ".log")).read()
+    attempts = log.split(f"keras-mixkd cell {STUDENT} · pid ")[1:]
+    assert len(attempts) == 2 and "Epoch 1/2" not in attempts[1] and "Epoch 2/2" in attempts[1], log
+
+
+def test_a_cell_failing_on_its_own_stops_the_study_with_its_one_line_error_unretried(cluster, capsys, tmp_path):
+    argv = [*STUDY, "--runs-dir", str(tmp_path), "--only", "kind=teacher",
+            "--set", "teacher.optimizer.model_learning_rates={digits_cnn = 1e30}"]
+    assert cli.main([*argv, "--name", "in_process"]) == 2
+    expected = capsys.readouterr().err
+    assert cli.main([*argv, "--name", "ray", "--executor", "ray"]) == 2
+    err = capsys.readouterr().err
+    assert err == expected and len(err.strip().splitlines()) == 1, (err, expected)
+    assert "Training diverged in epoch 1" in err
+    cells = os.path.join(tmp_path, "ray", "cells")
+    assert not os.path.exists(cells) or not os.listdir(cells)
+    log = open(os.path.join(tmp_path, "ray", "work", TEACHER, "cell.log")).read()
+    assert log.count("keras-mixkd cell ") == 1, log  # run once: an error of its own is not retried
