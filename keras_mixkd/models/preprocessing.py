@@ -80,7 +80,7 @@ def _check_statistics(normalization, channels):
     return tuple(checked)
 
 
-def with_preprocessing(model, normalization=None, *, output_layer=None, name=None):
+def with_preprocessing(model, normalization=None, *, output_layer=None, input_dtype=None, name=None):
     """The same network behind the training normalisation (and an output layer).
 
     The returned functional model shares `model`'s layers and weights (training
@@ -95,6 +95,10 @@ def with_preprocessing(model, normalization=None, *, output_layer=None, name=Non
             first. `None` adds none.
         output_layer: an optional layer applied to the model's output (e.g.
             `keras_mixkd.distill.StandardizedLogits()`).
+        input_dtype: `None` (the model's input dtype, float32 images in
+            [0, 1]) or `"uint8"`: the new model takes raw 0-255 pixels and
+            divides them by 255 first (a `Rescaling` layer named
+            `"input_rescaling"`).
         name: the new model's name (default: `model.name`).
 
     Returns:
@@ -109,13 +113,17 @@ def with_preprocessing(model, normalization=None, *, output_layer=None, name=Non
     import keras
 
     _check_model(model)
-    if normalization is None and output_layer is None:
+    if input_dtype not in (None, "uint8"):
+        raise ValueError(f"`input_dtype` must be None (float32 in [0, 1]) or 'uint8'; got {input_dtype!r}.")
+    if normalization is None and output_layer is None and input_dtype is None:
         return model
     source_input = model.inputs[0]
     shape = tuple(source_input.shape[1:])
-    inputs = keras.Input(shape, dtype=source_input.dtype,
+    inputs = keras.Input(shape, dtype=input_dtype or source_input.dtype,
                          name=getattr(source_input, "name", None) or "images")
-    normalize = None
+    prefix = []
+    if input_dtype == "uint8":
+        prefix.append(keras.layers.Rescaling(1.0 / 255.0, name="input_rescaling"))
     if normalization is not None:
         if input_normalization(model) is not None:
             raise ValueError(
@@ -128,9 +136,9 @@ def with_preprocessing(model, normalization=None, *, output_layer=None, name=Non
                 "known to normalise per channel."
             )
         mean, std = _check_statistics(normalization, int(shape[-1]))
-        normalize = keras.layers.Normalization(
+        prefix.append(keras.layers.Normalization(
             axis=-1, mean=list(mean), variance=[s * s for s in std], name=INPUT_NORMALIZATION_LAYER,
-        )
+        ))
     normalized = []
 
     def call_function(layer, *args, **kwargs):
@@ -138,11 +146,14 @@ def with_preprocessing(model, normalization=None, *, output_layer=None, name=Non
         def swap(value):
             if value is inputs:
                 if not normalized:
-                    normalized.append(normalize(inputs))
+                    x = inputs
+                    for layer_in_front in prefix:
+                        x = layer_in_front(x)
+                    normalized.append(x)
                 return normalized[0]
             return value
 
-        if normalize is not None:
+        if prefix:
             args, kwargs = keras.tree.map_structure(swap, (args, kwargs))
         return layer(*args, **kwargs)
 

@@ -77,6 +77,10 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", 
                 cell, config, splits, folder, recipes, work_dir, measure, batch_size, verbose)
         record.update(teacher_model=cell.teacher_model, teacher_augmentation=cell.teacher_augmentation,
                       backend=backend)
+        card = record.get("model_card") or {}
+        if card.get("distilled_from") is not None:  # Name the teacher as the grid knows it.
+            card["distilled_from"].update(teacher=cell.teacher_key, teacher_model=cell.teacher_model,
+                                          teacher_augmentation=cell.teacher_augmentation)
         with atomic.atomic_path(folder.model_path(cell.key)) as tmp:
             model.save(tmp)
         if cell.seed == first_seed:
