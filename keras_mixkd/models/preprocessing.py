@@ -1,7 +1,7 @@
 """Models that take images as loaded: the training normalisation inside the model.
 
-`with_preprocessing(model, (mean, std))` returns the same network (the same
-layers and weights, not a copy) behind a `keras.layers.Normalization` layer
+`with_preprocessing(model, (mean, std))` returns the same network (a copy of
+its layers with its weights) behind a `keras.layers.Normalization` layer
 named `"input_normalization"`: it takes float32 NHWC images in [0, 1], as the
 data loaders give them, and normalises them with the training split's
 per-channel statistics itself. Every model that keras-mixkd trains for a study
@@ -83,9 +83,10 @@ def _check_statistics(normalization, channels):
 def with_preprocessing(model, normalization=None, *, output_layer=None, input_dtype=None, name=None):
     """The same network behind the training normalisation (and an output layer).
 
-    The returned functional model shares `model`'s layers and weights (training
-    one trains the other); its graph is flat: `Input -> Normalization("input_
-    normalization") -> model's layers [-> output_layer]`.
+    The returned functional model is a copy of `model` (same layers, names and
+    weights; training it does not change `model`); its graph is flat:
+    `Input -> Normalization("input_normalization") -> model's layers
+    [-> output_layer]`.
 
     Arguments:
         model: a functional `keras.Model` with one input and one output (every
@@ -157,9 +158,13 @@ def with_preprocessing(model, normalization=None, *, output_layer=None, input_dt
             args, kwargs = keras.tree.map_structure(swap, (args, kwargs))
         return layer(*args, **kwargs)
 
-    # Re-calls the model's own layers on the new input (no copies, no nesting).
-    rewired = keras.models.clone_model(model, input_tensors=inputs, clone_function=lambda layer: layer,
-                                       call_function=call_function)
+    # A copy of each layer (a layer called in two graphs would report the first
+    # graph's tensor as its `.output`, which `feature_extractor` reads), with the
+    # model's weights; one flat graph, no nested model.
+    rewired = keras.models.clone_model(model, input_tensors=inputs, call_function=call_function)
+    for layer in model.layers:
+        if layer.weights:
+            rewired.get_layer(layer.name).set_weights(layer.get_weights())
     outputs = rewired.outputs[0]
     if output_layer is not None:
         outputs = output_layer(outputs)
