@@ -211,7 +211,7 @@ def export_student(model_or_path, export_dir, *, overwrite=False, verify=True,
         import warnings
 
         warnings.warn(
-            f"Model {pipeline_model.name!r} has no normalisation inside (saved by keras-mixkd < 0.2, or "
+            f"Model {pipeline_model.name!r} has no normalisation inside (saved by an earlier keras-mixkd, or "
             "built without `with_preprocessing`): the SavedModel will expect normalised images, not "
             "images in [0, 1]. Pass normalization=(mean, std) (the training statistics, e.g. "
             "`load_dataset(...).normalization`) to put it inside.", UserWarning, stacklevel=2)

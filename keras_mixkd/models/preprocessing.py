@@ -181,7 +181,7 @@ def input_normalization(model):
         `{"mean": (...), "std": (...)}` per channel (floats) when `model` has
         the layer `"input_normalization"` of `with_preprocessing`, else `None`
         (a model that expects normalised input, such as a `.keras` file saved
-        by keras-mixkd before 0.2, or a user's own model).
+        by an earlier keras-mixkd, or a user's own model).
 
     Example:
 

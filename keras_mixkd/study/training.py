@@ -130,7 +130,7 @@ def model_inputs(model, splits, split):
 
     A model built by keras-mixkd (`keras_mixkd.models.with_preprocessing`)
     normalises inside: it gets the images as loaded, in [0, 1]. A model
-    without that layer (a `.keras` file of keras-mixkd < 0.2, a user's own
+    without that layer (a `.keras` file of an earlier keras-mixkd, a user's own
     model) gets them normalised with the data's statistics, and a warning
     says so once.
     """
@@ -158,7 +158,7 @@ def warn_expects_normalized_input(model, normalization=None):
         stats = (f" It is fed images normalised with the data's statistics: mean "
                  f"{[round(float(v), 4) for v in np.ravel(mean)]}, std {[round(float(v), 4) for v in np.ravel(std)]}.")
     warnings.warn(
-        f"Model {model.name!r} has no normalisation inside (saved by keras-mixkd < 0.2, or built "
+        f"Model {model.name!r} has no normalisation inside (saved by an earlier keras-mixkd, or built "
         f"without `with_preprocessing`): it expects normalised images, not images in [0, 1].{stats}",
         UserWarning, stacklevel=3)
 
