@@ -184,6 +184,20 @@ def test_standardized_student_ece_is_in_the_range_of_plain_kd_students(tmp_path)
             outputs = _numpy(student(x))
             assert ece[name] == pytest.approx(float(metrics.expected_calibration_error(
                 outputs, y, num_bins=15, from_logits=True)), abs=1e-5)
+            # Exported (PyTorch: through .keras and a TensorFlow process), fed the raw test
+            # images: the accuracy the pipeline measured, and the same outputs.
+            from keras_mixkd.export import export_student
+
+            export_dir = str(tmp_path / "exported")
+            export_student(distiller, export_dir, verify_images=x[:8], model_card=record["model_card"])
+            served = tf.saved_model.load(export_dir).signatures["serving_default"]
+            exported = next(iter(served(images=tf.constant(x)).values())).numpy()
+            assert float(np.mean(np.argmax(exported, 1) == y)) == pytest.approx(record["test_accuracy_last"],
+                                                                                 abs=1e-9)
+            np.testing.assert_allclose(exported, outputs, rtol=0, atol=1e-4)
+            metadata = json.load(open(os.path.join(export_dir, "metadata.json")))
+            assert metadata["output"]["standardized"] and metadata["class_names"] == list(splits.class_names)
+            assert metadata["distilled_from"]["loss"] == "standardized"
     # Measured on the raw logits, this student's ECE was far outside (0.77 in `make demo`).
     low, high = min(ece["kd_t4"], ece["kd_t1"]), max(ece["kd_t4"], ece["kd_t1"])
     spread = max(high - low, 0.05)
