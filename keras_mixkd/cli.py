@@ -224,6 +224,9 @@ def build_parser():
     export.add_argument("model", help=".keras file of a distiller or a student")
     export.add_argument("output", help="SavedModel folder to write")
     export.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    export.add_argument("--input-dtype", choices=("float32", "uint8"), default="float32",
+                        help="what the SavedModel takes: float32 images in [0, 1] (default) or raw uint8 "
+                             "pixels in 0-255")
     export.set_defaults(handler=cmd_export)
 
     report = commands.add_parser(
@@ -762,11 +765,24 @@ def cmd_distill(args):
             work_dir=work_dir, verbose=_fit_verbose(args))
 
     distiller, record, _ = _run_in_work_dir(args.output, train)
+    card = record.get("model_card") or {}
+    if card.get("distilled_from") is not None:
+        card["distilled_from"]["teacher_file"] = os.path.abspath(args.teacher)
+        teacher_card = _read_card(args.teacher)
+        if teacher_card:
+            card["distilled_from"].update(teacher_model=teacher_card.get("model"),
+                                          teacher_trained=teacher_card.get("trained"))
     extra = _data_record(splits, data, options)
     extra.update(teacher_file=os.path.abspath(args.teacher), teacher_outputs=args.teacher_outputs,
                  teacher_sees=args.teacher_sees)
     _save_run(distiller.student, record, args.output, extra)
     return 0
+
+
+def _read_card(keras_path):
+    from keras_mixkd.export import read_model_card
+
+    return read_model_card(keras_path)
 
 
 def _print_record(record, output):
@@ -778,6 +794,8 @@ def _print_record(record, output):
 
 def _load_model(path, num_classes):
     import keras
+
+    import keras_mixkd.distill  # noqa: F401  (registers StandardizedLogits for loading)
 
     if not os.path.exists(path):
         raise FileNotFoundError(f"No model file at {path}.")
@@ -815,13 +833,13 @@ def cmd_evaluate(args):
 
 def cmd_measure(args):
     from keras_mixkd.callbacks import LatentMeasures
-    from keras_mixkd.study.training import normalized
+    from keras_mixkd.study.training import model_inputs
     from keras_mixkd.study.training import prepare_data
 
     config, data = _data_config(args)
     splits = prepare_data(data)
     model = _load_model(args.model, splits.num_classes)
-    x, y = normalized(splits, args.split)
+    x, y = model_inputs(model, splits, args.split)  # Images in [0, 1], or normalised for an old file.
     measures = args.measures or ["class_discrimination", "gdv", "class_separation", "nc1", "accuracy",
                                  "expected_calibration_error", "mean_entropy", "logit_std"]
     callback = LatentMeasures(x, y, measures=measures, teacher=None, layer_name=args.layer,
@@ -846,7 +864,8 @@ def cmd_export(args):
         ) from None
     _check_export_paths(args.model, args.output)
     try:
-        result = export_student(args.model, args.output, overwrite=args.overwrite)
+        result = export_student(args.model, args.output, overwrite=args.overwrite,
+                                input_dtype=args.input_dtype)
     except RuntimeError as error:  # A failed export or verification: one clear line.
         raise CommandError(str(error)) from error
     print(result)

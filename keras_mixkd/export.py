@@ -32,6 +32,8 @@ DEFAULT_TOLERANCE = 1e-5
 # engines; these bounds are a few units of its last place on logits of O(10).
 HALF_PRECISION_TOLERANCE = {"float16": 5e-2, "bfloat16": 2.5e-1}
 SERVING_ENDPOINT = "serving_default"
+METADATA_FILE = "metadata.json"
+INPUT_DTYPES = ("float32", "uint8")
 
 
 class ExportResult:
@@ -50,6 +52,10 @@ class ExportResult:
             batches, or `None` when not verified.
         batch_sizes: Batch sizes the verification ran.
         tolerance: The bound `max_abs_diff` was held to.
+        metadata_path: The model card written inside the SavedModel folder
+            (`metadata.json`).
+        notes: Sentences about what the export added or could not add (an
+            output transform, a missing normalisation).
 
     Example:
 
@@ -61,7 +67,7 @@ class ExportResult:
     """
 
     def __init__(self, export_dir, backend, route, model_name, num_params, signature=None,
-                 max_abs_diff=None, batch_sizes=(), tolerance=None):
+                 max_abs_diff=None, batch_sizes=(), tolerance=None, metadata_path=None, notes=()):
         self.export_dir = export_dir
         self.backend = backend
         self.route = route
@@ -71,6 +77,8 @@ class ExportResult:
         self.max_abs_diff = max_abs_diff
         self.batch_sizes = tuple(batch_sizes)
         self.tolerance = tolerance
+        self.metadata_path = metadata_path
+        self.notes = tuple(notes)
 
     @property
     def verified(self):
@@ -91,12 +99,15 @@ class ExportResult:
         if self.verified:
             sizes = " and ".join(str(size) for size in self.batch_sizes)
             lines.append(
-                "Verified: reloaded with tf.saved_model.load in a fresh process; "
-                f"max |SavedModel - Keras| = {self.max_abs_diff:.3g} at batch sizes {sizes} "
+                "Verified: reloaded with tf.saved_model.load in a fresh process and fed images as loaded; "
+                f"max |SavedModel - Keras pipeline| = {self.max_abs_diff:.3g} at batch sizes {sizes} "
                 f"(tolerance {self.tolerance:g})."
             )
         else:
             lines.append("Not verified (verify=False).")
+        lines.extend(self.notes)
+        if self.metadata_path:
+            lines.append(f"Model card (input, normalisation, output, provenance): {self.metadata_path}")
         return "\n".join(lines)
 
 
@@ -105,19 +116,31 @@ class _ExportError(RuntimeError):
 
 
 def export_student(model_or_path, export_dir, *, overwrite=False, verify=True,
-                   verify_batch_size=4, tolerance=None, seed=0):
+                   verify_batch_size=4, tolerance=None, seed=0, normalization=None, input_dtype="float32",
+                   model_card=None, verify_images=None):
     """Exports a distilled student as a TensorFlow SavedModel, from any backend.
 
     The SavedModel has one endpoint, `serve`, and the `serving_default`
     signature TensorFlow Serving reads, with a dynamic batch dimension. Only
     the student is written: given a `Distiller`, its teacher is left out.
 
+    The SavedModel takes images as loaded (float32 NHWC in [0, 1], or raw
+    uint8 pixels with `input_dtype="uint8"`) and gives what the student was
+    trained to give: a model built by keras-mixkd normalises inside; a
+    student trained with `loss="standardized"` outputs its standardised
+    logits (a `Distiller` with that loss whose student lacks the
+    `StandardizedLogits` layer gets it added here). A model without
+    normalisation inside (an old `.keras` file, a user's model) is exported
+    as it is, with a warning, unless `normalization=(mean, std)` is given to
+    put it inside. A model card is written to `<export_dir>/metadata.json`.
+
     With `verify=True` (the default) the SavedModel is reloaded with
     `tf.saved_model.load` in a fresh Python process and its `serving_default`
-    outputs on a random batch (and on that batch's first example alone, which
-    exercises the dynamic batch dimension) are compared with the Keras
-    student's; a difference above `tolerance` is an error and nothing is
-    left at `export_dir`.
+    outputs on a batch of images in [0, 1] (random, or `verify_images`), and
+    on that batch's first example alone (the dynamic batch dimension), are
+    compared with the Keras pipeline's predictions on the same images (the
+    student, fed as the library's measures feed it); a difference above
+    `tolerance` is an error and nothing is left at `export_dir`.
 
     Arguments:
         model_or_path: A `keras_mixkd.Distiller` (its `student` is exported),
@@ -133,6 +156,17 @@ def export_student(model_or_path, export_dir, *, overwrite=False, verify=True,
             for a student computing in float32 (looser for a mixed-precision
             student: 5e-2 in float16, 0.25 in bfloat16).
         seed: Seed of the random verification batch.
+        normalization: `(mean, std)` per channel to put inside a model that
+            has no normalisation inside (refused for one that has).
+        input_dtype: `"float32"` (images in [0, 1]) or `"uint8"` (pixels in
+            0-255, divided by 255 inside the SavedModel).
+        model_card: the card to write (a dict, e.g. a record's
+            `"model_card"`); by default the one in the record JSON beside a
+            `.keras` path (`student.keras.json`, or a study's
+            `cells/<key>.json`), else what the model itself tells. Its input
+            and output sections are always read from the exported model.
+        verify_images: optional float32 images in [0, 1] `(N, H, W, C)`,
+            `N >= 2`, to verify on instead of a random batch.
 
     Returns:
         An `ExportResult`; `print` it for a one-paragraph account.
@@ -156,14 +190,49 @@ def export_student(model_or_path, export_dir, *, overwrite=False, verify=True,
             f"`verify_batch_size` must be an int >= 2 (the verification also runs "
             f"batch size 1); got {verify_batch_size!r}."
         )
-    model = _resolve_student(model_or_path)
-    _check_built(model)
+    if input_dtype not in INPUT_DTYPES:
+        raise ValueError(f"`input_dtype` must be one of {INPUT_DTYPES}; got {input_dtype!r}.")
+    pipeline_model, loss_name = _resolve_student(model_or_path)
+    _check_built(pipeline_model)
     import keras
+
+    from keras_mixkd.models import input_normalization
+    from keras_mixkd.models import with_preprocessing
+    from keras_mixkd.models.model_card import output_kind
+
+    notes = []
+    stats = input_normalization(pipeline_model)
+    if normalization is not None and stats is not None:
+        raise ValueError(
+            f"Model {pipeline_model.name!r} already normalises its input (mean {list(stats['mean'])}, std "
+            f"{list(stats['std'])}); `normalization` is only for a model without normalisation inside."
+        )
+    if normalization is None and stats is None:
+        import warnings
+
+        warnings.warn(
+            f"Model {pipeline_model.name!r} has no normalisation inside (saved by an earlier keras-mixkd, or "
+            "built without `with_preprocessing`): the SavedModel will expect normalised images, not "
+            "images in [0, 1]. Pass normalization=(mean, std) (the training statistics, e.g. "
+            "`load_dataset(...).normalization`) to put it inside.", UserWarning, stacklevel=2)
+        notes.append("Warning: no normalisation inside; the SavedModel expects normalised images.")
+    output_layer = None
+    if loss_name == "standardized" and output_kind(pipeline_model) == "logits":
+        from keras_mixkd.distill import StandardizedLogits
+
+        output_layer = StandardizedLogits()
+        notes.append("Added StandardizedLogits: the student was trained with the standardised loss, "
+                     "so the SavedModel outputs its standardised logits.")
+    model = pipeline_model
+    if normalization is not None or output_layer is not None or input_dtype == "uint8":
+        model = with_preprocessing(pipeline_model, normalization, output_layer=output_layer,
+                                   input_dtype="uint8" if input_dtype == "uint8" else None)
 
     backend = keras.backend.backend()
     input_shape = _single_input_shape(model) if verify else None
     if tolerance is None:
         tolerance = HALF_PRECISION_TOLERANCE.get(_compute_dtype(model), DEFAULT_TOLERANCE)
+    card = _card_for(model_or_path, model, model_card, input_dtype)
 
     parent = os.path.dirname(os.path.abspath(export_dir))
     os.makedirs(parent, exist_ok=True)
@@ -183,9 +252,16 @@ def export_student(model_or_path, export_dir, *, overwrite=False, verify=True,
         if verify:
             import numpy as np
 
-            rng = np.random.default_rng(seed)
-            images = rng.random((verify_batch_size,) + input_shape, dtype=np.float32)
-            expected = keras.ops.convert_to_numpy(model(images, training=False))
+            images = _verification_images(verify_images, verify_batch_size, input_shape, seed)
+            # What the library's measures compute for these images: the student
+            # (its normalisation inside, else the given statistics applied first).
+            pipeline_images = images.astype("float32") / 255.0 if input_dtype == "uint8" else images
+            if normalization is not None:
+                mean, std = (np.asarray(v, dtype="float32") for v in normalization)
+                pipeline_images = ((pipeline_images - mean) / std).astype("float32")
+            expected = keras.ops.convert_to_numpy(pipeline_model(pipeline_images, training=False))
+            if output_layer is not None:
+                expected = keras.ops.convert_to_numpy(output_layer(expected))
             batch_path = os.path.join(work_dir, "batch.npz")
             np.savez(batch_path, images=images, expected=expected.astype("float32"))
             report = _run_child(["verify", staged, batch_path], "verification")
@@ -202,6 +278,14 @@ def export_student(model_or_path, export_dir, *, overwrite=False, verify=True,
                     f"max |SavedModel - Keras| = {max_abs_diff:.3g} > tolerance {tolerance:g} "
                     f"(batch sizes {batch_sizes}). Nothing was written to {export_dir}."
                 )
+        card["export"] = {
+            "format": "TensorFlow SavedModel", "endpoint": SERVING_ENDPOINT, "signature": signature,
+            "route": route, "backend": backend, "verified": max_abs_diff is not None,
+            "max_abs_diff": max_abs_diff,
+        }
+        with open(os.path.join(staged, METADATA_FILE), "w", encoding="utf-8") as handle:
+            json.dump(card, handle, indent=2)
+            handle.write("\n")
         if os.path.lexists(export_dir):  # Allowed by _check_export_dir (overwrite=True).
             shutil.rmtree(export_dir)
         os.replace(staged, export_dir)
@@ -212,8 +296,79 @@ def export_student(model_or_path, export_dir, *, overwrite=False, verify=True,
         export_dir=export_dir, backend=backend, route=route, model_name=model.name,
         num_params=sum(_size(weight.shape) for weight in model.weights),
         signature=signature, max_abs_diff=max_abs_diff, batch_sizes=batch_sizes,
-        tolerance=tolerance,
+        tolerance=tolerance, metadata_path=os.path.join(export_dir, METADATA_FILE), notes=notes,
     )
+
+
+def _verification_images(verify_images, batch_size, input_shape, seed):
+    import numpy as np
+
+    if verify_images is None:
+        rng = np.random.default_rng(seed)
+        return rng.random((batch_size,) + input_shape, dtype=np.float32)
+    images = np.asarray(verify_images)
+    if images.ndim != len(input_shape) + 1 or tuple(images.shape[1:]) != input_shape or len(images) < 2:
+        raise ValueError(
+            f"`verify_images` must be at least 2 images of shape {input_shape}; got an array of shape "
+            f"{images.shape}."
+        )
+    if images.dtype == np.uint8:
+        return images
+    images = images.astype("float32")
+    if images.size and (images.min() < 0.0 or images.max() > 1.0):
+        raise ValueError(
+            f"`verify_images` must be images as loaded, in [0, 1]; got values in "
+            f"[{images.min():.3g}, {images.max():.3g}]."
+        )
+    return images
+
+
+def read_model_card(keras_path):
+    """The `"model_card"` of the record JSON keras-mixkd wrote beside a `.keras` file, or `None`.
+
+    Looks at `<file>.json` (what `keras-mixkd train-teacher` / `distill`
+    write) and at a study's `cells/<key>.json` for `models/<key>.keras`.
+    """
+    keras_path = os.path.abspath(os.fspath(keras_path))
+    folder, filename = os.path.split(keras_path)
+    candidates = [keras_path + ".json"]
+    if os.path.basename(folder) == "models" and filename.endswith(".keras"):
+        candidates.append(os.path.join(os.path.dirname(folder), "cells", filename[: -len(".keras")] + ".json"))
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            try:
+                with open(candidate, encoding="utf-8") as handle:
+                    card = json.load(handle).get("model_card")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if isinstance(card, dict):
+                return card
+    return None
+
+
+def _card_for(model_or_path, model, model_card, input_dtype):
+    """The card to write: the given or stored provenance, input/output read from `model`."""
+    import copy
+
+    from keras_mixkd.models.model_card import describe_io
+    from keras_mixkd.models.model_card import model_card as build_card
+    from keras_mixkd.models.model_card import versions
+
+    if model_card is not None and not isinstance(model_card, dict):
+        raise TypeError(f"`model_card` must be a dict (a record's 'model_card'); got {type(model_card).__name__}.")
+    stored = model_card
+    if stored is None and isinstance(model_or_path, (str, os.PathLike)):
+        stored = read_model_card(model_or_path)
+    card = build_card(model)
+    if stored:
+        card.update({key: copy.deepcopy(value) for key, value in stored.items()
+                     if key not in ("input", "output", "versions")})
+        card["trained_with_versions"] = stored.get("versions")
+    card["input"], card["output"] = describe_io(model, input_dtype=input_dtype)
+    card["versions"] = versions()
+    if isinstance(model_or_path, (str, os.PathLike)):
+        card["source_file"] = os.fspath(model_or_path)
+    return card
 
 
 # ---------------------------------------------------------------------------
@@ -261,6 +416,7 @@ def _register_keras_mixkd_objects():
     import pkgutil
 
     import keras_mixkd.distill.distiller  # noqa: F401
+    import keras_mixkd.distill.standardized_logits  # noqa: F401
     import keras_mixkd.models as models
 
     for info in pkgutil.iter_modules(models.__path__):
@@ -302,8 +458,8 @@ def _resolve_student(model_or_path):
     # plain student in `.student`; the teacher must never be shipped.
     student = getattr(model, "student", None)
     if isinstance(student, keras.Model) and isinstance(getattr(model, "teacher", None), keras.Model):
-        return student
-    return model
+        return student, getattr(model, "distillation_loss_name", None)
+    return model, None
 
 
 def _check_built(model):

@@ -99,7 +99,7 @@ def test_cli_exports_a_saved_distiller_over_a_stale_savedmodel(exported, tmp_pat
     assert "already exists" in capsys.readouterr().err
     assert cli.main(["export", keras_path, str(output), "--overwrite"]) == 0
     printed = capsys.readouterr().out
-    assert "Verified" in printed and "max |SavedModel - Keras|" in printed
+    assert "Verified" in printed and "max |SavedModel - Keras pipeline|" in printed
     loaded = tf.saved_model.load(str(output))
     assert _weight_count(loaded.variables) == _weight_count(distiller.student.weights)
     x = np.random.default_rng(7).random((2,) + INPUT_SHAPE, dtype=np.float32)

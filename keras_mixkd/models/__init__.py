@@ -51,6 +51,10 @@ the VGGs 8x8, and say so when given less.
 
 import importlib
 
+from keras_mixkd.models.preprocessing import INPUT_NORMALIZATION_LAYER
+from keras_mixkd.models.preprocessing import input_normalization
+from keras_mixkd.models.preprocessing import with_preprocessing
+
 # name -> (module in this package, builder function).
 _REGISTRY = {
     **{
@@ -164,4 +168,11 @@ def _all_layers(model):
     return model._flatten_layers(include_self=False, recursive=True)
 
 
-__all__ = ["get_model", "list_models", "count_params_pytorch_style"]
+__all__ = [
+    "get_model",
+    "list_models",
+    "count_params_pytorch_style",
+    "with_preprocessing",
+    "input_normalization",
+    "INPUT_NORMALIZATION_LAYER",
+]

@@ -90,6 +90,10 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", 
     progress = StudyProgress(len(cells), done=done, print_fn=None if print_fn is print else print_fn)
 
     def on_done(index, cell, result):
+        card = result.record.get("model_card") or {}
+        if card.get("distilled_from") is not None:  # Name the teacher as the grid knows it.
+            card["distilled_from"].update(teacher=cell.teacher_key, teacher_model=cell.teacher_model,
+                                          teacher_augmentation=cell.teacher_augmentation)
         # The one writer of the run folder: every executor hands its results here.
         write_cell_result(folder, cell, result, splits, config["measure"], backend, first_seed)
         progress.cell_done(index, cell, result.record)

@@ -160,9 +160,69 @@ def normalized(splits, split):
     return ((x - mean) / std).astype("float32"), np.asarray(y)
 
 
+def model_inputs(model, splits, split):
+    """Images of a split as `model` expects them, and their labels.
+
+    A model built by keras-mixkd (`keras_mixkd.models.with_preprocessing`)
+    normalises inside: it gets the images as loaded, in [0, 1]. A model
+    without that layer (a `.keras` file of an earlier keras-mixkd, a user's own
+    model) gets them normalised with the data's statistics, and a warning
+    says so once.
+    """
+    from keras_mixkd.models import input_normalization
+
+    if input_normalization(model) is not None:
+        x, y = getattr(splits, f"x_{split}"), getattr(splits, f"y_{split}")
+        if len(y) == 0:
+            normalized(splits, split)  # The same clear error.
+        return np.asarray(x, dtype="float32"), np.asarray(y)
+    warn_expects_normalized_input(model, splits.normalization)
+    return normalized(splits, split)
+
+
+def warn_expects_normalized_input(model, normalization=None):
+    """Warns (once per process and model name) that `model` has no normalisation inside."""
+    import warnings
+
+    if model.name in _WARNED_NO_PREPROCESSING:
+        return
+    _WARNED_NO_PREPROCESSING.add(model.name)
+    stats = ""
+    if normalization is not None:
+        mean, std = normalization
+        stats = (f" It is fed images normalised with the data's statistics: mean "
+                 f"{[round(float(v), 4) for v in np.ravel(mean)]}, std {[round(float(v), 4) for v in np.ravel(std)]}.")
+    warnings.warn(
+        f"Model {model.name!r} has no normalisation inside (saved by an earlier keras-mixkd, or built "
+        f"without `with_preprocessing`): it expects normalised images, not images in [0, 1].{stats}",
+        UserWarning, stacklevel=3)
+
+
+_WARNED_NO_PREPROCESSING = set()
+
+
+def build_model(model_name, splits, *, output_layer=None):
+    """A zoo model that takes `splits`' images as loaded and normalises them inside.
+
+    `get_model(model_name, ...)` behind the training split's normalisation
+    (`keras_mixkd.models.with_preprocessing`), optionally ending in
+    `output_layer`.
+    """
+    from keras_mixkd.models import get_model
+    from keras_mixkd.models import with_preprocessing
+
+    model = get_model(model_name, splits.num_classes, input_shape=splits.input_shape)
+    return with_preprocessing(model, splits.normalization, output_layer=output_layer)
+
+
 def measure_model(model, splits, *, batch_size=256, teacher=None, ece_bins=15, split="test", runner=None,
                   teacher_runner=None):
     """Accuracy, ECE, class-discrimination and smoothness of a model on a split.
+
+    The model is fed the split's images as it expects them (`model_inputs`),
+    and every probability-based measure is taken on its outputs: for a
+    student trained with the standardised loss, which ends in
+    `StandardizedLogits`, on the standardised logits it was trained to give.
 
     Arguments:
         model: a functional `keras.Model` producing logits.
@@ -182,7 +242,7 @@ def measure_model(model, splits, *, batch_size=256, teacher=None, ece_bins=15, s
     """
     from keras_mixkd import metrics
 
-    x, y = normalized(splits, split)
+    x, y = model_inputs(model, splits, split)
     features, logits = run_in_chunks(runner or features_and_logits(model), x, batch_size)
     out = {
         "accuracy": float(metrics.accuracy(logits, y)),
@@ -194,9 +254,16 @@ def measure_model(model, splits, *, batch_size=256, teacher=None, ece_bins=15, s
         "features": features,
     }
     if teacher is not None:
-        teacher_logits = run_in_chunks(teacher_runner or features_and_logits(teacher), x, batch_size)[1]
+        teacher_x = x if _same_input_kind(teacher, model) else model_inputs(teacher, splits, split)[0]
+        teacher_logits = run_in_chunks(teacher_runner or features_and_logits(teacher), teacher_x, batch_size)[1]
         out["teacher_agreement"] = float(np.mean(np.argmax(teacher_logits, 1) == np.argmax(logits, 1)))
     return out
+
+
+def _same_input_kind(a, b):
+    from keras_mixkd.models import input_normalization
+
+    return (input_normalization(a) is None) == (input_normalization(b) is None)
 
 
 def summarize_history(history):
@@ -237,10 +304,11 @@ def check_teacher_classes(teacher, num_classes, where="teacher"):
 def _fit(model, splits, train_ds, *, epochs, work_dir, measure, verbose, batch_size, backup_interval,
          log_dir=None, tensorboard=False):
     """`fit` with the study's callbacks; returns the whole history (restarts included) and the recorder."""
+    evaluated = model.student if hasattr(model, "student") and hasattr(model, "teacher") else model
     # No validation split (validation_fraction = 0): the recorder selects no epoch.
-    validation = normalized(splits, "val") if len(splits.y_val) else None
+    validation = model_inputs(evaluated, splits, "val") if len(splits.y_val) else None
     recorder = EpochRecorder(os.path.join(work_dir, "history.json"), validation,
-                             normalized(splits, "test"), cd_every=measure["every"],
+                             model_inputs(evaluated, splits, "test"), cd_every=measure["every"],
                              max_cd_examples=measure["max_examples"], chunk_size=max(batch_size, 256),
                              measure_split=measure.get("split", "val"))
     backup = ResumableBackup(os.path.join(work_dir, "backup"), min_interval=backup_interval)
@@ -325,16 +393,17 @@ def train_teacher(splits, model_name, augmentation, *, seed, epochs, optimizer, 
     ...                                 optimizer=config["teacher"]["optimizer"], work_dir="t")
     """
     from keras_mixkd.data import make_dataset
-    from keras_mixkd.models import get_model
+    from keras_mixkd.models.model_card import model_card
 
     measure = measure or _default_measure()
     epochs = check_epochs(epochs)
     start = time.time()
     keras.utils.set_random_seed(seed)
-    model = get_model(model_name, splits.num_classes, input_shape=splits.input_shape)
+    # The model normalises inside: the pipeline gives it images as loaded.
+    model = build_model(model_name, splits)
     aug = build_augmentation([augmentation], augmentation_options or {}, splits.num_classes)
     train_ds = make_dataset(splits.x_train, splits.y_train, batch_size=batch_size, shuffle=True, seed=seed,
-                            normalization=splits.normalization, augmentation=aug,
+                            normalization=None, augmentation=aug,
                             num_classes=splits.num_classes)
     steps = int(np.ceil(len(splits.y_train) / batch_size))
     dense = len(train_ds.element_spec[1].shape) == 2
@@ -357,6 +426,8 @@ def train_teacher(splits, model_name, augmentation, *, seed, epochs, optimizer, 
         "parameters": int(model.count_params()),
         "seconds": time.time() - start,
         "history": history,
+        "model_card": model_card(model, splits=splits, role="teacher", trained={
+            "augmentation": augmentation, "epochs": epochs, "seed": seed}),
     }
     return model, record, measures["features"]
 
@@ -400,14 +471,26 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
     """
     from keras_mixkd import Distiller
     from keras_mixkd.data import make_dataset
-    from keras_mixkd.models import get_model
+    from keras_mixkd.distill import StandardizedLogits
+    from keras_mixkd.models import input_normalization
+    from keras_mixkd.models import with_preprocessing
+    from keras_mixkd.models.model_card import model_card
 
     measure = measure or _default_measure()
     check_teacher_classes(teacher, splits.num_classes)
     epochs = check_epochs(epochs)
     start = time.time()
+    if input_normalization(teacher) is None:
+        # A teacher saved before models carried their normalisation: give it the data's.
+        warn_expects_normalized_input(teacher, splits.normalization)
+        teacher = with_preprocessing(teacher, splits.normalization)
     keras.utils.set_random_seed(seed)
-    student = get_model(student_model_name, splits.num_classes, input_shape=splits.input_shape)
+    # The student normalises inside and, trained with the standardised loss,
+    # outputs the standardised logits it is trained on (measured and shipped so).
+    output_layer = None
+    if recipe["loss"] == "standardized":
+        output_layer = StandardizedLogits(ddof=recipe.get("std_ddof"))
+    student = build_model(student_model_name, splits, output_layer=output_layer)
     distiller = Distiller(teacher, student, student_loss_weight=recipe["student_loss_weight"],
                           teacher_outputs=recipe.get("teacher_outputs", "logits"),
                           **distiller_loss_arguments(recipe))
@@ -416,12 +499,12 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
     names = [n for n in list(student_augmentation) + list(recipe["augmentation"]) if split_augmentation(n)]
     aug = build_augmentation(names, options, splits.num_classes)
     train_ds = make_dataset(splits.x_train, splits.y_train, batch_size=batch_size, shuffle=True, seed=seed,
-                            normalization=splits.normalization, augmentation=aug,
+                            normalization=None, augmentation=aug,
                             num_classes=splits.num_classes, teacher_sees=recipe["teacher_sees"])
     steps = int(np.ceil(len(splits.y_train) / batch_size))
     distiller.compile(optimizer=build_optimizer(optimizer, student_model_name, steps))
     # Build the distiller (a subclassed model) so a backup can be restored into it.
-    distiller(normalized(splits, "test")[0][:2])
+    distiller(model_inputs(student, splits, "test")[0][:2])
     history, recorder = _fit(distiller, splits, train_ds, epochs=epochs, work_dir=work_dir, measure=measure,
                    verbose=verbose, batch_size=batch_size, backup_interval=backup_interval,
                    log_dir=log_dir, tensorboard=tensorboard)
@@ -446,6 +529,12 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
         "parameters": int(student.count_params()),
         "seconds": time.time() - start,
         "history": history,
+        "model_card": model_card(student, splits=splits, role="student", trained={
+            "epochs": epochs, "seed": seed, "distillation_augmentation": "+".join(names) or "none"},
+            distilled_from={"teacher": teacher.name, "recipe": recipe.get("name", ""), "loss": recipe["loss"],
+                            "temperature": recipe["temperature"],
+                            "student_loss_weight": recipe["student_loss_weight"],
+                            "teacher_sees": recipe["teacher_sees"]}),
     }
     return distiller, record, measures["features"]
 

@@ -1,0 +1,117 @@
+"""The model card: what a saved or exported model takes, gives, and came from.
+
+`model_card(model, ...)` describes a model as a JSON-ready dict. keras-mixkd
+writes it into the record JSON beside every `.keras` file it saves (key
+`"model_card"`) and as `metadata.json` inside every SavedModel it exports.
+The input and output facts are read from the model itself (its
+`"input_normalization"` layer, its last layer), never assumed.
+"""
+
+MODEL_CARD_VERSION = 1
+STANDARDIZED_LOGITS_CLASS = "StandardizedLogits"
+
+
+def output_kind(model):
+    """`"standardized_logits"` when the model ends in `StandardizedLogits`, else `"logits"`."""
+    layers = getattr(model, "layers", None) or ()
+    if layers and type(layers[-1]).__name__ == STANDARDIZED_LOGITS_CLASS:
+        return "standardized_logits"
+    return "logits"
+
+
+def _shape(shape):
+    return [None if dim is None else int(dim) for dim in shape]
+
+
+def versions():
+    """keras-mixkd, Keras, backend and TensorFlow versions of this process."""
+    import keras
+
+    from keras_mixkd.version import __version__
+
+    found = {"keras_mixkd": __version__, "keras": keras.__version__, "backend": keras.backend.backend()}
+    try:
+        import tensorflow as tf
+
+        found["tensorflow"] = tf.__version__
+    except ImportError:  # pragma: no cover - TensorFlow is a dependency
+        pass
+    return found
+
+
+def describe_io(model, input_dtype=None):
+    """The `"input"` and `"output"` sections of a card, read from the model."""
+    from keras_mixkd.models.preprocessing import input_normalization
+
+    inputs = getattr(model, "inputs", None) or [None]
+    source = inputs[0]
+    dtype = input_dtype or str(getattr(source, "dtype", None) or "float32")
+    stats = input_normalization(model)
+    is_uint8 = dtype == "uint8"
+    input_section = {
+        "name": getattr(source, "name", None),
+        "shape": _shape(source.shape) if source is not None else None,
+        "dtype": dtype,
+        "layout": "NHWC (batch, height, width, channels)",
+        "range": [0, 255] if is_uint8 else [0.0, 1.0],
+        "normalization_inside": stats is not None,
+        "normalization": None if stats is None else {
+            "mean": list(stats["mean"]), "std": list(stats["std"]),
+            "formula": ("(x / 255 - mean) / std" if is_uint8 else "(x - mean) / std") + ", per channel, inside the model",
+        },
+    }
+    if stats is None:
+        input_section["range"] = None
+        input_section["note"] = ("This model has no normalisation inside: it expects images already "
+                                 "normalised with its training statistics.")
+    kind = output_kind(model)
+    outputs = getattr(model, "outputs", None)
+    output_section = {
+        "shape": _shape(outputs[0].shape) if outputs else None,
+        "kind": kind,
+        "standardized": kind == "standardized_logits",
+        "meaning": ("logits divided by their own standard deviation (what a student trained with the "
+                    "standardised loss was trained to give); softmax(output) is the predictive distribution"
+                    if kind == "standardized_logits" else
+                    "logits; softmax(output) is the predictive distribution"),
+    }
+    return input_section, output_section
+
+
+def model_card(model, *, splits=None, role=None, trained=None, distilled_from=None):
+    """A JSON-ready description of a model.
+
+    Arguments:
+        model: the functional `keras.Model` (saved or exported).
+        splits: the `DatasetSplits` it was trained on (data set name and class
+            names in label order), or `None`.
+        role: `"teacher"`, `"student"` or `None`.
+        trained: dict of how it was trained (augmentation, epochs, seed, ...).
+        distilled_from: dict naming the teacher and the distillation recipe.
+
+    Returns:
+        A dict with keys `model_card_version`, `model`, `role`, `dataset`,
+        `num_classes`, `class_names`, `input`, `output`, `trained`,
+        `distilled_from`, `versions`.
+
+    Example:
+
+    >>> card = model_card(student, splits=splits, role="student",
+    ...                   distilled_from={"teacher_model": "resnet56", "loss": "kd"})
+    >>> card["input"]["normalization_inside"]
+    True
+    """
+    input_section, output_section = describe_io(model)
+    return {
+        "model_card_version": MODEL_CARD_VERSION,
+        "model": model.name,
+        "role": role,
+        "dataset": None if splits is None else splits.name,
+        "num_classes": output_section["shape"][-1] if output_section["shape"] else None,
+        "class_names": None if splits is None else [str(name) for name in splits.class_names],
+        "input": input_section,
+        "output": output_section,
+        "trained": dict(trained) if trained else None,
+        "distilled_from": dict(distilled_from) if distilled_from else None,
+        "versions": versions(),
+    }
