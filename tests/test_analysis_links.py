@@ -110,7 +110,7 @@ def smoke_run(tmp_path_factory):
         "study", "--smoke", "--runs-dir", runs, "--name", "tiny", "--tensorboard",
         "--set", "data.train_examples=48", "--set", "data.test_examples=32",
         "--set", 'teacher.augmentations=["mixup"]', "--set", 'distillation=[{name = "kd_T1", temperature = 1.0}]',
-        "--set", "measure.projection_examples=32",
+        "--set", "measure.projection_examples=32", "--set", "student.baseline=false",
     ])
     assert status == 0
     return os.path.join(runs, "tiny")
