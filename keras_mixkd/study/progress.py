@@ -93,11 +93,13 @@ class StudyProgress:
 
 def cell_line(index, total, cell, record):
     """The line of one finished cell: where it is, what it is, its result and time."""
+    # No validation split (data.validation_fraction = 0): no epoch was selected.
+    best = ("no epoch selected (no validation split)" if record.get("test_accuracy_best") is None
+            else f"{100 * record['test_accuracy_best']:.2f} % (best-val epoch {record['best_epoch']})")
     return (
         f"cell {index}/{total} · {cell.describe()} · test accuracy "
         f"{100 * record['test_accuracy_last']:.2f} % (last epoch {record['last_epoch']}), "
-        f"{100 * record['test_accuracy_best']:.2f} % (best-val epoch {record['best_epoch']}) · "
-        f"CD {record['class_discrimination_last']:.4f} · {record['seconds']:.1f} s"
+        f"{best} · CD {record['class_discrimination_last']:.4f} · {record['seconds']:.1f} s"
     )
 
 

@@ -208,14 +208,6 @@ def _run_cell(cell, config, splits, teacher_path, recipes, work_dir, measure, ba
     return model, record, features
 
 
-def _result_line(record):
-    """The progress line after a cell: test accuracy at the last and the best-validation epoch, CD, time."""
-    best = ("no epoch selected (no validation split)" if record.get("test_accuracy_best") is None
-            else f"{100 * record['test_accuracy_best']:.2f} % (best-val epoch {record['best_epoch']})")
-    return (f"    test accuracy {100 * record['test_accuracy_last']:.2f} % (last epoch {record['last_epoch']}), "
-            f"{best} · CD {record['class_discrimination_last']:.4f} · {record['seconds']:.1f} s")
-
-
 def select_cells(cells, only):
     """The cells matching `only` (`{field: values}`), with the teachers and baselines they need.
 
