@@ -34,7 +34,7 @@ STUDY = [
     "--set", 'distillation=[{name = "pmu", temperature = 1.0, augmentation = "partial_mixup", '
              'augmentation_options = {partial_mixup = {fraction = 0.5}}}]',
     "--set", "data.train_examples=64", "--set", "data.test_examples=32",
-    "--set", "backup_interval_seconds=0", "--verbose", "0", "--no-report",
+    "--set", "backup_interval_seconds=0", "--set", "student.baseline=false", "--verbose", "0", "--no-report",
 ]
 TEACHER = "teacher__digits_cnn__mixup__s0"
 STUDENT = "student__digits_cnn_small__pmu__from__digits_cnn__mixup__s0"
