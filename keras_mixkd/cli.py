@@ -493,7 +493,7 @@ def _fit_milestones(table, recipe_epochs, role, keep, flag="--keep-milestones"):
     scaled = scale_milestones(milestones, recipe_epochs, epochs)
     table["optimizer"]["milestones"] = scaled
     print(f"note: {role}: {epochs} epochs instead of the recipe's {recipe_epochs}: learning-rate milestones "
-          f"{milestones} scaled to {scaled} ({flag} keeps them as they are)", file=sys.stderr)
+          f"{milestones} scaled to {scaled} ({flag} keeps them as they are)")
 
 
 def parse_only(items):

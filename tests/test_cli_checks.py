@@ -98,9 +98,9 @@ def test_scale_milestones_against_the_definition():
 def test_changed_epochs_scale_the_milestones_or_keep_them(capsys):
     args = cli.build_parser().parse_args(["study", "--teacher-epochs", "24", "--dry-run"])
     config = cli.study_config_from_args(args)
-    err = capsys.readouterr().err
+    out = capsys.readouterr().out  # a note on stdout: stderr stays one line for errors
     assert config["teacher"]["optimizer"]["milestones"] == [18]  # digits: [9] of 12 epochs
-    assert "milestones [9] scaled to [18] (--keep-milestones keeps them" in err
+    assert "milestones [9] scaled to [18] (--keep-milestones keeps them" in out
     # Under --smoke (1 epoch, the full schedule's milestones) they scale from the full recipe's 12 epochs.
     args = cli.build_parser().parse_args(["study", "--smoke", "--teacher-epochs", "4"])
     assert cli.study_config_from_args(args)["teacher"]["optimizer"]["milestones"] == [3]

@@ -261,7 +261,7 @@ def test_unwritable_output_folder_is_one_line(capsys, tmp_path):
         # Refused before training, not after an epoch's work.
         status, out, err = run_cli(capsys, *command, "--epochs", "1", "--verbose", "0",
                                    "--output", str(blocker / "model.keras"))
-        assert_one_clear_line(status, err, "Cannot use", str(blocker), "Not a directory")
+        assert_one_clear_line(status, err, "--output", str(blocker), "cannot create its folder")
         assert "test accuracy" not in out
     assert blocker.read_text() == "a file, not a folder"
 

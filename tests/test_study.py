@@ -276,7 +276,7 @@ def test_tiny_grid_end_to_end(tiny_run):
     for name in ("accuracy", "class_discrimination", "class_discrimination_over_epochs",
                  "projection_teacher_digits_cnn"):
         assert (run_dir / "plots" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert lines[1] == "cell 1/5 · seed 0 · train student digits_cnn_small alone (no teacher)"
+    assert lines[1].startswith("cell 1/5 · seed 0 · train student digits_cnn_small alone (no teacher) · test accuracy")
     assert any(line.startswith("cell 2/5 · teacher=none · seed 0") for line in lines)
     # A teacher saved by the study reloads and predicts the data's classes.
     teacher = keras.saving.load_model(run_dir / "models" / "teacher__digits_cnn__mixup__s0.keras")

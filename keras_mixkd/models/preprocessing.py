@@ -161,7 +161,9 @@ def with_preprocessing(model, normalization=None, *, output_layer=None, input_dt
     # A copy of each layer (a layer called in two graphs would report the first
     # graph's tensor as its `.output`, which `feature_extractor` reads), with the
     # model's weights; one flat graph, no nested model.
-    rewired = keras.models.clone_model(model, input_tensors=inputs, call_function=call_function)
+    # The input structure must match the model's own (a Sequential model keeps a list).
+    input_tensors = [inputs] if isinstance(model.input, (list, tuple)) else inputs
+    rewired = keras.models.clone_model(model, input_tensors=input_tensors, call_function=call_function)
     for layer in model.layers:
         if layer.weights:
             rewired.get_layer(layer.name).set_weights(layer.get_weights())
