@@ -800,6 +800,9 @@ def _load_model(path, num_classes):
     if not os.path.exists(path):
         raise FileNotFoundError(f"No model file at {path}.")
     try:
+        import keras_mixkd.distill  # noqa: F401  (registers the library's saved classes)
+        import keras_mixkd.optimizers  # noqa: F401
+
         model = keras.saving.load_model(path)
     except Exception as error:  # corrupt or foreign: name the file
         from keras_mixkd._checks import keras_file_problem

@@ -255,6 +255,11 @@ def load_teacher(path, num_classes):
             "Delete the matching file in cells/ to train that teacher again."
         )
     try:
+        # Registers the library's saved classes (its optimizers, StandardizedLogits) in this process,
+        # which may be a fresh Ray worker that never imported them.
+        import keras_mixkd.distill  # noqa: F401
+        import keras_mixkd.optimizers  # noqa: F401
+
         teacher = keras.saving.load_model(path)
     except Exception as error:  # a corrupt or foreign file: say which file
         from keras_mixkd._checks import keras_file_problem
