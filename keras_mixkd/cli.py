@@ -288,9 +288,11 @@ def main(argv=None):
         return 2
     try:
         select_backend(getattr(args, "backend", None))
+        # Before anything imports JAX: --devices N asks JAX for N virtual CPU devices first.
+        scope = _training_scope(args)
         if args.command not in ("report", "list"):
             import_tensorflow_quietly()
-        with _training_scope(args):
+        with scope:
             return args.handler(args) or 0
     except KeyboardInterrupt:
         print("keras-mixkd: interrupted; rerun the same command to continue.", file=sys.stderr)
