@@ -30,3 +30,12 @@ def add_l2(optimizer, gradient, variable, l2):
     if not l2 or not optimizer._use_weight_decay(variable):
         return gradient
     return ops.add(gradient, ops.multiply(variable, ops.cast(l2, variable.dtype)))
+
+
+def with_weight_decay_config(optimizer, config):
+    """`config` with the decay as the user gave it and its mode (Keras's base config holds only the decoupled one)."""
+    config["weight_decay"] = (
+        optimizer.weight_decay if optimizer.weight_decay_mode == "decoupled" else optimizer.l2_weight_decay
+    )
+    config["weight_decay_mode"] = optimizer.weight_decay_mode
+    return config

@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_mixkd.optimizers._weight_decay import add_l2
 from keras_mixkd.optimizers._weight_decay import check_weight_decay
+from keras_mixkd.optimizers._weight_decay import with_weight_decay_config
 
 
 @keras.saving.register_keras_serializable(package="keras_mixkd")
@@ -83,9 +84,4 @@ class SGD(keras.optimizers.SGD):
         self.assign_sub(variable, ops.multiply(step, learning_rate))
 
     def get_config(self):
-        config = super().get_config()
-        config["weight_decay"] = (
-            self.weight_decay if self.weight_decay_mode == "decoupled" else self.l2_weight_decay
-        )
-        config["weight_decay_mode"] = self.weight_decay_mode
-        return config
+        return with_weight_decay_config(self, super().get_config())
