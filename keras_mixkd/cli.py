@@ -72,6 +72,11 @@ def _executor_flags(parser):
                         help="CPUs (and math threads) of one Ray cell. Default: 1")
     parser.add_argument("--gpus-per-cell", type=float, default=None,
                         help="GPUs of one Ray cell. Default: 1 where the cluster has GPUs, else 0")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="math threads of each cell. On a CPU they change the round-off, so the "
+                             "numbers: the same --threads gives the same results under both executors "
+                             "(--threads 1 = a Ray cell of 1 CPU). JAX takes only 1. Default: in_process "
+                             "every core, ray --cpus-per-cell")
 
 
 def _data_flags(parser, recipe_default="digits"):
@@ -288,6 +293,11 @@ def main(argv=None):
         return 2
     try:
         select_backend(getattr(args, "backend", None))
+        if getattr(args, "threads", None) is not None:
+            from keras_mixkd.study.executors.threads import thread_environment
+
+            # Before TensorFlow or JAX starts its thread pool (fixed from then on).
+            os.environ.update(thread_environment(args.threads, os.environ["KERAS_BACKEND"]))
         # Before anything imports JAX: --devices N asks JAX for N virtual CPU devices first.
         scope = _training_scope(args)
         if args.command not in ("report", "list"):
@@ -539,7 +549,7 @@ def cmd_study(args):
               verbose=_fit_verbose(args), devices=args.devices, precision=args.precision,
               tensorboard=args.tensorboard,
               executor=args.executor, address=args.address, workers=args.workers,
-              cpus_per_cell=args.cpus_per_cell, gpus_per_cell=args.gpus_per_cell)
+              cpus_per_cell=args.cpus_per_cell, gpus_per_cell=args.gpus_per_cell, threads=args.threads)
     return 0
 
 

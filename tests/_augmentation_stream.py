@@ -28,7 +28,7 @@ SPECS = [([name], {}) for name in list_augmentations()] + [
     (["standard", "label_smoothing"], {}),
     (["mixup"], {"mode": "batch"}),
     (["mixup_cutmix"], {"implementation": "keras"}),
-    (["augmix"], {"implementation": "keras"}),  # KerasCV's (the default) depends on PYTHONHASHSEED
+    (["augmix"], {"implementation": "keras"}),
 ]
 
 

@@ -446,6 +446,30 @@ def test_keras_core_randaugment_and_augmix_change_images_within_range(cls, rng):
     np.testing.assert_array_equal(out["labels"].numpy(), labels)
 
 
+def test_keras_cv_augmix_weights_are_seeded_dirichlet_and_beta_draws():
+    """The seeded draws that replace KerasCV's unseeded tf.random.gamma keep its distributions:
+    chain weights ~ Dirichlet(alpha * 1), blend weight ~ Beta(alpha, alpha), and a seed repeats them."""
+    alpha, chains = 0.5, 3
+
+    def sample(seed, draws=1500):
+        layer = AugMix(num_chains=chains, alpha=alpha, seed=seed)._layer
+        weights = np.stack([layer._sample_from_dirichlet(np.full(chains, alpha, "float32")).numpy()
+                            for _ in range(draws)])
+        blend = np.array([float(layer._sample_from_beta(alpha, alpha)) for _ in range(draws)])
+        return weights, blend
+
+    weights, blend = sample(3)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-5)
+    # Dirichlet(a, a, a): mean 1/3, variance (1/3)(2/3) / (3a + 1); Beta(a, a): mean 1/2, variance 1 / (4 (2a + 1)).
+    np.testing.assert_allclose(weights.mean(axis=0), 1 / 3, atol=0.03)
+    np.testing.assert_allclose(weights.var(axis=0), (1 / 3) * (2 / 3) / (3 * alpha + 1), rtol=0.15)
+    assert abs(blend.mean() - 0.5) < 0.03 and abs(blend.var() - 1 / (4 * (2 * alpha + 1))) < 0.02
+    again, _ = sample(3, draws=20)
+    np.testing.assert_array_equal(weights[:20], again)
+    other, _ = sample(4, draws=20)
+    assert not np.array_equal(weights[:20], other)
+
+
 # -- every recipe: identity at inference, runs in tf.data, combinations --------------------
 @pytest.mark.parametrize("name", list_augmentations())
 def test_every_recipe_is_the_identity_at_inference(name, rng):

@@ -8,7 +8,6 @@ distilled from it with partial mixup, 2 epochs each.
 
 import contextlib
 import csv
-import io
 import json
 import os
 import re
@@ -20,7 +19,6 @@ import threading
 import time
 
 import keras
-import numpy as np
 import pytest
 
 from keras_mixkd import cli
@@ -35,6 +33,9 @@ STUDY = [
              'augmentation_options = {partial_mixup = {fraction = 0.5}}}]',
     "--set", "data.train_examples=64", "--set", "data.test_examples=32",
     "--set", "backup_interval_seconds=0", "--set", "student.baseline=false", "--verbose", "0", "--no-report",
+    # One math thread in every cell, under both executors: the thread count changes a CPU's round-off
+    # (see keras_mixkd.study.executors.threads), and with it equal the results are identical.
+    "--threads", "1",
 ]
 TEACHER = "teacher__digits_cnn__mixup__s0"
 STUDENT = "student__digits_cnn_small__pmu__from__digits_cnn__mixup__s0"
@@ -51,10 +52,14 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """The in-process run of the study."""
+    """The in-process run of the study, in a fresh process: TensorFlow and JAX fix their thread
+    pools when they start, and this one's started long ago with every core."""
     runs = tmp_path_factory.mktemp("reference")
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert cli.main([*STUDY, "--runs-dir", str(runs), "--name", "in_process"]) == 0
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, KERAS_BACKEND=BACKEND, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-m", "keras_mixkd.cli", *STUDY, "--runs-dir", str(runs),
+                           "--name", "in_process"], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
     return str(runs / "in_process")
 
 
@@ -108,13 +113,8 @@ def test_ray_gives_the_in_process_results(cluster, reference, capsys, tmp_path):
         for column, value in row.items():
             if column == "seconds":
                 continue
-            try:
-                expected = float(value)
-            except ValueError:
-                assert ours[key][column] == value, (key, column)
-                continue
-            np.testing.assert_allclose(float(ours[key][column]), expected, rtol=1e-4, atol=1e-6,
-                                       err_msg=f"{key} {column}")
+            # Identical, not close: the same seeds, backend and thread count give the same bits.
+            assert ours[key][column] == value, (key, column, ours[key][column], value)
     check_every_cell_once(run_dir)
     for key in CELLS:  # each worker's Keras output, one line per epoch, in the run folder
         log = open(os.path.join(run_dir, "logs", key + ".log")).read()

@@ -30,11 +30,12 @@ class AugMix(Augmentation):
         alpha: Dirichlet / Beta concentration of the chain weights.
         implementation: `"keras_cv"` (default) or `"keras"`.
         seed: optional int seed (`None`: drawn from Python's `random`, see
-            `augmentation.layer_seed`). Not reproducible across processes with
-            `"keras_cv"`: KerasCV's AugMix also draws from unseeded TensorFlow
-            ops whose derived seeds change with Python's hash seed
-            (`PYTHONHASHSEED`), so two runs of the same seed differ unless
-            both fix `PYTHONHASHSEED`. `"keras"` repeats exactly.
+            `augmentation.layer_seed`). Both implementations repeat exactly
+            across processes. (KerasCV's own layer draws its chain and blend
+            weights from unseeded `tf.random.gamma` ops, whose seeds follow
+            Python's hash seed, `PYTHONHASHSEED`: two runs of one seed
+            differed. Here those weights come from the layer's seeded
+            generator, with the same Dirichlet and Beta distributions.)
 
     Example:
 
@@ -87,9 +88,7 @@ class AugMix(Augmentation):
                 seed=seed,
             )
         else:
-            import keras_cv  # imported when used: it adds seconds to start-up
-
-            self._layer = keras_cv.layers.AugMix(
+            self._layer = _seeded_keras_cv_aug_mix()(
                 value_range=(0, 1),
                 severity=self.severity,
                 num_chains=self.num_chains,
@@ -110,3 +109,42 @@ class AugMix(Augmentation):
             "implementation": self.implementation,
             "seed": self.seed,
         }
+
+
+def _seeded_keras_cv_aug_mix():
+    """`keras_cv.layers.AugMix` whose Dirichlet and Beta weights are drawn from its seeded generator.
+
+    KerasCV draws them with `tf.random.gamma` without a seed: TensorFlow then
+    derives the op seeds while tracing, and they changed with Python's hash
+    seed, so the same `seed` gave other images in another process (a study
+    cell rerun, a Ray worker). Each draw here is a `stateless_gamma` keyed by
+    `make_seeds()` of the layer's own `tf.random.Generator` (seeded by `seed`,
+    advancing per batch like the layer's other draws): Gamma(alpha, 1) as
+    before, the weights still `g / sum(g)` (Dirichlet) and `a / (a + b)` (Beta).
+    """
+    global _SEEDED_AUG_MIX
+    if _SEEDED_AUG_MIX is not None:
+        return _SEEDED_AUG_MIX
+    import keras_cv  # imported when used: it adds seconds to start-up
+    import tensorflow as tf
+
+    class SeededAugMix(keras_cv.layers.AugMix):
+        def _seeded_gamma(self, alpha):
+            alpha = tf.convert_to_tensor(alpha, tf.float32)
+            seed = self._random_generator.make_seeds(1)[:, 0]
+            return tf.random.stateless_gamma(tf.shape(alpha), seed=seed, alpha=alpha)
+
+        def _sample_from_dirichlet(self, alpha):
+            gamma_sample = self._seeded_gamma(alpha)
+            return gamma_sample / tf.reduce_sum(gamma_sample, axis=-1, keepdims=True)
+
+        def _sample_from_beta(self, alpha, beta):
+            sample_alpha = self._seeded_gamma(alpha)
+            sample_beta = self._seeded_gamma(beta)
+            return sample_alpha / (sample_alpha + sample_beta)
+
+    _SEEDED_AUG_MIX = SeededAugMix
+    return SeededAugMix
+
+
+_SEEDED_AUG_MIX = None

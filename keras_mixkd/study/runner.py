@@ -14,7 +14,7 @@ from keras_mixkd.study.run_folder import RunFolder
 
 def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", report=True, print_fn=print,
               devices=None, precision="float32", tensorboard=False, executor="in_process", address=None,
-              workers=None, cpus_per_cell=1.0, gpus_per_cell=None, max_retries=3):
+              workers=None, cpus_per_cell=1.0, gpus_per_cell=None, max_retries=3, threads=None):
     """Run (or continue) a study and write its results, report and plots.
 
     Finished cells are skipped; a cell that was interrupted continues from
@@ -51,6 +51,10 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", 
             with `workers` cells at once), the resources of one cell
             (`gpus_per_cell=None`: 1 where the cluster has GPUs, else 0), and
             how often a cell whose worker process died is run again.
+        threads: math threads of each cell (None: in-process, the backend's
+            default, every core; Ray, `cpus_per_cell`). On a CPU they change
+            the round-off and so the numbers: the same `threads` under both
+            executors gives the same results (see `executors.threads`).
 
     Returns:
         The list of finished cell records (teachers, students and the
@@ -70,7 +74,7 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", 
 
     # Bad executor options are refused before anything is loaded or written.
     runner = get_executor(executor, address=address, workers=workers, cpus_per_cell=cpus_per_cell,
-                          gpus_per_cell=gpus_per_cell, max_retries=max_retries)
+                          gpus_per_cell=gpus_per_cell, max_retries=max_retries, threads=threads)
     check_names(config)
     # Data first: a missing data set must not leave a runs folder behind.
     splits = training.prepare_data(config["data"])

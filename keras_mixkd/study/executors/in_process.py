@@ -13,6 +13,10 @@ class InProcessExecutor(Executor):
     before the next cell starts.
 
     Arguments:
+        threads: math threads of this process for every cell (None: the
+            backend's default, every core). On a CPU the thread count changes
+            the round-off, and so the numbers: `threads=1` gives what the Ray
+            executor's one-CPU cells give (see `executors.threads`).
         options: the Ray executor's options are accepted and must be left
             at their defaults (a clear error names one that is set).
 
@@ -23,7 +27,14 @@ class InProcessExecutor(Executor):
 
     name = "in_process"
 
-    def __init__(self, address=None, workers=None, cpus_per_cell=1.0, gpus_per_cell=None, max_retries=3):
+    def __init__(self, address=None, workers=None, cpus_per_cell=1.0, gpus_per_cell=None, max_retries=3,
+                 threads=None):
+        import keras
+
+        from keras_mixkd.study.executors.threads import thread_environment
+
+        thread_environment(threads, keras.backend.backend())  # checks threads now, before any cell
+        self.threads = threads
         given = {"address": address, "workers": workers}
         for key, value in given.items():
             if value is not None:
@@ -37,8 +48,12 @@ class InProcessExecutor(Executor):
 
     def run(self, pending, *, config, splits, folder, on_done, verbose="auto", devices=None,
             precision="float32", tensorboard=False):
+        import keras
+
+        from keras_mixkd.study.executors.threads import set_math_threads
         from keras_mixkd.study.runner import execute_cell
 
+        set_math_threads(self.threads, keras.backend.backend())
         for index, cell in pending:
             result = execute_cell(cell, config, splits, teacher_path=folder.model_path,
                                   work_dir=folder.work_dir(cell.key), verbose=verbose, devices=devices,

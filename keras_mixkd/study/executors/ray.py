@@ -60,6 +60,9 @@ class RayExecutor(Executor):
         workers: cells run at once when Ray is started here (default: one per
             GPU on a GPU machine, else one per `cpus_per_cell` CPUs).
         cpus_per_cell: CPUs of one cell (and its math threads), > 0.
+        threads: math threads of each cell, if not `cpus_per_cell`'s (on a
+            CPU they change the round-off; `threads=1` equals the in-process
+            executor's `threads=1`, see `executors.threads`).
         gpus_per_cell: GPUs of one cell, >= 0; None: 1 where the cluster has
             GPUs, else 0.
         max_retries: runs again of a cell whose worker died, >= 0.
@@ -73,7 +76,14 @@ class RayExecutor(Executor):
 
     name = "ray"
 
-    def __init__(self, address=None, workers=None, cpus_per_cell=1.0, gpus_per_cell=None, max_retries=3):
+    def __init__(self, address=None, workers=None, cpus_per_cell=1.0, gpus_per_cell=None, max_retries=3,
+                 threads=None):
+        import keras
+
+        from keras_mixkd.study.executors.threads import thread_environment
+
+        thread_environment(threads, keras.backend.backend())  # checks threads now, before any cell
+        self.threads = threads
         if address is not None and (not isinstance(address, str) or not address.strip()):
             raise ValueError(f"address must be a Ray address such as 'auto' or 'host:6379'; got {address!r}.")
         if workers is not None:
@@ -154,6 +164,8 @@ class RayExecutor(Executor):
         """The workers' environment: the driver's backend, quiet TensorFlow, threads for their CPUs."""
         import keras
 
+        from keras_mixkd.study.executors.threads import thread_environment
+
         # On this machine (or a shared file system) workers import the driver's keras_mixkd
         # from here; elsewhere from the job's py_modules.
         path = [_package_dir_parent()] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
@@ -163,10 +175,12 @@ class RayExecutor(Executor):
             "OMP_NUM_THREADS": str(self._threads()),
             "PYTHONUNBUFFERED": "1",
             "PYTHONPATH": os.pathsep.join(path),
+            # TensorFlow's (and with threads=1, JAX's) pools are fixed when the worker starts them.
+            **thread_environment(self.threads, keras.backend.backend()),
         }
 
     def _threads(self):
-        return max(1, int(self.cpus_per_cell))
+        return self.threads or max(1, int(self.cpus_per_cell))
 
     def _run(self, ray, env_vars, pending, config, splits, folder, on_done, verbose, devices, precision):
         gpus = self._gpus_per_cell(ray)
