@@ -120,6 +120,9 @@ def test_ray_gives_the_in_process_results(cluster, reference, capsys, tmp_path):
         log = open(os.path.join(run_dir, "logs", key + ".log")).read()
         assert log.startswith(f"keras-mixkd cell {key} · pid ") and "Epoch 2/2" in log, log
         assert "\r" not in log
+        # The cell's CSVLogger rows, written on the worker and stored by the driver as in-process.
+        with open(os.path.join(run_dir, "logs", key, "history.csv"), newline="") as f:
+            assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1"], key
     # In-process: Keras output stays on the terminal (logs/ holds only each cell's history.csv).
     assert not [name for name in os.listdir(os.path.join(reference, "logs")) if name.endswith(".log")]
 

@@ -167,6 +167,13 @@ def write_cell_result(folder, cell, result, splits, measure, backend, first_seed
                       measure["projection_examples"], seed=cell.seed)
     if result.log is not None:
         atomic.write_text(log_path(folder, cell.key), result.log)
+    for relative, data in (result.log_files or {}).items():
+        # history.csv and TensorBoard events a Ray worker wrote on its node: logs/<key>/ here.
+        target = os.path.join(folder.path, "logs", cell.key, relative)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with atomic.atomic_path(target) as tmp:
+            with open(tmp, "wb") as f:
+                f.write(data)
     folder.write_cell(cell.key, result.record)
     folder.write_results()
 

@@ -21,6 +21,9 @@ class CellResult:
         model: the trained `keras.Model` (in-process), or None.
         model_bytes: the content of its `.keras` file (Ray), or None.
         log: the worker's output while it ran the cell (Ray), or None.
+        log_files: the files of its `CSVLogger` / TensorBoard folder (Ray),
+            `{path relative to logs/<key>/: bytes}`, or None (in-process, the
+            cell writes them in the run folder itself).
 
     Example:
 
@@ -32,6 +35,7 @@ class CellResult:
     model: object = None
     model_bytes: bytes = None
     log: str = None
+    log_files: dict = None
 
     def __post_init__(self):
         if (self.model is None) == (self.model_bytes is None):

@@ -123,7 +123,8 @@ class RayExecutor(Executor):
         env_vars = self._env_vars()
         started = self._connect(ray, env_vars)
         try:
-            self._run(ray, env_vars, pending, config, splits, folder, on_done, verbose, devices, precision)
+            self._run(ray, env_vars, pending, config, splits, folder, on_done, verbose, devices, precision,
+                      tensorboard)
         finally:
             if started:
                 ray.shutdown()
@@ -182,7 +183,8 @@ class RayExecutor(Executor):
     def _threads(self):
         return self.threads or max(1, int(self.cpus_per_cell))
 
-    def _run(self, ray, env_vars, pending, config, splits, folder, on_done, verbose, devices, precision):
+    def _run(self, ray, env_vars, pending, config, splits, folder, on_done, verbose, devices, precision,
+             tensorboard=False):
         gpus = self._gpus_per_cell(ray)
         threads = self._threads()
         runtime_env = {"env_vars": env_vars}
@@ -190,6 +192,7 @@ class RayExecutor(Executor):
             "run_path": os.path.abspath(folder.path),
             "token": manifest_token(folder.manifest_path),
             "verbose": verbose, "devices": devices, "precision": precision, "threads": threads,
+            "tensorboard": tensorboard,
         }
         task = ray.remote(run_cell_task)
         config_ref, splits_ref = ray.put(config), ray.put(splits)
@@ -219,7 +222,8 @@ class RayExecutor(Executor):
                     index, cell, model_ref = waiting.pop(ref)
                     payload, model_bytes = _get(ray, cell, ref, model_ref, self.max_retries)
                     on_done(index, cell, CellResult(record=payload["record"], features=payload["features"],
-                                                    model_bytes=model_bytes, log=payload["log"]))
+                                                    model_bytes=model_bytes, log=payload["log"],
+                                                    log_files=payload.get("log_files")))
         finally:
             for ref in waiting:  # a failure or an interrupt: stop what still runs
                 with contextlib.suppress(Exception):
@@ -293,8 +297,12 @@ def run_cell_task(cell, config, splits, teacher_bytes, context):
 
         # Always one line per epoch: the log is where a long study is watched (`tail -f`),
         # and a progress bar's carriage returns do not belong in a file.
+        # The CSVLogger's and TensorBoard's files are written next to the backup and handed to the
+        # driver, which puts them in logs/<key>/ as the in-process executor does.
+        log_dir = os.path.join(work_dir, "logs")
         result = execute_cell(cell, config, splits, teacher_path=lambda key: teacher_file, work_dir=work_dir,
-                              verbose=2, devices=context["devices"], precision=context["precision"])
+                              verbose=2, devices=context["devices"], precision=context["precision"],
+                              log_dir=log_dir, tensorboard=context.get("tensorboard", False))
         model_file = os.path.join(work_dir, "model.keras")
         result.model.save(model_file)
         with open(model_file, "rb") as f:
@@ -305,7 +313,14 @@ def run_cell_task(cell, config, splits, teacher_bytes, context):
         print(f"keras-mixkd cell {cell.key}: finished in {result.record['seconds']:.1f} s", flush=True)
     with open(log, encoding="utf-8", errors="replace") as f:
         text = f.read()
-    return model_bytes, {"record": result.record, "features": result.features, "log": text}
+    log_files = {}
+    for root, _, names in os.walk(log_dir):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                log_files[os.path.relpath(path, log_dir)] = f.read()
+    return model_bytes, {"record": result.record, "features": result.features, "log": text,
+                         "log_files": log_files}
 
 
 def cell_work_dir(context, key):
