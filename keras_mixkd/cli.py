@@ -836,7 +836,12 @@ def cmd_evaluate(args):
     splits = prepare_data(data)
     model = _load_model(args.model, splits.num_classes)
     results = {}
-    for split in ("val", "test") if args.split == "both" else (args.split,):
+    chosen = ("val", "test") if args.split == "both" else (args.split,)
+    if args.split == "both" and len(splits.y_val) == 0:
+        # Trained on the whole training split (validation_fraction = 0): there is no val to measure.
+        print("val: none (data.validation_fraction = 0: no validation split); the test split only")
+        chosen = ("test",)
+    for split in chosen:
         values = measure_model(model, splits, ece_bins=config["measure"]["ece_bins"], split=split)
         results[split] = {"accuracy": values["accuracy"], "expected_calibration_error":
                           values["expected_calibration_error"], "examples": int(len(getattr(splits, f"y_{split}")))}

@@ -281,3 +281,27 @@ def test_tensorflow_start_up_noise_is_filtered():
                              capture_output=True, text=True, env=dict(os.environ), timeout=240)
     assert process.returncode == 2
     assert process.stderr.strip().splitlines() == ["keras-mixkd evaluate: error: No model file at missing.keras."]
+
+
+def test_evaluate_both_splits_without_a_validation_split_measures_the_test_split_and_says_why(capsys, tmp_path):
+    """Data of `validation_fraction = 0` (the reference protocol's whole training split) has no val split:
+    `evaluate` (default --split both) measures the test split and says so; --split val is a clear error."""
+    from keras_mixkd.data import load_dataset
+    from keras_mixkd.models import get_model
+    from keras_mixkd.models import with_preprocessing
+
+    recipe = tmp_path / "full.toml"
+    recipe.write_text('name = "full"\nseeds = [0]\n[data]\nvalidation_fraction = 0\n[[pairs]]\n'
+                      'teacher = "digits_cnn"\nstudent = "digits_cnn_small"\n[[distillation]]\nname = "kd"\n')
+    splits = load_dataset("digits", validation_fraction=0.0)
+    model_path = str(tmp_path / "m.keras")
+    with_preprocessing(get_model("digits_cnn_small", 10, splits.input_shape), splits.normalization).save(model_path)
+    status, out, err = run_main(capsys, "evaluate", model_path, "--recipe", str(recipe), "--json",
+                                str(tmp_path / "e.json"))
+    assert status == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0] == "val: none (data.validation_fraction = 0: no validation split); the test split only"
+    assert lines[1].startswith("test: accuracy ") and lines[2:] == [f"wrote {tmp_path / 'e.json'}"]
+    assert list(json.load(open(tmp_path / "e.json"))) == ["test"]
+    status, _, err = run_main(capsys, "evaluate", model_path, "--recipe", str(recipe), "--split", "val")
+    assert status == 2 and "The val split of 'digits' is empty" in err, err
