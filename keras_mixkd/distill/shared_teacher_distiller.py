@@ -296,6 +296,24 @@ class SharedTeacherDistiller(keras.Model):
                 )
                 distiller._check_labels_early(x, y)
 
+    def zero_grad(self, set_to_none=True):
+        """PyTorch backend: clears the gradient of every student variable before a step.
+
+        Keras's PyTorch trainer clears leftover gradients with
+        `torch.nn.Module.zero_grad`, which reaches the parameters a layer
+        registers under their Keras paths. Students built alike share those
+        paths (`conv1/kernel` in each), so only one of them is registered
+        there and the others' gradients would add up from step to step.
+        Unused on the other backends.
+        """
+        super_zero_grad = getattr(super(), "zero_grad", None)
+        if super_zero_grad is not None:
+            super_zero_grad(set_to_none=set_to_none)
+        for variable in self.trainable_variables:
+            value = variable.value
+            if getattr(value, "grad", None) is not None:
+                value.grad = None
+
     def call(self, inputs, training=None):
         return {name: distiller(inputs, training=training) for name, distiller in self.distillers.items()}
 
