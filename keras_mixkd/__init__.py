@@ -15,6 +15,7 @@ from keras_mixkd.version import __version__
 # name -> module that defines it; loaded on first access.
 _LAZY_ATTRIBUTES = {
     "Distiller": "keras_mixkd.distill.distiller",
+    "SharedTeacherDistiller": "keras_mixkd.distill.shared_teacher_distiller",
 }
 _LAZY_SUBMODULES = (
     "analysis",
@@ -48,4 +49,4 @@ def __dir__():
     )
 
 
-__all__ = ["Distiller", "__version__"]
+__all__ = ["Distiller", "SharedTeacherDistiller", "__version__"]

@@ -1,6 +1,7 @@
-"""Distillation: the `Distiller` model (losses live in `keras_mixkd.losses`)."""
+"""Distillation: the `Distiller` model, `SharedTeacherDistiller` (losses live in `keras_mixkd.losses`)."""
 
 from keras_mixkd.distill.distiller import Distiller
+from keras_mixkd.distill.shared_teacher_distiller import SharedTeacherDistiller
 from keras_mixkd.distill.standardized_logits import StandardizedLogits
 
-__all__ = ["Distiller", "StandardizedLogits"]
+__all__ = ["Distiller", "SharedTeacherDistiller", "StandardizedLogits"]

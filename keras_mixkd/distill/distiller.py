@@ -78,6 +78,28 @@ class _LossEpochs(keras.callbacks.Callback):
             loss.on_epoch_begin(epoch)
 
 
+@contextlib.contextmanager
+def keep_variables_on_error(model):
+    """On JAX, restores every variable of `model` if a step fails before its first update.
+
+    Keras's JAX trainer detaches variable values while it runs and attaches
+    them back only after a successful step, so an error raised while the
+    first step is traced would leave teacher and student without weights.
+    JAX arrays are immutable: keeping references to them costs no copy.
+    """
+    if keras.backend.backend() != "jax":
+        yield
+        return
+    saved = [(variable, variable.value) for variable in model.variables]
+    try:
+        yield
+    except BaseException:
+        for variable, value in saved:
+            if variable._value is None:
+                variable._value = value
+        raise
+
+
 def _input_shape(model):
     try:
         shape = model.input_shape
@@ -433,26 +455,8 @@ class Distiller(keras.Model):
             if isinstance(spec, tuple) and len(spec) >= 2 and hasattr(spec[1], "shape"):
                 self._label_kind(spec[1], num_classes)
 
-    @contextlib.contextmanager
     def _keep_variables_on_error(self):
-        """On JAX, restores every variable if a step fails before its first update.
-
-        Keras's JAX trainer detaches variable values while it runs and attaches
-        them back only after a successful step, so an error raised while the
-        first step is traced would leave teacher and student without weights.
-        JAX arrays are immutable: keeping references to them costs no copy.
-        """
-        if keras.backend.backend() != "jax":
-            yield
-            return
-        saved = [(variable, variable.value) for variable in self.variables]
-        try:
-            yield
-        except BaseException:
-            for variable, value in saved:
-                if variable._value is None:
-                    variable._value = value
-            raise
+        return keep_variables_on_error(self)
 
     def fit(self, x=None, y=None, **kwargs):
         epochs = kwargs.get("epochs", 1)
@@ -501,10 +505,16 @@ class Distiller(keras.Model):
         """The frozen teacher's logits (inference mode, no gradient)."""
         return self._teacher_forward(inputs)[0]
 
-    def _teacher_forward(self, inputs):
-        """`(logits, features)` of the frozen teacher (features `None` when unused)."""
+    def _teacher_forward(self, inputs, extractor=None):
+        """`(logits, features)` of the frozen teacher (features `None` when unused).
+
+        `extractor`: a teacher feature extractor to use in place of this
+        Distiller's own (`SharedTeacherDistiller` passes one that reads the
+        layers of all its students' feature losses).
+        """
         _, teacher_inputs = self._split_inputs(inputs)
-        extractor = self._extractors["teacher"]
+        if extractor is None:
+            extractor = self._extractors["teacher"]
         if extractor is None:
             outputs, features = self.teacher(teacher_inputs, training=False), None
         else:
@@ -542,6 +552,28 @@ class Distiller(keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        y_pred, student_features = self._student_outputs(x, y_pred, training)
+        teacher_logits, teacher_features = self._teacher_forward(x)
+        total = self._student_loss(
+            y, y_pred, teacher_logits, teacher_features, student_features, sample_weight,
+            self._trackers(),
+        )
+        return self._scale_for_replicas(total)
+
+    def _trackers(self):
+        """The metrics `_student_loss` updates: name -> `keras.metrics.Mean`."""
+        trackers = {
+            "supervised_loss": self.supervised_loss_tracker,
+            "distillation_loss": self.distillation_loss_tracker,
+            "accuracy": self.accuracy_tracker,
+            "teacher_agreement": self.agreement_tracker,
+        }
+        if self.feature_loss is not None:
+            trackers["feature_loss"] = self.feature_loss_tracker
+        return trackers
+
+    def _student_outputs(self, x, y_pred, training):
+        """`(logits, features)` of the student (features `None` when no loss reads them)."""
         student_features = None
         if self._extractors["student"] is not None:
             student_features = getattr(self, "_student_features", None)
@@ -551,7 +583,16 @@ class Distiller(keras.Model):
             object.__setattr__(self, "_student_features", None)
         elif y_pred is None:
             y_pred = self(x, training=training)
-        teacher_logits, teacher_features = self._teacher_forward(x)
+        return y_pred, student_features
+
+    def _student_loss(self, y, y_pred, teacher_logits, teacher_features, student_features,
+                      sample_weight, trackers):
+        """The student's total loss (before replica scaling), given the teacher's outputs.
+
+        Updates `trackers` (see `_trackers`). Split from `compute_loss` so that
+        `SharedTeacherDistiller` runs the teacher once for several students and
+        applies each student's own loss to the same teacher outputs.
+        """
         num_classes = y_pred.shape[-1]
         if teacher_logits.shape[-1] != num_classes:
             raise ValueError(
@@ -596,7 +637,7 @@ class Distiller(keras.Model):
         if self.feature_loss is not None:
             feature = run(self.feature_loss)
             per_sample_total = per_sample_total + self.feature_loss_weight * feature
-            self.feature_loss_tracker.update_state(feature, sample_weight=sample_weight)
+            trackers["feature_loss"].update_state(feature, sample_weight=sample_weight)
         total = self._weighted_mean(per_sample_total, sample_weight)
         # The student's weight regularisers; never the frozen teacher's, which
         # would only shift the logged loss.
@@ -604,18 +645,18 @@ class Distiller(keras.Model):
             total = total + ops.cast(extra_loss, total.dtype)
 
         student_ids = ops.argmax(student_logits, axis=-1)
-        self.supervised_loss_tracker.update_state(supervised, sample_weight=sample_weight)
-        self.distillation_loss_tracker.update_state(distillation, sample_weight=sample_weight)
-        self.agreement_tracker.update_state(
+        trackers["supervised_loss"].update_state(supervised, sample_weight=sample_weight)
+        trackers["distillation_loss"].update_state(distillation, sample_weight=sample_weight)
+        trackers["teacher_agreement"].update_state(
             ops.cast(ops.equal(student_ids, ops.argmax(teacher_logits, axis=-1)), "float32"),
             sample_weight=sample_weight,
         )
         if label_ids is not None:
-            self.accuracy_tracker.update_state(
+            trackers["accuracy"].update_state(
                 ops.cast(ops.equal(student_ids, ops.cast(label_ids, student_ids.dtype)), "float32"),
                 sample_weight=sample_weight,
             )
-        return self._scale_for_replicas(total)
+        return total
 
     @staticmethod
     def _scale_for_replicas(total):
