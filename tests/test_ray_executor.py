@@ -191,7 +191,9 @@ def test_a_killed_driver_is_resumed_by_the_rerun(cluster, reference, capsys, tmp
 
 
 def test_a_cell_failing_on_its_own_stops_the_study_with_its_one_line_error_unretried(cluster, capsys, tmp_path):
-    argv = [*STUDY, "--runs-dir", str(tmp_path), "--only", "kind=teacher",
+    # Without --threads: this process's TensorFlow started long ago with its default threads.
+    study = [part for part in STUDY if part not in ("--threads", "1")]
+    argv = [*study, "--runs-dir", str(tmp_path), "--only", "kind=teacher",
             "--set", "teacher.optimizer.model_learning_rates={digits_cnn = 1e30}"]
     assert cli.main([*argv, "--name", "in_process"]) == 2
     expected = capsys.readouterr().err
