@@ -26,17 +26,17 @@ from keras_mixkd import cli
 ray = pytest.importorskip("ray", reason="the ray executor needs the ray extra: pip install 'keras-mixkd[ray]'")
 
 BACKEND = keras.backend.backend()
-STUDY = [
+STUDY_ANY_THREADS = [
     "study", "--smoke", "--teacher-epochs", "2", "--student-epochs", "2",
     "--set", 'teacher.augmentations=["mixup"]',
     "--set", 'distillation=[{name = "pmu", temperature = 1.0, augmentation = "partial_mixup", '
              'augmentation_options = {partial_mixup = {fraction = 0.5}}}]',
     "--set", "data.train_examples=64", "--set", "data.test_examples=32",
     "--set", "backup_interval_seconds=0", "--set", "student.baseline=false", "--verbose", "0", "--no-report",
-    # One math thread in every cell, under both executors: the thread count changes a CPU's round-off
-    # (see keras_mixkd.study.executors.threads), and with it equal the results are identical.
-    "--threads", "1",
 ]
+# One math thread in every cell, under both executors: the thread count changes a CPU's round-off
+# (see keras_mixkd.study.executors.threads), and with it equal the results are identical.
+STUDY = [*STUDY_ANY_THREADS, "--threads", "1"]
 TEACHER = "teacher__digits_cnn__mixup__s0"
 STUDENT = "student__digits_cnn_small__pmu__from__digits_cnn__mixup__s0"
 CELLS = [TEACHER, STUDENT]
@@ -192,8 +192,7 @@ def test_a_killed_driver_is_resumed_by_the_rerun(cluster, reference, capsys, tmp
 
 def test_a_cell_failing_on_its_own_stops_the_study_with_its_one_line_error_unretried(cluster, capsys, tmp_path):
     # Without --threads: this process's TensorFlow started long ago with its default threads.
-    study = [part for part in STUDY if part not in ("--threads", "1")]
-    argv = [*study, "--runs-dir", str(tmp_path), "--only", "kind=teacher",
+    argv = [*STUDY_ANY_THREADS, "--runs-dir", str(tmp_path), "--only", "kind=teacher",
             "--set", "teacher.optimizer.model_learning_rates={digits_cnn = 1e30}"]
     assert cli.main([*argv, "--name", "in_process"]) == 2
     expected = capsys.readouterr().err

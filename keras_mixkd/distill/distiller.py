@@ -100,6 +100,15 @@ def keep_variables_on_error(model):
         raise
 
 
+def check_fit_epochs(epochs, owner):
+    """Raise a clear `ValueError` unless `fit`'s `epochs` is a whole number >= 1.
+
+    Keras's fit runs no epoch for epochs <= 0 and says nothing.
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+        raise ValueError(f"{owner}.fit: epochs must be a whole number >= 1, got {epochs!r}.")
+
+
 def _input_shape(model):
     try:
         shape = model.input_shape
@@ -455,25 +464,19 @@ class Distiller(keras.Model):
             if isinstance(spec, tuple) and len(spec) >= 2 and hasattr(spec[1], "shape"):
                 self._label_kind(spec[1], num_classes)
 
-    def _keep_variables_on_error(self):
-        return keep_variables_on_error(self)
-
     def fit(self, x=None, y=None, **kwargs):
-        epochs = kwargs.get("epochs", 1)
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-            # Keras's fit runs no epoch for epochs <= 0 and says nothing.
-            raise ValueError(f"Distiller.fit: epochs must be a whole number >= 1, got {epochs!r}.")
+        check_fit_epochs(kwargs.get("epochs", 1), "Distiller")
         self._check_labels_early(x, y)
         # Losses that change over epochs (DKD's warm-up) read the epoch from a
         # variable this callback sets before each epoch's first step.
         callbacks = list(kwargs.pop("callbacks", None) or [])
         callbacks.append(_LossEpochs(self._distillation_losses()))
-        with self._keep_variables_on_error():
+        with keep_variables_on_error(self):
             return super().fit(x, y, callbacks=callbacks, **kwargs)
 
     def evaluate(self, x=None, y=None, **kwargs):
         self._check_labels_early(x, y)
-        with self._keep_variables_on_error():
+        with keep_variables_on_error(self):
             return super().evaluate(x, y, **kwargs)
 
     # ----------------------------------------------------------------- forward

@@ -1,14 +1,15 @@
 """`SharedTeacherDistiller`: one teacher pass per batch, several students trained by one `fit`."""
 
 import keras
-import numpy as np
 from keras import ops
 
 from keras_mixkd.distill.distiller import Distiller
 from keras_mixkd.distill.distiller import _Extractor
 from keras_mixkd.distill.distiller import _LossEpochs
 from keras_mixkd.distill.distiller import _num_classes
+from keras_mixkd.distill.distiller import check_fit_epochs
 from keras_mixkd.distill.distiller import keep_variables_on_error
+
 
 def _optimizer_problem(optimizer):
     """Why one optimizer over all students would not equal one optimizer per student, or None."""
@@ -269,11 +270,7 @@ class SharedTeacherDistiller(keras.Model):
             )
 
     def fit(self, x=None, y=None, **kwargs):
-        epochs = kwargs.get("epochs", 1)
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-            raise ValueError(
-                f"SharedTeacherDistiller.fit: epochs must be a whole number >= 1, got {epochs!r}."
-            )
+        check_fit_epochs(kwargs.get("epochs", 1), "SharedTeacherDistiller")
         self._check_inputs_early(x, y)
         callbacks = list(kwargs.pop("callbacks", None) or [])
         callbacks.append(_LossEpochs(self._distillation_losses()))

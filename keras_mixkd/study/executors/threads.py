@@ -43,10 +43,7 @@ def thread_environment(threads, backend):
            "TF_NUM_INTEROP_THREADS": str(min(2, threads))}
     if backend == "jax":
         _check_jax_threads(threads)
-        flags = os.environ.get("XLA_FLAGS", "")
-        if JAX_ONE_THREAD_FLAGS not in flags:
-            flags = f"{flags} {JAX_ONE_THREAD_FLAGS}".strip()
-        env["XLA_FLAGS"] = flags
+        env["XLA_FLAGS"] = _with_jax_one_thread_flags(os.environ.get("XLA_FLAGS", ""))
     return env
 
 
@@ -76,7 +73,7 @@ def set_math_threads(threads, backend):
                     f"threads={threads}: JAX has already started with its default threads in this process; "
                     f"set XLA_FLAGS='{JAX_ONE_THREAD_FLAGS}' before importing JAX (keras-mixkd study "
                     "--threads 1 does).")
-            os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {JAX_ONE_THREAD_FLAGS}".strip()
+            os.environ["XLA_FLAGS"] = _with_jax_one_thread_flags(os.environ.get("XLA_FLAGS", ""))
     # TensorFlow runs every backend's tf.data pipeline and the tensorflow backend's math.
     import tensorflow as tf
 
@@ -90,6 +87,13 @@ def set_math_threads(threads, backend):
                 f"threads={threads}: TensorFlow has already started with "
                 f"{current or 'its default'} math threads in this process; set TF_NUM_INTRAOP_THREADS="
                 f"{threads} before importing TensorFlow (keras-mixkd study --threads {threads} does).") from None
+
+
+def _with_jax_one_thread_flags(flags):
+    """`flags` (an XLA_FLAGS value) with XLA:CPU's one-thread flags, added once."""
+    if JAX_ONE_THREAD_FLAGS in flags:
+        return flags
+    return f"{flags} {JAX_ONE_THREAD_FLAGS}".strip()
 
 
 def _check_jax_threads(threads):
