@@ -276,6 +276,20 @@ def measure_demo(args):
 # ------------------------------------------------------------- plain PyTorch
 
 
+def mixstd_loss(student_logits, teacher_logits, targets, weight):
+    """Study B's MIXSTD loss in PyTorch: `w · CE(y, s/σ_s) + (1 − w) · KL(softmax(t/σ_t) ‖ softmax(s/σ_s))`.
+
+    σ: each sample's unbiased std (`torch.std`), batch means, no `T²` factor.
+    """
+    import torch.nn.functional as functional
+
+    log_q = functional.log_softmax(student_logits / student_logits.std(dim=1, keepdim=True), dim=1)
+    p = functional.softmax(teacher_logits / teacher_logits.std(dim=1, keepdim=True), dim=1)
+    supervised = -(targets * log_q).sum(1).mean()
+    distillation = functional.kl_div(log_q, p, reduction="batchmean")
+    return weight * supervised + (1.0 - weight) * distillation
+
+
 class StudyBTorchStep:
     """Study B's reference step in plain PyTorch eager: partial mixup, MIXSTD loss, SGD.
 
@@ -314,13 +328,7 @@ class StudyBTorchStep:
         targets = lam.view(-1, 1) * one_hot + (1.0 - lam.view(-1, 1)) * one_hot[partner]
         with torch.no_grad():
             teacher_logits = self.teacher(mixed)
-        student_logits = self.student(mixed)
-        student_scaled = student_logits / student_logits.std(dim=1, keepdim=True)
-        teacher_scaled = teacher_logits / teacher_logits.std(dim=1, keepdim=True)
-        log_q = functional.log_softmax(student_scaled, dim=1)
-        supervised = -(targets * log_q).sum(1).mean()
-        distillation = functional.kl_div(log_q, functional.softmax(teacher_scaled, dim=1), reduction="batchmean")
-        loss = self.weight * supervised + (1.0 - self.weight) * distillation
+        loss = mixstd_loss(self.student(mixed), teacher_logits, targets, self.weight)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

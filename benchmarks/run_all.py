@@ -1,8 +1,10 @@
 """Every benchmark, every backend, one table: `make bench`.
 
-Runs `bench_distill.py` and `bench_memory.py` once per backend, each in its
-own process (Keras fixes its backend at import), then prints one table of
-the distillation step with each target met or missed, and the memory lines.
+Runs `bench_distill.py`, `bench_study.py` and `bench_memory.py` once per
+backend, each in its own process (Keras fixes its backend at import), then
+prints one table of the distillation step with each target met or missed,
+the study-cost ratios (teacher cache, shared teacher pass, the study's fixed
+cost, plain PyTorch) and the memory lines.
 
 Usage:
 
@@ -110,6 +112,27 @@ def distill_table(results):
     return lines, targets
 
 
+STUDY_KEYS = ("cache_vs_alone", "shared_vs_floor", "shared_vs_separate", "demo_vs_before", "torch_vs_plain")
+
+
+def study_table(studies):
+    """Markdown rows of `bench_study.py`'s ratios, one row per backend, with its targets."""
+    import bench_study
+
+    lines = [
+        "| backend | " + " | ".join(f"{key} ({bench_study.TARGETS[key][0]} {bench_study.TARGETS[key][1]})"
+                                    for key in STUDY_KEYS) + " |",
+        "|---|" + "---:|" * len(STUDY_KEYS),
+    ]
+    for study in studies:
+        cells = []
+        for key in STUDY_KEYS:
+            value = study.get(key)
+            cells.append("–" if value is None else f"{value:.2f} {bench_study.verdict(key, value).split()[0]}")
+        lines.append(f"| {study['backend']} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def study_scale(m):
     extra = m["command"].split(" --runs-dir ", 1)[-1].split(" ", 1)
     return f" {extra[1]}" if len(extra) > 1 else " (the full demo)"
@@ -144,7 +167,7 @@ def memory_lines(memory):
     return lines
 
 
-def render(stamp, command, machine, settings, distill, pipelines, memory, failures=(), costs=()):
+def render(stamp, command, machine, settings, distill, pipelines, memory, failures=(), costs=(), studies=()):
     """The report as Markdown text."""
     out = [
         f"Run {stamp}: {machine.get('Model name', machine['cpu'])}, {machine['nproc']} cores, "
@@ -195,6 +218,9 @@ def render(stamp, command, machine, settings, distill, pipelines, memory, failur
                 f"step ({p['pair']}, fit/step time {p['fit_over_step_time']:.2f})"
             )
         out.append("")
+    if studies:
+        out += ["Study cost (`bench_study.py`; ratios paired per round, see its docstring):", ""]
+        out += study_table(studies) + [""]
     if memory:
         out += ["Memory:", ""] + memory_lines(memory) + [""]
     if failures:
@@ -213,6 +239,7 @@ def parse_args(argv=None):
     parser.add_argument("--jit-compile", default=None, help="passed to bench_distill.py")
     parser.add_argument("--no-distill", action="store_true")
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--no-study", action="store_true", help="skip bench_study.py")
     parser.add_argument("--no-pipeline", action="store_true", help="skip the input-pipeline line")
     parser.add_argument("--no-cost", action="store_true", help="skip XLA's cost analysis (JAX)")
     parser.add_argument("--from-json", default=None, help="print the report of a saved summary-*.json and exit")
@@ -234,7 +261,7 @@ def main(argv=None):
             render(
                 saved["stamp"], saved["command"], saved["machine"], saved["settings"],
                 saved["distill"], saved["pipelines"], saved["memory"], saved.get("failures", ()),
-                saved.get("costs", ()),
+                saved.get("costs", ()), saved.get("studies", ()),
             )
         )
         return 0
@@ -255,8 +282,15 @@ def main(argv=None):
     if not args.no_pipeline:
         distill_args += ["--pipeline"]
 
-    distill, pipelines, memory, failures, settings = [], [], [], [], None
+    distill, pipelines, memory, failures, settings, studies = [], [], [], [], None, []
     for backend in backends:
+        if not args.no_study:
+            path = os.path.join(args.out_dir, f"study-{backend}-{stamp}.json")
+            payload = run_script("bench_study.py", backend, list(scale), path)
+            if payload is None:
+                failures.append(f"bench_study.py under {backend}")
+            else:
+                studies.append(payload)
         if not args.no_distill:
             path = os.path.join(args.out_dir, f"distill-{backend}-{stamp}.json")
             payload = run_script("bench_distill.py", backend, distill_args, path)
@@ -300,7 +334,7 @@ def main(argv=None):
     )
     if settings:
         settings = dict(settings, omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"))
-    text = render(stamp, command, machine, settings, distill, pipelines, memory, failures, costs)
+    text = render(stamp, command, machine, settings, distill, pipelines, memory, failures, costs, studies)
     print(text)
     with open(os.path.join(args.out_dir, "latest.md"), "w") as handle:
         handle.write(text + "\n")
@@ -315,6 +349,7 @@ def main(argv=None):
             "pipelines": pipelines,
             "memory": memory,
             "costs": costs,
+            "studies": studies,
             "failures": failures,
         },
     )

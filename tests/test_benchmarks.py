@@ -7,6 +7,7 @@ import math
 import os
 import sys
 
+import keras
 import numpy as np
 import pytest
 
@@ -18,6 +19,7 @@ sys.path.insert(0, BENCHMARKS)
 import bench_cost  # noqa: E402
 import bench_distill  # noqa: E402
 import bench_memory  # noqa: E402
+import bench_study  # noqa: E402
 import run_all  # noqa: E402
 
 
@@ -118,6 +120,44 @@ def test_torch_reference_matches_the_zoo_and_the_kd_formula():
     step = torch_reference.TorchDistillStep("resnet8", "resnet8", num_classes=10)
     images, labels = torch_reference.random_batch(4, num_classes=10)
     assert math.isfinite(step(images, labels))
+
+
+def test_study_b_torch_loss_is_the_library_standardized_loss():
+    # torch_vs_plain compares our step with study B's plain loop: its loss must be ours.
+    import torch
+
+    from keras_mixkd import losses
+
+    rng = np.random.default_rng(1)
+    teacher, student = rng.normal(0, 3, (2, 6, 10)) + 40.0
+    targets = rng.dirichlet(np.ones(10), 6)
+    got = bench_study.mixstd_loss(torch.tensor(student), torch.tensor(teacher), torch.tensor(targets), 0.1)
+    kd = np.mean(keras.ops.convert_to_numpy(losses.standardized_distillation(teacher, student)))
+    scaled = student / student.std(axis=1, ddof=1, keepdims=True)
+    scaled = scaled - scaled.max(axis=1, keepdims=True)
+    log_q = scaled - np.log(np.exp(scaled).sum(axis=1, keepdims=True))
+    supervised = -np.mean(np.sum(targets * log_q, axis=1))
+    assert float(got) == pytest.approx(0.1 * supervised + 0.9 * kd, rel=1e-5)
+    step = bench_study.StudyBTorchStep("resnet8", "resnet8", num_classes=10)
+    images, labels = torch.rand(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    assert math.isfinite(step(images, labels))
+
+
+def test_bench_study_smoke_prints_every_ratio_as_json(capsys):
+    import json
+
+    summary = bench_study.main(["--smoke"])
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in bench_study.TARGETS:
+        assert math.isfinite(last[key]) and last[key] > 0, key
+        assert last[key] == pytest.approx(summary[key])
+    demo = summary["parts"]["demo"]
+    assert demo["cells"] >= 4
+    # The speed-ups change round-off only: every cell's test accuracy within 1 % of the other run's.
+    assert demo["max_test_accuracy_difference"] <= 0.01
+    steps = summary["parts"]["shared"]["step_ms"]
+    assert set(steps) == {"group", "separate_kd", "separate_kd_T1", "separate_standardized",
+                          "student_step", "teacher_inference"}
 
 
 def test_bench_cost_runs_under_jax_only():
