@@ -111,7 +111,8 @@ def measure_cache(args):
     alone.compile(optimizer=sgd(), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     cached = Distiller(teacher, student(), loss="kd", temperature=4.0, student_loss_weight=STUDENT_LOSS_WEIGHT)
     cached.compile(optimizer=sgd())
-    uncached = Distiller(teacher, student(), loss="kd", temperature=4.0, student_loss_weight=STUDENT_LOSS_WEIGHT)
+    uncached = Distiller(keras.models.clone_model(teacher), student(), loss="kd", temperature=4.0,
+                         student_loss_weight=STUDENT_LOSS_WEIGHT)
     uncached.compile(optimizer=sgd())
     batch = args.batch_size
     plain_ds = make_dataset(images, labels, batch_size=batch, seed=args.seed, num_classes=classes)
@@ -156,25 +157,29 @@ def measure_shared(args):
     rng = np.random.default_rng(args.seed)
     x = common.to_device(rng.standard_normal((batch, 32, 32, 3)).astype("float32"))
     y = common.to_device(rng.integers(0, classes, batch).astype("int32"))
-    teacher = get_model(teacher_name, classes, input_shape=(32, 32, 3))
+
+    # A teacher per contender: on JAX a compiled step donates the buffers of the
+    # variables it is given, so two steps must not share a model.
+    def teacher():
+        return get_model(teacher_name, classes, input_shape=(32, 32, 3))
 
     def student():
         return get_model(student_name, classes, input_shape=(32, 32, 3))
 
     steps = {}
-    group = SharedTeacherDistiller(teacher, {
+    group = SharedTeacherDistiller(teacher(), {
         name: (student(), dict(options, student_loss_weight=STUDENT_LOSS_WEIGHT)) for name, options in GROUP.items()
     })
     group.compile(optimizer=sgd())
     steps["group"] = common.KerasTrainStep(group, x, y)
     for name, options in GROUP.items():
-        separate = Distiller(teacher, student(), student_loss_weight=STUDENT_LOSS_WEIGHT, **options)
+        separate = Distiller(teacher(), student(), student_loss_weight=STUDENT_LOSS_WEIGHT, **options)
         separate.compile(optimizer=sgd())
         steps[f"separate_{name}"] = common.KerasTrainStep(separate, x, y)
     plain = student()
     plain.compile(optimizer=sgd(), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     steps["student_step"] = common.KerasTrainStep(plain, x, y)
-    inference = common.inference_function(teacher, group.jit_compile)
+    inference = common.inference_function(teacher(), group.jit_compile)
     steps["teacher_inference"] = lambda: inference(x)
     timings = common.interleaved_medians(steps, args.warmup, args.repeats)
     rounds = {name: value["times_s"] for name, value in timings.items()}
