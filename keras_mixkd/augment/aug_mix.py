@@ -163,6 +163,11 @@ def _seeded_keras_cv_aug_mix():
             pair = tf.random.stateless_gamma([2], fold_in(key, self._BLEND), alpha=self.alpha)
             return gamma / tf.reduce_sum(gamma), pair[0] / (pair[0] + pair[1])
 
+        def sample_depth(self, chain_key):
+            """Number of operations of one chain, uniform in `chain_depth` (both ends included)."""
+            low, high = self.chain_depth
+            return tf.random.stateless_uniform([], fold_in(chain_key, 0), low, high + 1, dtype=tf.int32)
+
         def sample_step(self, step_key):
             """(operation index, strength, sign) of one step of a chain."""
             op_index = tf.random.stateless_uniform([], fold_in(step_key, 0), 0, 8, dtype=tf.int32)
@@ -180,8 +185,7 @@ def _seeded_keras_cv_aug_mix():
 
             def chain(c, result):
                 chain_key = fold_in(fold_in(key, self._CHAINS), c)
-                depth = tf.random.stateless_uniform([], fold_in(chain_key, 0), self.chain_depth[0],
-                                                    self.chain_depth[1] + 1, dtype=tf.int32)
+                depth = self.sample_depth(chain_key)
 
                 def step(d, image_aug):
                     op_index, level, sign = self.sample_step(fold_in(chain_key, d + 1))
