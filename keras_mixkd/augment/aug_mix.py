@@ -31,11 +31,11 @@ class AugMix(Augmentation):
         implementation: `"keras_cv"` (default) or `"keras"`.
         seed: optional int seed (`None`: drawn from Python's `random`, see
             `augmentation.layer_seed`). Both implementations repeat exactly
-            across processes. (KerasCV's own layer draws its chain and blend
-            weights from unseeded `tf.random.gamma` ops, whose seeds follow
-            Python's hash seed, `PYTHONHASHSEED`: two runs of one seed
-            differed. Here those weights come from the layer's seeded
-            generator, with the same Dirichlet and Beta distributions.)
+            across processes. (KerasCV's own layer does not: it draws from
+            stateful random ops inside parallel loops, so its draws follow
+            thread timing, and its Dirichlet/Beta weights come from unseeded
+            `tf.random.gamma`. Here every draw is a stateless op keyed per
+            image from the seed, with KerasCV's distributions and operations.)
 
     Example:
 
