@@ -446,6 +446,12 @@ def test_keras_core_randaugment_and_augmix_change_images_within_range(cls, rng):
     np.testing.assert_array_equal(out["labels"].numpy(), labels)
 
 
+def in_graph(function, *args):
+    """`function(*args)` traced, as inside tf.data, as NumPy. (Called eagerly under JAX or PyTorch,
+    KerasCV's layers return that backend's arrays.)"""
+    return tf.nest.map_structure(np.asarray, tf.function(function)(*args))
+
+
 def keys_of(seed, count):
     """`count` stateless keys, shape (count, 2), from a seeded generator (as the layer makes them)."""
     return tf.transpose(tf.random.Generator.from_seed(seed).make_seeds(count))
@@ -503,8 +509,8 @@ def test_keras_cv_augmix_operations_are_keras_cvs(sign, rng):
                    reference._solarize, reference._shear_x, reference._shear_y, reference._translate_x]
     outputs = []
     for index, kerascv_op in enumerate(kerascv_ops):
-        ours = layer.apply_op(image, tf.constant(index), level, tf.constant(sign)).numpy()
-        np.testing.assert_allclose(ours, kerascv_op(image).numpy(), atol=1e-6, err_msg=str(index))
+        ours = in_graph(layer.apply_op, image, tf.constant(index), level, tf.constant(sign))
+        np.testing.assert_allclose(ours, in_graph(kerascv_op, image), atol=1e-6, err_msg=str(index))
         outputs.append(ours)
     # Every operation changes this image, each differently (the comparison above cannot pass vacuously).
     assert all(not np.allclose(out, image.numpy()) for out in outputs)
@@ -522,7 +528,7 @@ def test_keras_cv_augmix_image_depends_only_on_its_key(rng):
     keys = keys_of(aug._layer.seed, 6)
     alone = AugMix(seed=11)._layer  # its generator untouched: augment_with_key draws nothing from it
     for i in range(6):
-        np.testing.assert_allclose(out[i], alone.augment_with_key(images[i], keys[i]).numpy(), atol=1e-6)
+        np.testing.assert_allclose(out[i], in_graph(alone.augment_with_key, images[i], keys[i]), atol=1e-6)
     reversed_out = AugMix(seed=11)({"images": images[::-1], "labels": batch["labels"]})["images"].numpy()
     assert not np.allclose(reversed_out[::-1], out)  # the key goes with the position in the batch
     # The mixing formula, with chain_depth 1: each chain is one operation drawn from its own step key.
@@ -534,9 +540,10 @@ def test_keras_cv_augmix_image_depends_only_on_its_key(rng):
     for c in range(2):
         chain_key = fold_in(fold_in(key, layer._CHAINS), c)
         assert int(layer.sample_depth(chain_key)) == 1
-        chains.append(layer.apply_op(image, *layer.sample_step(fold_in(chain_key, 1))).numpy().astype(np.float64))
+        step = layer.sample_step(fold_in(chain_key, 1))
+        chains.append(in_graph(layer.apply_op, image, *step).astype(np.float64))
     expected = float(blend) * images[0] + (1 - float(blend)) * sum(float(w) * x for w, x in zip(weights, chains))
-    np.testing.assert_allclose(layer.augment_with_key(image, key).numpy(), expected, atol=1e-5)
+    np.testing.assert_allclose(in_graph(layer.augment_with_key, image, key), expected, atol=1e-5)
 
 
 # -- every recipe: identity at inference, runs in tf.data, combinations --------------------
