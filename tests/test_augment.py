@@ -481,6 +481,8 @@ def test_keras_cv_augmix_draws_keep_keras_cvs_distributions():
     assert 0.01 <= level.min() and level.max() <= severity
     assert abs(level.mean() - (0.01 + severity) / 2) < 0.01
     assert set(np.unique(sign)) == {-1.0, 1.0} and abs(sign.mean()) < 0.06
+    constant = AugMix(severity=0.01, seed=1)._layer  # KerasCV's lowest severity: a constant strength
+    assert float(constant.sample_step(keys[0])[1]) == pytest.approx(0.01)
     # The same key, the same draws; another key, others.
     again = layer.sample_weights(keys[5])[0].numpy()
     np.testing.assert_array_equal(again, weights[5].astype(np.float32))

@@ -167,8 +167,8 @@ def test_every_augmentation_repeats_across_processes():
 def test_keras_cv_augmix_repeats_under_any_thread_timing():
     """KerasCV's AugMix maps over the images and loops over chains with parallel iterations; its draws
     came from stateful ops in the order the threads reached them, so one seed gave other batches from
-    run to run, within one process too (before the fix: 4 runs here, 4 different streams). Each run builds the recipe anew
-    after `set_random_seed(5)` and must give the same batches."""
+    run to run, within one process too (before the fix: 4 runs here, 4 different streams). Each run
+    builds the recipe anew after `set_random_seed(5)` and must give the same batches."""
     import hashlib
 
     rng = np.random.default_rng(0)

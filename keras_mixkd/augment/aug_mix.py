@@ -158,8 +158,9 @@ def _seeded_keras_cv_aug_mix():
             return dict(inputs, images=self.augment_with_key(inputs["images"], key))
 
         def sample_weights(self, key):
-            """(chain weights ~ Dirichlet(alpha), blend weight ~ Beta(alpha, alpha)) of one image key."""
-            gamma = tf.random.stateless_gamma([self.num_chains], fold_in(key, self._WEIGHTS), alpha=self.alpha)
+            """(chain weights ~ Dirichlet(alpha), blend weight ~ Beta(alpha, alpha)) of one image."""
+            weights_key = fold_in(key, self._WEIGHTS)
+            gamma = tf.random.stateless_gamma([self.num_chains], weights_key, alpha=self.alpha)
             pair = tf.random.stateless_gamma([2], fold_in(key, self._BLEND), alpha=self.alpha)
             return gamma / tf.reduce_sum(gamma), pair[0] / (pair[0] + pair[1])
 
@@ -194,11 +195,12 @@ def _seeded_keras_cv_aug_mix():
                 _, image_aug = tf.while_loop(lambda d, _: d < depth, step, [tf.constant(0), image])
                 return c + 1, result + chain_weights[c] * image_aug
 
-            _, mixed = tf.while_loop(lambda c, _: c < self.num_chains, chain, [tf.constant(0), tf.zeros_like(image)])
+            start = [tf.constant(0), tf.zeros_like(image)]
+            _, mixed = tf.while_loop(lambda c, _: c < self.num_chains, chain, start)
             return blend * image + (1 - blend) * mixed
 
         def apply_op(self, image, op_index, level, sign):
-            """KerasCV's operation `op_index` (its order) at strength `level`; `sign` flips shears and shifts."""
+            """KerasCV's operation `op_index` (its order) at strength `level`; `sign` flips shear and shift."""
             branches = [
                 lambda: self._auto_contrast(image),
                 lambda: self._equalize(image),
@@ -228,13 +230,15 @@ def _seeded_keras_cv_aug_mix():
 
         def solarize(self, image, level):
             threshold = tf.cast(tf.cast(level * 255, tf.int32), tf.float32)
-            image = tf.clip_by_value(preprocessing.transform_value_range(image, self.value_range, (0, 255)), 0, 255)
+            image = preprocessing.transform_value_range(image, self.value_range, (0, 255))
+            image = tf.clip_by_value(image, 0, 255)
             image = tf.where(image < threshold, image, 255 - image)
             return preprocessing.transform_value_range(image, (0, 255), self.value_range)
 
         def shear(self, image, level, sign, axis):
             amount = level * 0.3 * sign
-            row = [1.0, amount, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0] if axis == 0 else [1.0, 0.0, 0.0, amount, 1.0, 0.0, 0.0, 0.0]
+            row = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]  # the identity; entry 1 shears x, entry 3 y
+            row[1 if axis == 0 else 3] = amount
             transform = tf.stack([tf.convert_to_tensor(v, tf.float32) for v in row])[tf.newaxis]
             return preprocessing.transform(tf.expand_dims(image, 0), transform)[0]
 
