@@ -1,7 +1,9 @@
 """Run by tests/test_determinism.py in a fresh process: a digest of every augmentation's stream.
 
-`python tests/_augmentation_stream.py SEED [SEED ...]` prints one JSON object,
-`"<recipe>/<seed>" -> sha256 of two epochs of a small pipeline's batches`.
+`python tests/_augmentation_stream.py [--extra-random-ops] SEED [SEED ...]` prints one
+JSON object, `"<recipe>/<seed>" -> sha256 of two epochs of a small pipeline's batches`.
+`--extra-random-ops` first runs unseeded TensorFlow random ops and draws from the
+global generator, as code before the recipes would: nothing may depend on them.
 """
 
 import hashlib
@@ -65,5 +67,21 @@ def digests(seeds):
     return out
 
 
+def extra_random_ops():
+    import tensorflow as tf
+
+    @tf.function
+    def draws():
+        return tf.random.uniform([3]) + tf.random.gamma([3], 2.0) + tf.random.normal([3])
+
+    draws()
+    tf.random.uniform([5])
+    tf.random.get_global_generator().normal([5])
+
+
 if __name__ == "__main__":
-    print(json.dumps(digests([int(s) for s in sys.argv[1:]])))
+    args = sys.argv[1:]
+    if args and args[0] == "--extra-random-ops":
+        extra_random_ops()
+        args = args[1:]
+    print(json.dumps(digests([int(s) for s in args])))

@@ -446,28 +446,106 @@ def test_keras_core_randaugment_and_augmix_change_images_within_range(cls, rng):
     np.testing.assert_array_equal(out["labels"].numpy(), labels)
 
 
-def test_keras_cv_augmix_weights_are_seeded_dirichlet_and_beta_draws():
-    """The seeded draws that replace KerasCV's unseeded tf.random.gamma keep its distributions:
-    chain weights ~ Dirichlet(alpha * 1), blend weight ~ Beta(alpha, alpha), and a seed repeats them."""
-    alpha, chains = 0.5, 3
+def in_graph(function, *args):
+    """`function(*args)` traced, as inside tf.data, as NumPy. (Called eagerly under JAX or PyTorch,
+    KerasCV's layers return that backend's arrays.)"""
+    return tf.nest.map_structure(np.asarray, tf.function(function)(*args))
 
-    def sample(seed, draws=1500):
-        layer = AugMix(num_chains=chains, alpha=alpha, seed=seed)._layer
-        weights = np.stack([layer._sample_from_dirichlet(np.full(chains, alpha, "float32")).numpy()
-                            for _ in range(draws)])
-        blend = np.array([float(layer._sample_from_beta(alpha, alpha)) for _ in range(draws)])
-        return weights, blend
 
-    weights, blend = sample(3)
+def keys_of(seed, count):
+    """`count` stateless keys, shape (count, 2), from a seeded generator (as the layer makes them)."""
+    return tf.transpose(tf.random.Generator.from_seed(seed).make_seeds(count))
+
+
+def test_keras_cv_augmix_draws_keep_keras_cvs_distributions():
+    """The stateless draws that replace KerasCV's stateful ones keep its distributions: chain weights
+    ~ Dirichlet(alpha 1), blend ~ Beta(alpha, alpha), depth uniform in chain_depth, operation uniform
+    over KerasCV's 8, strength uniform in (0.01, severity), sign +-1 evenly; a key repeats them."""
+    alpha, chains, severity, draws = 0.5, 3, 0.4, 3000
+    layer = AugMix(num_chains=chains, chain_depth=(2, 4), alpha=alpha, severity=severity, seed=1)._layer
+    keys = keys_of(7, draws)
+    weights, blend = tf.map_fn(layer.sample_weights, keys, fn_output_signature=(tf.float32, tf.float32))
+    weights, blend = weights.numpy().astype(np.float64), blend.numpy().astype(np.float64)
     np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-5)
     # Dirichlet(a, a, a): mean 1/3, variance (1/3)(2/3) / (3a + 1); Beta(a, a): mean 1/2, variance 1 / (4 (2a + 1)).
-    np.testing.assert_allclose(weights.mean(axis=0), 1 / 3, atol=0.03)
-    np.testing.assert_allclose(weights.var(axis=0), (1 / 3) * (2 / 3) / (3 * alpha + 1), rtol=0.15)
-    assert abs(blend.mean() - 0.5) < 0.03 and abs(blend.var() - 1 / (4 * (2 * alpha + 1))) < 0.02
-    again, _ = sample(3, draws=20)
-    np.testing.assert_array_equal(weights[:20], again)
-    other, _ = sample(4, draws=20)
-    assert not np.array_equal(weights[:20], other)
+    np.testing.assert_allclose(weights.mean(axis=0), 1 / 3, atol=0.02)
+    np.testing.assert_allclose(weights.var(axis=0), (1 / 3) * (2 / 3) / (3 * alpha + 1), rtol=0.1)
+    assert abs(blend.mean() - 0.5) < 0.02 and abs(blend.var() - 1 / (4 * (2 * alpha + 1))) < 0.01
+    depth = tf.map_fn(layer.sample_depth, keys, fn_output_signature=tf.int32).numpy()
+    np.testing.assert_allclose(np.bincount(depth, minlength=5)[2:] / draws, 1 / 3, atol=0.03)
+    assert set(np.unique(depth)) == {2, 3, 4}
+    op, level, sign = (v.numpy() for v in tf.map_fn(layer.sample_step, keys,
+                                                      fn_output_signature=(tf.int32, tf.float32, tf.float32)))
+    np.testing.assert_allclose(np.bincount(op, minlength=8) / draws, 1 / 8, atol=0.02)
+    assert set(np.unique(op)) == set(range(8))
+    assert 0.01 <= level.min() and level.max() <= severity
+    assert abs(level.mean() - (0.01 + severity) / 2) < 0.01
+    assert set(np.unique(sign)) == {-1.0, 1.0} and abs(sign.mean()) < 0.06
+    constant = AugMix(severity=0.01, seed=1)._layer  # KerasCV's lowest severity: a constant strength
+    assert float(constant.sample_step(keys[0])[1]) == pytest.approx(0.01)
+    # The same key, the same draws; another key, others.
+    again = layer.sample_weights(keys[5])[0].numpy()
+    np.testing.assert_array_equal(again, weights[5].astype(np.float32))
+    assert not np.array_equal(layer.sample_weights(keys[6])[0].numpy(), again)
+
+
+@pytest.mark.parametrize("sign", [-1.0, 1.0])
+def test_keras_cv_augmix_operations_are_keras_cvs(sign, rng):
+    """Each operation, given the strength and sign KerasCV would have drawn, gives KerasCV's own result
+    (its `_posterize`, `_rotate`, ... with `severity_factor` and the generator replaced by those values),
+    in KerasCV's order of operation indices."""
+    import keras_cv
+
+    image = tf.constant(rng.uniform(size=(12, 10, 3)).astype(np.float32))
+    layer = AugMix(severity=0.9, seed=1)._layer
+    level = tf.constant(0.73)
+
+    class FixedGenerator:  # KerasCV's random_inversion returns -1 when its uniform draw is > 0.5
+        def uniform(self, *args, **kwargs):
+            return tf.constant(0.9 if sign < 0 else 0.1)
+
+    reference = keras_cv.layers.AugMix(value_range=(0, 1), severity=0.9, seed=1)
+    reference.severity_factor = lambda: level
+    reference._random_generator = FixedGenerator()
+    kerascv_ops = [reference._auto_contrast, reference._equalize, reference._posterize, reference._rotate,
+                   reference._solarize, reference._shear_x, reference._shear_y, reference._translate_x]
+    outputs = []
+    for index, kerascv_op in enumerate(kerascv_ops):
+        ours = in_graph(layer.apply_op, image, tf.constant(index), level, tf.constant(sign))
+        np.testing.assert_allclose(ours, in_graph(kerascv_op, image), atol=1e-6, err_msg=str(index))
+        outputs.append(ours)
+    # Every operation changes this image, each differently (the comparison above cannot pass vacuously).
+    assert all(not np.allclose(out, image.numpy()) for out in outputs)
+    assert all(not np.allclose(a, b) for i, a in enumerate(outputs) for b in outputs[i + 1:])
+
+
+def test_keras_cv_augmix_image_depends_only_on_its_key(rng):
+    """A batch's image i is AugMix of image i under the i-th key of the layer's seeded generator, and
+    of nothing else: no draw depends on which image (or thread) ran first. The blend of chains too:
+    AugMix(x) = b x + (1 - b) sum_c w_c chain_c(x), with depth 1 and one operation known per chain."""
+    images = rng.uniform(size=(6, 10, 10, 3)).astype(np.float32)
+    batch = {"images": images, "labels": np.zeros(6, np.int32)}
+    aug = AugMix(seed=11)
+    out = aug(batch)["images"].numpy()
+    keys = keys_of(aug._layer.seed, 6)
+    alone = AugMix(seed=11)._layer  # its generator untouched: augment_with_key draws nothing from it
+    for i in range(6):
+        np.testing.assert_allclose(out[i], in_graph(alone.augment_with_key, images[i], keys[i]), atol=1e-6)
+    reversed_out = AugMix(seed=11)({"images": images[::-1], "labels": batch["labels"]})["images"].numpy()
+    assert not np.allclose(reversed_out[::-1], out)  # the key goes with the position in the batch
+    # The mixing formula, with chain_depth 1: each chain is one operation drawn from its own step key.
+    layer = AugMix(seed=11, chain_depth=1, num_chains=2, severity=0.5)._layer
+    fold_in = tf.random.experimental.stateless_fold_in
+    image, key = tf.constant(images[0]), keys[0]
+    weights, blend = layer.sample_weights(key)
+    chains = []
+    for c in range(2):
+        chain_key = fold_in(fold_in(key, layer._CHAINS), c)
+        assert int(layer.sample_depth(chain_key)) == 1
+        step = layer.sample_step(fold_in(chain_key, 1))
+        chains.append(in_graph(layer.apply_op, image, *step).astype(np.float64))
+    expected = float(blend) * images[0] + (1 - float(blend)) * sum(float(w) * x for w, x in zip(weights, chains))
+    np.testing.assert_allclose(in_graph(layer.augment_with_key, image, key), expected, atol=1e-5)
 
 
 # -- every recipe: identity at inference, runs in tf.data, combinations --------------------

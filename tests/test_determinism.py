@@ -138,10 +138,13 @@ def test_every_augmentation_repeats_across_processes():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
                TF_CPP_MIN_LOG_LEVEL="3")
-    # Two hash seeds, as two runs of the command line get: nothing may depend on them.
-    runs = [subprocess.Popen([sys.executable, script, *seeds], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             env=dict(env, PYTHONHASHSEED=hash_seed), text=True)
-            for seeds, hash_seed in ((["0", "1"], "1"), (["0"], "2"))]
+    # Two hash seeds, as two runs of the command line get, other random ops before the recipes and
+    # another number of TensorFlow threads (the order in which parallel map iterations draw): nothing
+    # may depend on them.
+    runs = [subprocess.Popen([sys.executable, script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=dict(env, PYTHONHASHSEED=hash_seed, **threads), text=True)
+            for args, hash_seed, threads in ((["0", "1"], "1", {}),
+                                             (["--extra-random-ops", "0"], "2", {"TF_NUM_INTEROP_THREADS": "1"}))]
     outputs = []
     for run in runs:
         stdout, stderr = run.communicate(timeout=600)
@@ -154,12 +157,33 @@ def test_every_augmentation_repeats_across_processes():
     assert set(list_augmentations()) <= names
     differ = sorted(key for key in second if first[key] != second[key])
     assert {"augmix/0", "augmix,implementation=keras/0"} <= set(second)
-    # Known gap: KerasCV's AugMix (the default) now draws its Dirichlet/Beta weights seeded and repeats
-    # when this test runs alone, but still differed in the full suite (another draw of its still follows
-    # the process's state). implementation="keras" is checked.
-    differ = [key for key in differ if key != "augmix/0"]
     assert not differ, f"same seed, other numbers in another process: {differ}"
     # The seed matters: every recipe's stream (shuffle and draws) changes with it.
     from tests._augmentation_stream import FIRST_SEED_ONLY
 
     assert all(first[f"{name}/0"] != first[f"{name}/1"] for name in names - FIRST_SEED_ONLY)
+
+
+def test_keras_cv_augmix_repeats_under_any_thread_timing():
+    """KerasCV's AugMix maps over the images and loops over chains with parallel iterations; its draws
+    came from stateful ops in the order the threads reached them, so one seed gave other batches from
+    run to run, within one process too (before the fix: 4 runs here, 4 different streams). Each run
+    builds the recipe anew after `set_random_seed(5)` and must give the same batches."""
+    import hashlib
+
+    rng = np.random.default_rng(0)
+    images = rng.random((32, 12, 12, 3)).astype("float32")
+    labels = rng.integers(0, 10, 32)
+
+    def digest():
+        keras.utils.set_random_seed(5)
+        dataset = make_dataset(images, labels, batch_size=16, seed=5, augmentation=get_augmentation("augmix"),
+                               num_classes=10)
+        out = hashlib.sha256()
+        for _ in range(2):
+            for x, _ in dataset:
+                out.update(np.asarray(x).tobytes())
+        return out.hexdigest()
+
+    digests = [digest() for _ in range(4)]
+    assert len(set(digests)) == 1, digests
