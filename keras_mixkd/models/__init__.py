@@ -53,6 +53,7 @@ import importlib
 
 import keras
 
+from keras_mixkd.models.batch_normalization import BatchNormalization
 from keras_mixkd.models.preprocessing import INPUT_NORMALIZATION_LAYER
 from keras_mixkd.models.preprocessing import input_normalization
 from keras_mixkd.models.preprocessing import with_preprocessing
@@ -207,6 +208,7 @@ def _all_layers(model):
 
 
 __all__ = [
+    "BatchNormalization",
     "get_model",
     "list_models",
     "count_params_pytorch_style",

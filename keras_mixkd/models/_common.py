@@ -89,8 +89,14 @@ def classifier_head(features, num_classes, init="keras"):
 
 def batch_norm(name=None):
     # PyTorch's BatchNorm2d defaults (momentum 0.1 there = 0.9 here, eps 1e-5),
-    # so a trained reference model and this one normalise alike.
-    return keras.layers.BatchNormalization(axis=channel_axis(), momentum=0.9, epsilon=1e-5, name=name)
+    # so a trained reference model and this one normalise alike. Under the PyTorch
+    # backend, the layer that calls PyTorch's fused kernel (Keras's own runs
+    # several element-wise passes); elsewhere Keras's layer, so the models and
+    # files the other backends build are Keras's alone.
+    from keras_mixkd.models.batch_normalization import BatchNormalization
+
+    layer = BatchNormalization if keras.backend.backend() == "torch" else keras.layers.BatchNormalization
+    return layer(axis=channel_axis(), momentum=0.9, epsilon=1e-5, name=name)
 
 
 def channel_axis():
