@@ -7,10 +7,10 @@ Both end in global average pooling, so they take any image size from 2x2 up
 import keras
 
 from keras_mixkd.models._common import batch_norm
-from keras_mixkd.models._common import image_input
 from keras_mixkd.models._common import check_input_shape
 from keras_mixkd.models._common import check_num_classes
 from keras_mixkd.models._common import classifier_head
+from keras_mixkd.models._common import image_input
 
 
 def digits_cnn_small(num_classes=10, input_shape=(8, 8, 1)):

@@ -10,10 +10,10 @@ layer 512 -> classes. The fourth max-pool is applied only to 64x64 inputs
 import keras
 
 from keras_mixkd.models._common import batch_norm
-from keras_mixkd.models._common import image_input
 from keras_mixkd.models._common import check_input_shape
 from keras_mixkd.models._common import check_num_classes
 from keras_mixkd.models._common import classifier_head
+from keras_mixkd.models._common import image_input
 from keras_mixkd.models._common import kaiming_normal_fan_out
 
 # Channels of the convolutions of each of the five blocks.

@@ -11,11 +11,11 @@ import keras
 
 from keras_mixkd.models._common import batch_norm
 from keras_mixkd.models._common import channels
-from keras_mixkd.models._common import image_input
 from keras_mixkd.models._common import check_input_shape
 from keras_mixkd.models._common import check_num_classes
 from keras_mixkd.models._common import classifier_head
 from keras_mixkd.models._common import conv2d
+from keras_mixkd.models._common import image_input
 from keras_mixkd.models._common import kaiming_normal_fan_out
 
 
