@@ -813,6 +813,7 @@ def _load_model(path, num_classes):
         raise FileNotFoundError(f"No model file at {path}.")
     try:
         import keras_mixkd.distill  # noqa: F401  (registers the library's saved classes)
+        import keras_mixkd.models  # noqa: F401
         import keras_mixkd.optimizers  # noqa: F401
 
         model = keras.saving.load_model(path)

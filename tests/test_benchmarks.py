@@ -186,3 +186,17 @@ def test_gpu_check_smoke_runs_without_tensorflow():
     assert result["cd_abs_error_vs_float64"] < 1e-4
     assert 0 < result["callback_share_of_epoch"] < 1
     assert "LatentMeasures per epoch" in done.stdout
+
+
+def test_bench_layout_smoke_times_both_layouts(capsys):
+    import bench_layout
+
+    args = ["--smoke"] + ([] if BACKEND == "torch" else ["--no-torch"])
+    timings, ratios = bench_layout.main(args)
+    expected = {"ours_last", "ours_first"} | ({"torch"} if BACKEND == "torch" else set())
+    assert set(timings) == expected
+    assert all(math.isfinite(t["median_s"]) and t["median_s"] > 0 for t in timings.values())
+    rounds = {name: t["times_s"] for name, t in timings.items()}
+    assert ratios["ours_first/ours_last speed"] == pytest.approx(
+        float(np.median([a / b for a, b in zip(rounds["ours_last"], rounds["ours_first"])])))
+    assert "| ours_first |" in capsys.readouterr().out

@@ -51,6 +51,9 @@ the VGGs 8x8, and say so when given less.
 
 import importlib
 
+import keras
+
+from keras_mixkd.models.batch_normalization import BatchNormalization
 from keras_mixkd.models.preprocessing import INPUT_NORMALIZATION_LAYER
 from keras_mixkd.models.preprocessing import input_normalization
 from keras_mixkd.models.preprocessing import with_preprocessing
@@ -92,7 +95,7 @@ def list_models():
     return sorted(_REGISTRY)
 
 
-def get_model(name, num_classes, input_shape=(32, 32, 3)):
+def get_model(name, num_classes, input_shape=(32, 32, 3), data_format=None):
     """Build a model of the zoo by name.
 
     Arguments:
@@ -104,6 +107,15 @@ def get_model(name, num_classes, input_shape=(32, 32, 3)):
         input_shape: (height, width, channels), channels last. The CIFAR zoo
             is made for (32, 32, 3) and takes other sizes its downsampling
             allows; the digits nets take anything from 2x2 up (e.g. (8, 8, 1)).
+        data_format: layout of the tensors inside the model, "channels_last"
+            (NHWC) or "channels_first" (NCHW); None: the shipped default,
+            "channels_last" (not `keras.config.image_data_format()`: see
+            docs/performance.md for why). Either way the model takes NHWC
+            images as loaded: a channels-first model transposes them once,
+            in its first layer ("to_channels_first"), and computes the same
+            numbers (to float round-off) from the same seed. Channels-first is
+            offered by the ResNets, WRNs, VGGs, ResNet-18, MobileNetV2 and
+            the digits nets.
 
     Returns:
         A functional `keras.Model` producing logits, with layers named
@@ -124,8 +136,35 @@ def get_model(name, num_classes, input_shape=(32, 32, 3)):
             f"Unknown model {name!r}. Known models: {', '.join(list_models())}."
         )
     module_name, builder_name = _REGISTRY[key]
+    data_format = _check_data_format(data_format, key, module_name)
     module = importlib.import_module(f"keras_mixkd.models.{module_name}")
-    return getattr(module, builder_name)(num_classes=num_classes, input_shape=input_shape)
+    # Every layer reads Keras's image data format when it is created (and keeps it in its config).
+    previous = keras.config.image_data_format()
+    keras.config.set_image_data_format(data_format)
+    try:
+        return getattr(module, builder_name)(num_classes=num_classes, input_shape=input_shape)
+    finally:
+        keras.config.set_image_data_format(previous)
+
+
+# Families whose layers all follow the data format (the others reshape or split channels last).
+_CHANNELS_FIRST_MODULES = ("resnet", "wrn", "vgg", "resnet18", "mobilenetv2", "digits_cnn")
+
+
+def _check_data_format(data_format, key, module_name):
+    if data_format is None:
+        return "channels_last"
+    if data_format not in ("channels_last", "channels_first"):
+        raise ValueError(
+            f"data_format must be 'channels_last', 'channels_first' or None, got {data_format!r}."
+        )
+    if data_format == "channels_first" and module_name not in _CHANNELS_FIRST_MODULES:
+        supported = sorted(k for k, (m, _) in _REGISTRY.items() if m in _CHANNELS_FIRST_MODULES)
+        raise ValueError(
+            f"Model {key!r} is built channels-last only (data_format='channels_first' was given); "
+            f"channels-first models: {', '.join(supported)}."
+        )
+    return data_format
 
 
 def count_params_pytorch_style(model):
@@ -169,6 +208,7 @@ def _all_layers(model):
 
 
 __all__ = [
+    "BatchNormalization",
     "get_model",
     "list_models",
     "count_params_pytorch_style",

@@ -89,8 +89,40 @@ def classifier_head(features, num_classes, init="keras"):
 
 def batch_norm(name=None):
     # PyTorch's BatchNorm2d defaults (momentum 0.1 there = 0.9 here, eps 1e-5),
-    # so a trained reference model and this one normalise alike.
-    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
+    # so a trained reference model and this one normalise alike. Under the PyTorch
+    # backend, the layer that calls PyTorch's fused kernel (Keras's own runs
+    # several element-wise passes); elsewhere Keras's layer, so the models and
+    # files the other backends build are Keras's alone.
+    from keras_mixkd.models.batch_normalization import BatchNormalization
+
+    layer = BatchNormalization if keras.backend.backend() == "torch" else keras.layers.BatchNormalization
+    return layer(axis=channel_axis(), momentum=0.9, epsilon=1e-5, name=name)
+
+
+def channel_axis():
+    """The channel axis of the layers being built: 1 under "channels_first", else -1.
+
+    `get_model(..., data_format=...)` sets Keras's image data format while a
+    model is built; every layer reads it when it is created.
+    """
+    return 1 if keras.config.image_data_format() == "channels_first" else -1
+
+
+def channels(x):
+    """Number of channels of a 4-D tensor in the data format being built."""
+    return x.shape[channel_axis()]
+
+
+def image_input(input_shape):
+    """`(inputs, x)`: the NHWC input named "images", and `x` as the layers being built expect it.
+
+    A channels-first model still takes the images as loaded (NHWC): its first
+    layer, `Permute((3, 1, 2))` named "to_channels_first", transposes them once.
+    """
+    inputs = keras.Input(input_shape, name="images")
+    if keras.config.image_data_format() != "channels_first":
+        return inputs, inputs
+    return inputs, keras.layers.Permute((3, 1, 2), name="to_channels_first")(inputs)
 
 
 def conv2d(

@@ -10,6 +10,7 @@ from keras_mixkd.models._common import batch_norm
 from keras_mixkd.models._common import check_input_shape
 from keras_mixkd.models._common import check_num_classes
 from keras_mixkd.models._common import classifier_head
+from keras_mixkd.models._common import image_input
 
 
 def digits_cnn_small(num_classes=10, input_shape=(8, 8, 1)):
@@ -31,8 +32,8 @@ def digits_cnn_small(num_classes=10, input_shape=(8, 8, 1)):
     name = "digits_cnn_small"
     num_classes = check_num_classes(num_classes, name)
     input_shape = check_input_shape(input_shape, name, min_size=2)
-    inputs = keras.Input(input_shape, name="images")
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(inputs)
+    inputs, x = image_input(input_shape)
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(x)
     x = keras.layers.MaxPooling2D(2, name="pool1")(x)
     x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv2")(x)
     features = keras.layers.GlobalAveragePooling2D(name="features")(x)
@@ -60,8 +61,7 @@ def digits_cnn(num_classes=10, input_shape=(8, 8, 1)):
     name = "digits_cnn"
     num_classes = check_num_classes(num_classes, name)
     input_shape = check_input_shape(input_shape, name, min_size=2)
-    inputs = keras.Input(input_shape, name="images")
-    x = inputs
+    inputs, x = image_input(input_shape)
     for block, (filters, pool) in enumerate(((32, False), (32, True), (64, False), (64, False)), 1):
         x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{block}")(x)
         x = batch_norm(name=f"bn{block}")(x)

@@ -12,11 +12,13 @@ classifier. Every inverted residual, even with t = 1, has its 1x1 expansion.
 import keras
 
 from keras_mixkd.models._common import batch_norm
+from keras_mixkd.models._common import channels as channel_count
 from keras_mixkd.models._common import check_input_shape
 from keras_mixkd.models._common import check_num_classes
 from keras_mixkd.models._common import classifier_head
 from keras_mixkd.models._common import conv2d
 from keras_mixkd.models._common import depthwise_conv2d
+from keras_mixkd.models._common import image_input
 from keras_mixkd.models._common import kaiming_normal_fan_out
 
 SETTINGS = (
@@ -33,7 +35,7 @@ SETTINGS = (
 
 def inverted_residual(x, filters, strides, expansion, name):
     """1x1 expand-BN-relu, 3x3 depthwise-BN-relu, 1x1 project-BN (+ input)."""
-    channels = x.shape[-1]
+    channels = channel_count(x)
     out = conv2d(x, channels * expansion, 1, name=f"{name}_expand", kernel_initializer=kaiming_normal_fan_out())
     out = batch_norm(name=f"{name}_expand_bn")(out)
     out = keras.layers.ReLU(name=f"{name}_expand_relu")(out)
@@ -70,9 +72,9 @@ def mobilenetv2(num_classes=100, input_shape=(32, 32, 3), width_multiplier=0.5, 
     name = "mobilenetv2"
     num_classes = check_num_classes(num_classes, name)
     input_shape = check_input_shape(input_shape, name)
-    inputs = keras.Input(input_shape, name="images")
+    inputs, x = image_input(input_shape)
     x = conv2d(
-        inputs, int(32 * width_multiplier), 3, strides=2, name="stem_conv",
+        x, int(32 * width_multiplier), 3, strides=2, name="stem_conv",
         kernel_initializer=kaiming_normal_fan_out(),
     )
     x = batch_norm(name="stem_bn")(x)

@@ -11,10 +11,12 @@ changes, including the first block of resnet8x4/32x4 (32 -> 64 channels).
 import keras
 
 from keras_mixkd.models._common import batch_norm
+from keras_mixkd.models._common import channels
 from keras_mixkd.models._common import check_input_shape
 from keras_mixkd.models._common import check_num_classes
 from keras_mixkd.models._common import classifier_head
 from keras_mixkd.models._common import conv2d
+from keras_mixkd.models._common import image_input
 from keras_mixkd.models._common import kaiming_normal_fan_out
 
 
@@ -27,7 +29,7 @@ def basic_block(x, filters, strides, name):
     out = keras.layers.ReLU(name=f"{name}_relu1")(out)
     out = conv2d(out, filters, 3, name=f"{name}_conv2", kernel_initializer=init)
     out = batch_norm(name=f"{name}_bn2")(out)
-    if strides != 1 or x.shape[-1] != filters:
+    if strides != 1 or channels(x) != filters:
         shortcut = conv2d(
             x, filters, 1, strides=strides, name=f"{name}_shortcut_conv", kernel_initializer=init
         )
@@ -51,8 +53,8 @@ def cifar_resnet(depth, widths, num_classes, input_shape, name):
     blocks_per_stage = (depth - 2) // 6
     num_classes = check_num_classes(num_classes, name)
     input_shape = check_input_shape(input_shape, name)
-    inputs = keras.Input(input_shape, name="images")
-    x = conv2d(inputs, widths[0], 3, name="stem_conv", kernel_initializer=kaiming_normal_fan_out())
+    inputs, x = image_input(input_shape)
+    x = conv2d(x, widths[0], 3, name="stem_conv", kernel_initializer=kaiming_normal_fan_out())
     x = batch_norm(name="stem_bn")(x)
     x = keras.layers.ReLU(name="stem_relu")(x)
     for stage, filters in enumerate(widths[1:], 1):

@@ -14,6 +14,7 @@ from keras_mixkd.models._common import check_input_shape
 from keras_mixkd.models._common import check_num_classes
 from keras_mixkd.models._common import classifier_head
 from keras_mixkd.models._common import conv2d
+from keras_mixkd.models._common import image_input
 from keras_mixkd.models._common import kaiming_normal_fan_out
 from keras_mixkd.models.resnet import basic_block
 
@@ -37,8 +38,8 @@ def resnet18(num_classes=10, input_shape=(32, 32, 3)):
     name = "resnet18"
     num_classes = check_num_classes(num_classes, name)
     input_shape = check_input_shape(input_shape, name)
-    inputs = keras.Input(input_shape, name="images")
-    x = conv2d(inputs, 64, 3, name="stem_conv", kernel_initializer=kaiming_normal_fan_out())
+    inputs, x = image_input(input_shape)
+    x = conv2d(x, 64, 3, name="stem_conv", kernel_initializer=kaiming_normal_fan_out())
     x = batch_norm(name="stem_bn")(x)
     x = keras.layers.ReLU(name="stem_relu")(x)
     for stage, (channels, blocks) in enumerate(zip(STAGE_CHANNELS, STAGE_BLOCKS), 1):

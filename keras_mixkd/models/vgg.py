@@ -13,6 +13,7 @@ from keras_mixkd.models._common import batch_norm
 from keras_mixkd.models._common import check_input_shape
 from keras_mixkd.models._common import check_num_classes
 from keras_mixkd.models._common import classifier_head
+from keras_mixkd.models._common import image_input
 from keras_mixkd.models._common import kaiming_normal_fan_out
 
 # Channels of the convolutions of each of the five blocks.
@@ -45,8 +46,7 @@ def cifar_vgg(config, num_classes, input_shape, name):
     """
     num_classes = check_num_classes(num_classes, name)
     input_shape = check_input_shape(input_shape, name, min_size=MIN_SIZE)
-    inputs = keras.Input(input_shape, name="images")
-    x = inputs
+    inputs, x = image_input(input_shape)
     for block, filters_list in enumerate(config):
         if block > 0 and (block < 4 or input_shape[0] == 64):
             x = keras.layers.MaxPooling2D(2, name=f"pool{block - 1}")(x)

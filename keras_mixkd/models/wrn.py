@@ -10,10 +10,12 @@ classifier. No dropout (the benchmarks use dropRate 0).
 import keras
 
 from keras_mixkd.models._common import batch_norm
+from keras_mixkd.models._common import channels
 from keras_mixkd.models._common import check_input_shape
 from keras_mixkd.models._common import check_num_classes
 from keras_mixkd.models._common import classifier_head
 from keras_mixkd.models._common import conv2d
+from keras_mixkd.models._common import image_input
 from keras_mixkd.models._common import kaiming_normal_fan_out
 
 
@@ -26,7 +28,7 @@ def wide_basic_block(x, filters, strides, name):
     """
     preactivated = batch_norm(name=f"{name}_bn1")(x)
     preactivated = keras.layers.ReLU(name=f"{name}_relu1")(preactivated)
-    if x.shape[-1] == filters and strides == 1:
+    if channels(x) == filters and strides == 1:
         shortcut = x
     else:
         shortcut = conv2d(
@@ -58,8 +60,8 @@ def wide_resnet(depth, widen_factor, num_classes, input_shape, name):
     blocks_per_stage = (depth - 4) // 6
     num_classes = check_num_classes(num_classes, name)
     input_shape = check_input_shape(input_shape, name)
-    inputs = keras.Input(input_shape, name="images")
-    x = conv2d(inputs, 16, 3, name="stem_conv", kernel_initializer=kaiming_normal_fan_out())
+    inputs, x = image_input(input_shape)
+    x = conv2d(x, 16, 3, name="stem_conv", kernel_initializer=kaiming_normal_fan_out())
     for stage, filters in enumerate((16 * widen_factor, 32 * widen_factor, 64 * widen_factor), 1):
         for block in range(blocks_per_stage):
             strides = 2 if stage > 1 and block == 0 else 1

@@ -9,6 +9,7 @@ import numpy as np
 from keras_mixkd._checks import NonFiniteLossError
 from keras_mixkd._checks import diverged_message
 from keras_mixkd.study import atomic
+from keras_mixkd.study import fixed_cost
 
 
 class EpochRecorder(keras.callbacks.Callback):
@@ -75,6 +76,7 @@ class EpochRecorder(keras.callbacks.Callback):
         self._runner = None
         self.teacher_runner = None
         self._teacher_cd = None
+        self._joined = None  # validation then test images, for the one-pass evaluation
 
     def _evaluated(self):
         model = self.model
@@ -96,9 +98,18 @@ class EpochRecorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
         outputs = {}
-        if self.validation is not None:
-            outputs["val"] = run_in_chunks(self.runner, self.validation[0], self.chunk_size)
-        outputs["test"] = run_in_chunks(self.runner, self.test[0], self.chunk_size)
+        if self.validation is not None and fixed_cost.enabled():
+            # One pass over both splits: the same chunks, one compiled shape, fewer calls.
+            if self._joined is None:
+                self._joined = np.concatenate([np.asarray(self.validation[0]), np.asarray(self.test[0])])
+            both = run_in_chunks(self.runner, self._joined, self.chunk_size)
+            n = len(self.validation[0])
+            outputs["val"] = [part[:n] for part in both]
+            outputs["test"] = [part[n:] for part in both]
+        else:
+            if self.validation is not None:
+                outputs["val"] = run_in_chunks(self.runner, self.validation[0], self.chunk_size)
+            outputs["test"] = run_in_chunks(self.runner, self.test[0], self.chunk_size)
         for _, logits in outputs.values():
             if not np.isfinite(logits).all():  # the epoch's last update diverged
                 raise NonFiniteLossError(diverged_message(epoch + 1))
@@ -152,15 +163,22 @@ def features_and_logits(model):
     return keras.Model(model.input, [extractor.outputs[0], model.outputs[0]])
 
 
-def run_in_chunks(model, x, chunk_size=512):
+def run_in_chunks(model, x, chunk_size=512, pad_short=None):
     """`predict_on_batch` over chunks of one fixed size; outputs concatenated as NumPy.
 
     The last chunk is padded (with its own first rows) to the common size, so
     a compiled backend (JAX, TensorFlow) compiles one shape only; the padded
     rows are dropped. Inference-mode models treat rows independently.
+
+    `pad_short`: also pad an `x` shorter than `chunk_size` up to it, so
+    splits of different sizes share one compiled shape (default: on, unless
+    `KERAS_MIXKD_FIXED_COST_CUTS=0`); off, such an `x` is one chunk of its
+    own length.
     """
     x = np.asarray(x)
-    size = min(chunk_size, len(x))
+    if pad_short is None:
+        pad_short = fixed_cost.enabled()
+    size = chunk_size if pad_short and len(x) else min(chunk_size, len(x))
     outputs = None
     replicated = _replicas_in_sync() > 1
     for start in range(0, len(x), size):

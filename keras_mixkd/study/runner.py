@@ -269,6 +269,7 @@ def load_teacher(path, num_classes):
         # Registers the library's saved classes (its optimizers, StandardizedLogits) in this process,
         # which may be a fresh Ray worker that never imported them.
         import keras_mixkd.distill  # noqa: F401
+        import keras_mixkd.models  # noqa: F401  (BatchNormalization of PyTorch-built models)
         import keras_mixkd.optimizers  # noqa: F401
 
         teacher = keras.saving.load_model(path)

@@ -15,6 +15,7 @@ import numpy as np
 from keras_mixkd._checks import NonFiniteLossError
 from keras_mixkd._checks import diverged_message
 from keras_mixkd.study import atomic
+from keras_mixkd.study import fixed_cost
 from keras_mixkd.study.backup import ResumableBackup
 from keras_mixkd.study.config import split_augmentation
 from keras_mixkd.study.config import weight_decay_mode
@@ -315,6 +316,7 @@ def _fit(model, splits, train_ds, *, epochs, work_dir, measure, verbose, batch_s
     # Stop at the first NaN batch, before an epoch's end can back up NaN weights.
     stop_on_nan = keras.callbacks.TerminateOnNaN(raise_error=True)
     callbacks = [stop_on_nan, recorder, backup] + _log_callbacks(work_dir, log_dir, tensorboard)
+    fixed_cost.prebuild_for_fit(model, train_ds)  # one trace of the train step, not two
     try:
         # shuffle=False: the tf.data pipeline shuffles, seeded, itself.
         model.fit(train_ds, epochs=epochs, verbose=verbose, shuffle=False, callbacks=callbacks)

@@ -2,6 +2,7 @@
 
 import os
 
+from keras_mixkd.study import fixed_cost
 from keras_mixkd.study.executors.executor import Executor
 
 
@@ -54,9 +55,13 @@ class InProcessExecutor(Executor):
         from keras_mixkd.study.runner import execute_cell
 
         set_math_threads(self.threads, keras.backend.backend())
-        for index, cell in pending:
-            result = execute_cell(cell, config, splits, teacher_path=folder.model_path,
-                                  work_dir=folder.work_dir(cell.key), verbose=verbose, devices=devices,
-                                  precision=precision, log_dir=os.path.join(folder.path, "logs", cell.key),
-                                  tensorboard=tensorboard)
-            on_done(index, cell, result)
+        # What lives now (modules, data) lives all study: each cell's clear_session then
+        # collects only the cells' own garbage.
+        with fixed_cost.frozen_gc():
+            for index, cell in pending:
+                result = execute_cell(cell, config, splits, teacher_path=folder.model_path,
+                                      work_dir=folder.work_dir(cell.key), verbose=verbose, devices=devices,
+                                      precision=precision, log_dir=os.path.join(folder.path, "logs", cell.key),
+                                      tensorboard=tensorboard)
+                on_done(index, cell, result)
+                del result  # not frozen by a later freeze, and not kept while the next cell trains

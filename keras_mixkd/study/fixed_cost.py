@@ -1,0 +1,84 @@
+"""Cuts of a study cell's fixed cost (everything but the training steps), each number-preserving.
+
+A cell of a small study spends most of its time outside its training steps
+(see docs/performance.md, "Fixed cost of a study cell"). Three cuts, none of
+which changes a computed number:
+
+- `prebuild_for_fit`: the optimizer's slots and the compiled metrics are
+  created before `fit`, so TensorFlow traces the train step once instead of
+  twice (a `tf.function` that creates variables in its first trace is traced
+  again without them);
+- `EpochRecorder` runs the validation and test splits through the model in
+  one pass of equal-sized chunks, and `run_in_chunks` pads every chunk to the
+  same size, so each compiled predict function is traced once per model,
+  not once per split size;
+- `frozen_gc`: the objects alive when the study starts (the imported
+  modules, the data) are moved out of the garbage collector's reach for the
+  study's duration (`gc.freeze`), so the full collection of each cell's
+  `keras.backend.clear_session()` walks only the cell's own objects (it
+  walked the ~400 k objects of TensorFlow's and Keras's modules: a quarter
+  to half a second per cell).
+
+Set the environment variable `KERAS_MIXKD_FIXED_COST_CUTS=0` to switch all
+three off (the before/after benchmark, `benchmarks/bench_study.py`).
+"""
+
+import contextlib
+import gc
+import os
+
+ENV = "KERAS_MIXKD_FIXED_COST_CUTS"
+
+
+def enabled():
+    """Whether the cuts are on (the default; `KERAS_MIXKD_FIXED_COST_CUTS=0` turns them off)."""
+    value = os.environ.get(ENV, "1").strip().lower()
+    if value not in ("0", "1", "false", "true", "off", "on", ""):
+        raise ValueError(f"{ENV} must be 0 or 1 (off or on), got {os.environ[ENV]!r}.")
+    return value not in ("0", "false", "off")
+
+
+def prebuild_for_fit(model, dataset):
+    """Create `model`'s optimizer slots and compiled metrics before `fit` traces its train step.
+
+    Keras builds them lazily inside the first call of the train step; under
+    TensorFlow a `tf.function` whose first trace creates variables is traced
+    a second time, which on a small model costs as much as an epoch. The
+    variables are the same (zeros), created in the same order.
+
+    Arguments:
+        model: a compiled `keras.Model` (or `Distiller`), already built.
+        dataset: the `tf.data.Dataset` `fit` will get (only its element spec is read).
+    """
+    if not enabled():
+        return
+    metrics = getattr(model, "_compile_metrics", None)
+    loss = getattr(model, "_compile_loss", None)
+    if (metrics is not None and not metrics.built) or (loss is not None and not loss.built):
+        import keras
+
+        # Symbolic tensors of one batch, as Keras's own `fit` does under a distribution strategy.
+        spec = keras.tree.map_structure(lambda s: keras.KerasTensor(s.shape, str(s.dtype.name)),
+                                        dataset.element_spec)
+        model._symbolic_build(data_batch=spec)
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+
+
+@contextlib.contextmanager
+def frozen_gc():
+    """Keep the objects alive now out of every garbage collection until the block ends (`gc.freeze`).
+
+    What is frozen stays in memory until the block ends even if it becomes
+    garbage; enter it when what lives is what the whole study needs (modules,
+    data). Does nothing when the cuts are off or a freeze is already on.
+    """
+    if not enabled() or gc.get_freeze_count():
+        yield
+        return
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

@@ -1,0 +1,120 @@
+"""The number-preserving cuts of a study cell's fixed cost (`keras_mixkd.study.fixed_cost`)."""
+
+import gc
+
+import keras
+import numpy as np
+import pytest
+
+from keras_mixkd.study import fixed_cost
+from keras_mixkd.study.epoch_recorder import EpochRecorder
+from keras_mixkd.study.epoch_recorder import features_and_logits
+from keras_mixkd.study.epoch_recorder import run_in_chunks
+
+
+def _model(seed=0):
+    from keras_mixkd.models import get_model
+
+    keras.utils.set_random_seed(seed)
+    return get_model("digits_cnn_small", 3, input_shape=(4, 4, 1))
+
+
+def _data(n=37, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, 4, 4, 1)).astype("float32"), rng.integers(0, 3, n)
+
+
+@pytest.mark.parametrize("value, expected", [("1", True), ("0", False), ("off", False), ("", True)])
+def test_enabled_reads_the_environment(monkeypatch, value, expected):
+    monkeypatch.setenv(fixed_cost.ENV, value)
+    assert fixed_cost.enabled() is expected
+
+
+def test_bad_switch_value_is_refused(monkeypatch):
+    monkeypatch.setenv(fixed_cost.ENV, "maybe")
+    with pytest.raises(ValueError, match="KERAS_MIXKD_FIXED_COST_CUTS must be 0 or 1.*'maybe'"):
+        fixed_cost.enabled()
+
+
+def _train(prebuild, monkeypatch):
+    import tensorflow as tf
+
+    monkeypatch.setenv(fixed_cost.ENV, "1" if prebuild else "0")
+    x, y = _data()
+    model = _model()
+    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)  # a short last batch
+    fixed_cost.prebuild_for_fit(model, dataset)
+    assert model.optimizer.built is prebuild
+    history = model.fit(dataset, epochs=2, verbose=0, shuffle=False)
+    return history.history, [keras.ops.convert_to_numpy(w) for w in model.weights]
+
+
+def test_prebuild_for_fit_changes_no_number(monkeypatch):
+    history_off, weights_off = _train(False, monkeypatch)
+    history_on, weights_on = _train(True, monkeypatch)
+    assert history_on == history_off
+    for a, b in zip(weights_on, weights_off):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_run_in_chunks_pads_short_inputs_to_one_shape():
+    model = features_and_logits(_model())
+    x, _ = _data(37)
+    calls = []
+    original = model.predict_on_batch
+
+    def spy(chunk):
+        calls.append(len(chunk))
+        return original(chunk)
+
+    model.predict_on_batch = spy
+    padded = run_in_chunks(model, x, chunk_size=16, pad_short=True)
+    assert calls == [16, 16, 16]
+    calls.clear()
+    short = run_in_chunks(model, x[:5], chunk_size=16, pad_short=True)
+    assert calls == [16]
+    calls.clear()
+    unpadded = run_in_chunks(model, x[:5], chunk_size=16, pad_short=False)
+    assert calls == [5]
+    assert [p.shape[0] for p in padded] == [37, 37] and [s.shape[0] for s in short] == [5, 5]
+    for a, b in zip(short, unpadded):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    for a, b in zip(padded, run_in_chunks(model, x, chunk_size=64, pad_short=False)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_one_pass_evaluation_records_what_two_passes_do(tmp_path, monkeypatch):
+    model = _model()
+    validation, test = _data(21, seed=1), _data(30, seed=2)
+    rows = {}
+    for switch in ("0", "1"):
+        monkeypatch.setenv(fixed_cost.ENV, switch)
+        recorder = EpochRecorder(str(tmp_path / f"history{switch}.json"), validation, test, chunk_size=16)
+        recorder.set_model(model)
+        recorder.params = {"epochs": 1}
+        recorder.on_train_begin()
+        logs = {"loss": 1.0}
+        recorder.on_epoch_end(0, logs)
+        rows[switch] = recorder.history[-1]
+    assert set(rows["1"]) == {"epoch", "loss", "val_accuracy", "val_class_discrimination", "test_accuracy"}
+    assert rows["1"]["val_accuracy"] == rows["0"]["val_accuracy"]
+    assert rows["1"]["test_accuracy"] == rows["0"]["test_accuracy"]
+    np.testing.assert_allclose(rows["1"]["val_class_discrimination"], rows["0"]["val_class_discrimination"],
+                               rtol=1e-5)
+
+
+def test_frozen_gc_freezes_for_the_block_only(monkeypatch):
+    monkeypatch.setenv(fixed_cost.ENV, "1")
+    assert gc.get_freeze_count() == 0
+    with fixed_cost.frozen_gc():
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        with fixed_cost.frozen_gc():  # nested: leaves the outer freeze alone
+            assert gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() == frozen
+    assert gc.get_freeze_count() == 0
+    monkeypatch.setenv(fixed_cost.ENV, "0")
+    with fixed_cost.frozen_gc():
+        assert gc.get_freeze_count() == 0
