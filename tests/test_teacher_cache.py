@@ -118,7 +118,8 @@ def test_one_batch_loss_is_the_same(splits, teacher, mixing):
         logs[name] = distiller.evaluate(batch_x, batch_y, verbose=0, return_dict=True)
     assert set(logs["cached"]) == set(logs["fly"]) >= {"loss", "distillation_loss", "teacher_agreement"}
     for key, value in logs["fly"].items():
-        assert abs(logs["cached"][key] - value) <= LOSS_TOLERANCE, key
+        # Relative above 1: 1e-6 is 2 ulp of a loss near 4-8.
+        assert abs(logs["cached"][key] - value) <= LOSS_TOLERANCE * max(1.0, abs(value)), key
 
 
 @pytest.mark.parametrize("mixing", [False, True])
