@@ -316,3 +316,17 @@ def test_the_cli_flag_switches_the_cache_off():
     assert cli.study_config_from_args(args)["teacher_cache"] is False
     args = cli.build_parser().parse_args(["study", "--smoke"])
     assert cli.study_config_from_args(args)["teacher_cache"] is True
+
+
+def test_the_benchmark_runs_and_its_differences_are_within_the_bounds():
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+    import bench_teacher_cache
+
+    results = bench_teacher_cache.main(["--smoke"])
+    assert results["logits_max_rel_diff"] <= LOGIT_TOLERANCE
+    for case in ("plain", "mixup"):
+        assert results[case]["one_batch_loss_max_abs_diff"] <= LOSS_TOLERANCE * max(1.0, results[case]["one_batch_loss"])
+        assert results[case]["weights_max_abs_diff"] <= WEIGHT_TOLERANCE
+    assert all(seconds > 0 for seconds in results["fit_median_seconds"].values())
