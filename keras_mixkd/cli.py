@@ -148,6 +148,10 @@ def build_parser():
                             "(fields: kind, teacher_model, teacher_augmentation, seed, student_model, recipe)")
     study.add_argument("--dry-run", action="store_true", help="print the grid and exit")
     study.add_argument("--no-report", action="store_true", help="skip report.md and the plots")
+    study.add_argument("--no-teacher-cache", action="store_true",
+                       help="run each teacher on every batch even where it sees each image as loaded "
+                            "(default: its logits of the training split are computed once; teacher_cache "
+                            "= false in a recipe)")
     study.add_argument("--tensorboard", action="store_true",
                        help="also write TensorBoard logs per cell to runs/<name>/logs/<cell>/tensorboard "
                             "(every cell writes logs/<cell>/history.csv)")
@@ -461,6 +465,8 @@ def study_config_from_args(args):
         overrides["data.dataset"] = args.dataset
     if args.data_path is not None:
         overrides["data.path"] = args.data_path
+    if getattr(args, "no_teacher_cache", False):
+        overrides["teacher_cache"] = False
     for text in args.set:
         key, value = parse_override(text)
         overrides[key] = value

@@ -233,6 +233,25 @@ def _recipe_description(config):
     return [f"- Recipe `{os.path.basename(source)}`: {description}", ""]
 
 
+def _teacher_cache_lines(records):
+    """Which student cells read their teacher's logits computed once (`teacher_cache`), by recipe."""
+    students = [r for r in records if r.get("role") == "student" and "teacher_cache" in r]
+    if not students:
+        return []
+    used = sorted({r["recipe"] for r in students if r["teacher_cache"]})
+    ran = sorted({r["recipe"] for r in students if not r["teacher_cache"]})
+    count = sum(1 for r in students if r["teacher_cache"])
+
+    def names(recipes):
+        return ", ".join(f"`{name}`" for name in recipes) or "none"
+
+    return [f"- **Teacher outputs computed once**: {count} of {len(students)} student cells read their "
+            f"teacher's logits of the training split, computed once (recipes {names(used)}: the teacher sees "
+            f"each image as loaded); the teacher ran on every batch in the others (recipes {names(ran)}: "
+            "random augmentation before the teacher, a feature loss, or the cache switched off). Equal up to "
+            "float round-off (docs/performance.md).", ""]
+
+
 def _report_markdown(run_dir, config, records, manifest, plot_paths):
     augmentations, recipes, pairs, teacher_models = tables.study_axes(records, config)
     seeds = sorted({r["seed"] for r in records})
@@ -284,6 +303,7 @@ def _report_markdown(run_dir, config, records, manifest, plot_paths):
                 lines.append(f"- `{name}`: loss {d.get('loss')}, {temperature}, CE weight "
                              f"{d.get('student_loss_weight')}, mixing at distillation: {mixing}")
         lines.append("")
+    lines += _teacher_cache_lines(records)
     sections = [
         ("test_accuracy_last", "Test accuracy (%), last epoch"),
         ("test_accuracy_best", "Test accuracy (%) at the best-validation epoch"),

@@ -21,6 +21,7 @@ def make_dataset(
     num_classes=None,
     drop_remainder=False,
     teacher_sees="same",
+    teacher_logits=None,
 ):
     """Build the tf.data pipeline that feeds `fit`, `evaluate` and `predict`.
 
@@ -33,6 +34,10 @@ def make_dataset(
       `teacher_sees="clean"`, a dict `{"images": augmented,
       "teacher_images": clean}` (both normalised) for a `Distiller` whose
       teacher must see the un-augmented batch.
+    - with `teacher_logits`, `x` is a dict `{"images": augmented,
+      "teacher_logits": rows}`: the teacher's precomputed logits of the
+      batch's examples, for a `Distiller` that reads them instead of running
+      the teacher (see `keras_mixkd.distill.compute_teacher_logits`).
     - `y` is `int32` class ids, or `float32` dense rows `(batch, num_classes)`
       when the labels given are dense or the augmentation returns dense
       (mixed or smoothed) labels.
@@ -62,6 +67,14 @@ def make_dataset(
         teacher_sees: "same" (the teacher sees the images the student sees,
             study B's setup) or "clean" (x becomes a dict holding the
             un-augmented batch as "teacher_images").
+        teacher_logits: None, or a float array (N, num_classes) aligned with
+            `images`: the teacher's logits of each example. Each batch carries
+            the rows of its examples (gathered with the same shuffled indices),
+            whatever the augmentation does to the student's images. Only valid
+            when what the teacher sees does not depend on the augmentation's
+            random draws: no augmentation, or `teacher_sees="clean"` (the
+            un-augmented images are then not carried); refused with an
+            augmentation and `teacher_sees="same"`.
 
     Returns:
         A `tf.data.Dataset` of `(x, y)`.
@@ -88,6 +101,18 @@ def make_dataset(
             f"on {{'images', 'labels'}} batches; got {augmentation!r}."
         )
     normalize = _normalizer(normalization, images.shape[-1])
+    if teacher_logits is not None:
+        teacher_logits = check_teacher_logits(teacher_logits, len(images), num_classes)
+        if augmentation is not None and teacher_sees != "clean":
+            # The cache holds the teacher's logits of the images as given; a teacher that sees
+            # the augmented batch would see other images at every draw.
+            raise ValueError(
+                "teacher_logits are the teacher's outputs on the images as given, but with "
+                "teacher_sees='same' the teacher sees the augmented batch. Pass "
+                "teacher_sees='clean' (the teacher sees the un-augmented images: what the cache "
+                "holds), or leave teacher_logits=None to run the teacher on the augmented batch."
+            )
+        logits_tensor = tf.constant(teacher_logits)
 
     images_tensor = tf.constant(images)
     labels_tensor = tf.constant(labels)
@@ -103,7 +128,11 @@ def make_dataset(
             _check_augmented(batch)
         student_images = normalize(tf.cast(batch["images"], tf.float32))
         batch_labels = _finish_labels(batch["labels"], num_classes)
-        if teacher_sees == "clean":
+        if teacher_logits is not None:
+            # Gathered with the batch's own indices: aligned with its examples
+            # however the augmentation mixes the student's images.
+            x = {"images": student_images, "teacher_logits": tf.gather(logits_tensor, indices)}
+        elif teacher_sees == "clean":
             x = {"images": student_images, "teacher_images": normalize(clean_images)}
         else:
             x = student_images
@@ -121,6 +150,50 @@ def make_dataset(
     parallel = None if augmentation is not None else tf.data.AUTOTUNE
     dataset = dataset.map(prepare, num_parallel_calls=parallel)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def check_teacher_logits(teacher_logits, num_examples, num_classes=None):
+    """Check a cache of teacher logits: float rows `(num_examples, classes)`, all finite.
+
+    Arguments:
+        teacher_logits: the array to check.
+        num_examples: the number of examples it must hold one row for.
+        num_classes: the number of columns it must have (None: any >= 2).
+
+    Returns:
+        The logits as a float32 NumPy array.
+
+    Example:
+
+    >>> check_teacher_logits(np.zeros((4, 10)), 4, num_classes=10).shape
+    (4, 10)
+    """
+    if hasattr(teacher_logits, "shape") and not isinstance(teacher_logits, np.ndarray):
+        import keras
+
+        teacher_logits = keras.ops.convert_to_numpy(teacher_logits)
+    teacher_logits = np.asarray(teacher_logits)
+    if teacher_logits.ndim != 2:
+        raise ValueError(
+            "teacher_logits must be a float array (N, num_classes), one row per image; got shape "
+            f"{teacher_logits.shape}."
+        )
+    if not np.issubdtype(teacher_logits.dtype, np.floating):
+        raise TypeError(
+            f"teacher_logits must be float logits, got dtype {teacher_logits.dtype}."
+        )
+    if len(teacher_logits) != num_examples:
+        raise ValueError(
+            f"teacher_logits holds {len(teacher_logits)} rows for {num_examples} images: compute "
+            "it on the same images, in the same order (one row per image)."
+        )
+    if num_classes is not None and teacher_logits.shape[1] != num_classes:
+        raise ValueError(
+            f"teacher_logits has {teacher_logits.shape[1]} columns but num_classes={num_classes}: "
+            "it must hold the teacher's logits of every class."
+        )
+    check_finite(teacher_logits, "teacher_logits", "recompute the teacher's logits")
+    return teacher_logits.astype(np.float32, copy=False)
 
 
 def _check_positive_int(value, what):

@@ -21,6 +21,7 @@ TEACHER_OUTPUTS = ("logits", "probabilities")
 # Below this, a probability is treated as 0 when turned back into a logit.
 PROBABILITY_FLOOR = 1e-12
 TEACHER_IMAGES_KEY = "teacher_images"
+TEACHER_LOGITS_KEY = "teacher_logits"
 IMAGES_KEY = "images"
 
 
@@ -168,7 +169,15 @@ class Distiller(keras.Model):
     label smoothing; the same distiller takes both. Inputs may be an image
     batch, seen by both models, or a dict `{"images": ..., "teacher_images":
     ...}` when the teacher must see the clean batch while the student sees the
-    augmented one (see `keras_mixkd.data.make_dataset(teacher_sees="clean")`).
+    augmented one (see `keras_mixkd.data.make_dataset(teacher_sees="clean")`),
+    or a dict `{"images": ..., "teacher_logits": ...}` carrying the teacher's
+    logits of the batch computed beforehand (`compute_teacher_logits`, passed
+    to `make_dataset(teacher_logits=...)`): the teacher is then not run in
+    `fit`, and its cached logits are read as they are (float32, no gradient).
+    A cache holds logits also for `teacher_outputs="probabilities"` (what
+    `compute_teacher_logits` returns: the log of the probabilities). Feature
+    losses read the teacher's features, which a cache does not hold: with a
+    `feature_loss`, or a feature `loss`, cached inputs are refused.
 
     Logged every epoch: `loss` (total), `supervised_loss`,
     `distillation_loss`, `accuracy` (student top-1 against the argmax of the
@@ -401,6 +410,37 @@ class Distiller(keras.Model):
                 "outputs are turned back into logits by log) or remove the softmax."
             )
 
+    def _cache_with_features_message(self):
+        return (
+            f"The inputs carry cached {TEACHER_LOGITS_KEY!r}, but this Distiller's feature loss "
+            "reads the teacher's features, which the cache does not hold. Give the images only "
+            "(make_dataset without teacher_logits): the teacher then runs on every batch."
+        )
+
+    def _check_cached_logits(self, x):
+        """Refuses cached teacher logits that this Distiller cannot use, before `fit` starts.
+
+        Looks at NumPy dicts and at a `tf.data` dataset's element spec; other
+        inputs are checked when the step is traced.
+        """
+        if isinstance(x, dict):
+            cached = x.get(TEACHER_LOGITS_KEY)
+        else:
+            spec = getattr(x, "element_spec", None)
+            spec = spec[0] if isinstance(spec, tuple) and spec else spec
+            cached = spec.get(TEACHER_LOGITS_KEY) if isinstance(spec, dict) else None
+        if cached is None:
+            return
+        if self._extractors["teacher"] is not None:
+            raise ValueError(self._cache_with_features_message())
+        shape = tuple(cached.shape)
+        num_classes = _num_classes(self.student)
+        if len(shape) != 2 or None not in (num_classes, shape[-1]) and shape[-1] != num_classes:
+            raise ValueError(
+                f"The cached {TEACHER_LOGITS_KEY!r} have shape {shape}; expected (batch, "
+                f"{num_classes}): one row of the teacher's logits per example."
+            )
+
     def _needs_teacher_output_check(self):
         return not self._teacher_outputs_checked and self.teacher_outputs == "logits"
 
@@ -412,17 +452,27 @@ class Distiller(keras.Model):
         """
         if not self._needs_teacher_output_check():
             return
+        if isinstance(images, dict) and TEACHER_LOGITS_KEY in images:
+            # The cache is what the loss reads: check its rows, not a new teacher pass.
+            outputs = keras.ops.convert_to_numpy(images[TEACHER_LOGITS_KEY][:8])
+            self._teacher_outputs_checked = True
+            self._refuse_probabilities(outputs, "cached teacher_logits")
+            return
         if isinstance(images, dict):
             images = images.get(TEACHER_IMAGES_KEY, images.get(IMAGES_KEY))
         if images is None or not hasattr(images, "shape") or len(images.shape) < 1:
             return
         outputs = keras.ops.convert_to_numpy(self.teacher(images[:8], training=False))
         self._teacher_outputs_checked = True
+        self._refuse_probabilities(outputs, "teacher's outputs")
+
+    @staticmethod
+    def _refuse_probabilities(outputs, what):
         rows_sum_to_one = abs(outputs.sum(axis=-1) - 1.0) < 1e-4
         looks_like_probabilities = outputs.size and (outputs >= 0).all() and rows_sum_to_one.all()
         if outputs.ndim == 2 and outputs.shape[-1] > 1 and looks_like_probabilities:
             raise ValueError(
-                "The teacher's outputs are non-negative rows that sum to 1: they look "
+                f"The {what} are non-negative rows that sum to 1: they look "
                 "like probabilities, but the Distiller expects logits. Pass "
                 "teacher_outputs='probabilities' if they are, or remove the teacher's "
                 "final softmax."
@@ -447,6 +497,7 @@ class Distiller(keras.Model):
         inputs (generators, PyDataset) are checked when the step is traced.
         """
         check_fit_arrays(x, y, _num_classes(self.student))
+        self._check_cached_logits(x)
         if self._needs_teacher_output_check() and hasattr(x, "element_spec"):
             # Pulls one batch through the pipeline: only until the check is done,
             # not on every `fit` / `evaluate` (Keras validates through `evaluate`).
@@ -487,7 +538,7 @@ class Distiller(keras.Model):
             if IMAGES_KEY not in inputs:
                 raise ValueError(
                     f"A dict input must hold {IMAGES_KEY!r} (and optionally "
-                    f"{TEACHER_IMAGES_KEY!r}); got keys {sorted(inputs)}."
+                    f"{TEACHER_IMAGES_KEY!r} or {TEACHER_LOGITS_KEY!r}); got keys {sorted(inputs)}."
                 )
             images = inputs[IMAGES_KEY]
             return images, inputs.get(TEACHER_IMAGES_KEY, images)
@@ -518,6 +569,12 @@ class Distiller(keras.Model):
         _, teacher_inputs = self._split_inputs(inputs)
         if extractor is None:
             extractor = self._extractors["teacher"]
+        if isinstance(inputs, dict) and TEACHER_LOGITS_KEY in inputs:
+            if extractor is not None:
+                raise ValueError(self._cache_with_features_message())
+            # Computed beforehand (`compute_teacher_logits`): already logits, whatever
+            # `teacher_outputs`, so read as they are.
+            return ops.stop_gradient(ops.cast(inputs[TEACHER_LOGITS_KEY], "float32")), None
         if extractor is None:
             outputs, features = self.teacher(teacher_inputs, training=False), None
         else:

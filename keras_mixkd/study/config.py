@@ -49,6 +49,10 @@ _SCHEMA = {
     # Back a training run up at most this often (seconds; the last epoch always):
     # a kill loses at most this much training. Does not change results.
     "backup_interval_seconds": (30.0, "nonnegative"),
+    # Compute each teacher's logits of the training split once and let its students read
+    # them, where the teacher sees each image as loaded (no augmentation, or teacher_sees =
+    # "clean"). Equal to running the teacher every batch up to float round-off.
+    "teacher_cache": (True, "bool"),
     "data": {
         "dataset": ("digits", "str"),
         # File or folder for the "npz" and "folder" sources.

@@ -13,8 +13,9 @@ from keras_mixkd.version import __version__
 # folders unreadable; folders of another format are refused with a message.
 RUN_FORMAT = 1
 
-# Settings that change how a study runs, not what it computes: not compared on reruns.
-RUN_ONLY_KEYS = ("backup_interval_seconds",)
+# Settings that change how a study runs, not what it computes (teacher_cache: up to float
+# round-off, see docs/performance.md): not compared on reruns.
+RUN_ONLY_KEYS = ("backup_interval_seconds", "teacher_cache")
 
 # Columns of results.csv, in order (histories stay in results.json).
 CSV_COLUMNS = (
@@ -25,6 +26,7 @@ CSV_COLUMNS = (
     "class_discrimination_last", "teacher_class_discrimination", "ece_last",
     "teacher_agreement_last", "teacher_test_accuracy_last", "mean_entropy_last", "logit_std_last",
     "parameters", "seconds", "backend", "alone_test_accuracy_last", "kd_gain_last",
+    "teacher_cache",
 )
 
 
@@ -37,7 +39,9 @@ class RunFolder:
     - `cells/<key>.json`: one finished cell's record, written once, atomically;
       a cell counts as finished exactly when this file exists.
     - `models/<key>.keras`: each trained teacher (reused by every student
-      distilled from it) and each student.
+      distilled from it) and each student; `models/<key>.logits.npz`: a
+      teacher's logits of the training split, read by its students whose
+      teacher sees each image as loaded (the `teacher_cache` key).
     - `work/<key>/`: the backup and per-epoch history of a cell in progress;
       removed when the cell is finished.
     - `features/<key>.npz`: penultimate test features of the first seed's

@@ -10,6 +10,7 @@ from keras_mixkd.study import atomic
 from keras_mixkd.study.config import check_names
 from keras_mixkd.study.grid import enumerate_cells
 from keras_mixkd.study.run_folder import RunFolder
+from keras_mixkd.study.teacher_cache import teacher_cache_path
 
 
 def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", report=True, print_fn=print,
@@ -207,14 +208,17 @@ def _run_cell(cell, config, splits, teacher_path, recipes, work_dir, measure, ba
             measure=measure, work_dir=work_dir, verbose=verbose,
             backup_interval=config["backup_interval_seconds"], **logs)
     else:
-        teacher = load_teacher(teacher_path(cell.teacher_key), splits.num_classes)
+        teacher_file = teacher_path(cell.teacher_key)
+        teacher = load_teacher(teacher_file, splits.num_classes)
+        # The teacher's logits of the training split, beside its file, shared by its students.
+        cache = teacher_cache_path(teacher_file) if config.get("teacher_cache", True) else False
         distiller, record, features = training.distill_student(
             splits, teacher, cell.student_model, recipes[cell.recipe], seed=cell.seed,
             epochs=config["student"]["epochs"], optimizer=config["student"]["optimizer"],
             batch_size=batch_size, student_augmentation=config["student"]["augmentation"],
             augmentation_options=config["student"]["augmentation_options"], measure=measure,
             work_dir=work_dir, verbose=verbose,
-            backup_interval=config["backup_interval_seconds"], **logs)
+            backup_interval=config["backup_interval_seconds"], teacher_cache=cache, **logs)
         model = distiller.student
     return model, record, features
 

@@ -22,6 +22,8 @@ from keras_mixkd.study.config import weight_decay_mode
 from keras_mixkd.study.epoch_recorder import EpochRecorder
 from keras_mixkd.study.epoch_recorder import features_and_logits
 from keras_mixkd.study.epoch_recorder import run_in_chunks
+from keras_mixkd.study.teacher_cache import cached_teacher_logits
+from keras_mixkd.study.teacher_cache import teacher_input_is_fixed
 
 
 def prepare_data(data_config):
@@ -436,7 +438,7 @@ def train_teacher(splits, model_name, augmentation, *, seed, epochs, optimizer, 
 
 def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs, optimizer, batch_size=64,
                     student_augmentation=("none",), augmentation_options=None, measure=None, work_dir,
-                    verbose="auto", backup_interval=0.0, log_dir=None, tensorboard=False):
+                    verbose="auto", backup_interval=0.0, log_dir=None, tensorboard=False, teacher_cache=False):
     """Distil one student from a frozen teacher with a distillation recipe, resumably.
 
     Arguments:
@@ -460,6 +462,12 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
         log_dir: optional folder for `history.csv` (`keras.callbacks.CSVLogger`)
             and, with `tensorboard=True`, TensorBoard logs in `log_dir/tensorboard`.
         tensorboard: also write TensorBoard logs (needs `log_dir`).
+        teacher_cache: False (the teacher runs on every batch), True (its
+            logits of the training split are computed once, in memory) or the
+            path of a cache file shared by the students of this teacher (see
+            `keras_mixkd.study.teacher_cache`). Used only where the teacher's
+            input is a fixed function of the example; the record's
+            `teacher_cache` says whether it was.
 
     Returns:
         `(distiller, record, features)`.
@@ -500,9 +508,15 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
     options.update(recipe["augmentation_options"])
     names = [n for n in list(student_augmentation) + list(recipe["augmentation"]) if split_augmentation(n)]
     aug = build_augmentation(names, options, splits.num_classes)
+    cached = None
+    if teacher_cache is not False and teacher_cache is not None and teacher_input_is_fixed(recipe, names):
+        # The teacher sees each image as loaded: its logits, once, instead of every batch.
+        cached = cached_teacher_logits(teacher, splits.x_train, None if teacher_cache is True else teacher_cache,
+                                       teacher_outputs=recipe.get("teacher_outputs", "logits"))
     train_ds = make_dataset(splits.x_train, splits.y_train, batch_size=batch_size, shuffle=True, seed=seed,
                             normalization=None, augmentation=aug,
-                            num_classes=splits.num_classes, teacher_sees=recipe["teacher_sees"])
+                            num_classes=splits.num_classes, teacher_sees=recipe["teacher_sees"],
+                            teacher_logits=cached)
     steps = int(np.ceil(len(splits.y_train) / batch_size))
     distiller.compile(optimizer=build_optimizer(optimizer, student_model_name, steps))
     # Build the distiller (a subclassed model) so a backup can be restored into it.
@@ -523,6 +537,7 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
         **{key: recipe[key] for key in ("distillation_loss_weight", "std_ddof", "alpha", "beta", "warmup_epochs",
                                         "standardize", "feature_loss_weight") if key in recipe},
         "distillation_augmentation": "+".join(names) or "none",
+        "teacher_cache": cached is not None,
         "seed": seed,
         "epochs": epochs,
         **summarize_history(history),

@@ -310,6 +310,11 @@ def run_cell_task(cell, config, splits, teacher_bytes, context):
         os.remove(model_file)
         if teacher_file is not None:
             os.remove(teacher_file)
+            # The teacher's logits, computed in this cell (each Ray cell computes its own cache).
+            from keras_mixkd.study.teacher_cache import teacher_cache_path
+
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(teacher_cache_path(teacher_file))
         print(f"keras-mixkd cell {cell.key}: finished in {result.record['seconds']:.1f} s", flush=True)
     with open(log, encoding="utf-8", errors="replace") as f:
         text = f.read()
