@@ -471,33 +471,17 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
     """
     from keras_mixkd import Distiller
     from keras_mixkd.data import make_dataset
-    from keras_mixkd.distill import StandardizedLogits
-    from keras_mixkd.models import input_normalization
-    from keras_mixkd.models import with_preprocessing
-    from keras_mixkd.models.model_card import model_card
 
     measure = measure or _default_measure()
     check_teacher_classes(teacher, splits.num_classes)
     epochs = check_epochs(epochs)
     start = time.time()
-    if input_normalization(teacher) is None:
-        # A teacher saved before models carried their normalisation: give it the data's.
-        warn_expects_normalized_input(teacher, splits.normalization)
-        teacher = with_preprocessing(teacher, splits.normalization)
+    teacher = distillation_teacher(teacher, splits)
     keras.utils.set_random_seed(seed)
-    # The student normalises inside and, trained with the standardised loss,
-    # outputs the standardised logits it is trained on (measured and shipped so).
-    output_layer = None
-    if recipe["loss"] == "standardized":
-        output_layer = StandardizedLogits(ddof=recipe.get("std_ddof"))
-    student = build_model(student_model_name, splits, output_layer=output_layer)
-    distiller = Distiller(teacher, student, student_loss_weight=recipe["student_loss_weight"],
-                          teacher_outputs=recipe.get("teacher_outputs", "logits"),
-                          **distiller_loss_arguments(recipe))
-    options = dict(augmentation_options or {})
-    options.update(recipe["augmentation_options"])
-    names = [n for n in list(student_augmentation) + list(recipe["augmentation"]) if split_augmentation(n)]
-    aug = build_augmentation(names, options, splits.num_classes)
+    student = build_distilled_student(student_model_name, recipe, splits)
+    distiller = Distiller(teacher, student, **distiller_arguments(recipe))
+    names, aug = build_distillation_augmentation(student_augmentation, augmentation_options, recipe,
+                                                 splits.num_classes)
     train_ds = make_dataset(splits.x_train, splits.y_train, batch_size=batch_size, shuffle=True, seed=seed,
                             normalization=None, augmentation=aug,
                             num_classes=splits.num_classes, teacher_sees=recipe["teacher_sees"])
@@ -511,7 +495,66 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
     measures = measure_model(student, splits, batch_size=max(batch_size, 256), teacher=teacher,
                              ece_bins=measure["ece_bins"], runner=recorder.runner,
                              teacher_runner=recorder.teacher_runner)
-    record = {
+    record = distilled_record(student, teacher, student_model_name, recipe, names, seed=seed, epochs=epochs,
+                              history=history, measures=measures, seconds=time.time() - start, splits=splits)
+    return distiller, record, measures["features"]
+
+
+def distillation_teacher(teacher, splits):
+    """`teacher`, given the data's normalisation inside when it has none (a teacher saved before models
+    carried their normalisation), with a warning."""
+    from keras_mixkd.models import input_normalization
+    from keras_mixkd.models import with_preprocessing
+
+    if input_normalization(teacher) is None:
+        warn_expects_normalized_input(teacher, splits.normalization)
+        teacher = with_preprocessing(teacher, splits.normalization)
+    return teacher
+
+
+def build_distilled_student(student_model_name, recipe, splits):
+    """The student model a distillation recipe trains, built with the current random state.
+
+    It normalises inside and, trained with the standardised loss, outputs the
+    standardised logits it is trained on (measured and shipped so).
+    `distill_student` calls it right after `keras.utils.set_random_seed(seed)`;
+    a group of students sharing a teacher (`keras_mixkd.study.groups`) does
+    the same for each of its students, so each starts from the weights it
+    gets alone.
+    """
+    from keras_mixkd.distill import StandardizedLogits
+
+    output_layer = None
+    if recipe["loss"] == "standardized":
+        output_layer = StandardizedLogits(ddof=recipe.get("std_ddof"))
+    return build_model(student_model_name, splits, output_layer=output_layer)
+
+
+def distiller_arguments(recipe):
+    """Every `Distiller` keyword argument of a recipe but the teacher and the student."""
+    return {"student_loss_weight": recipe["student_loss_weight"],
+            "teacher_outputs": recipe.get("teacher_outputs", "logits"), **distiller_loss_arguments(recipe)}
+
+
+def build_distillation_augmentation(student_augmentation, augmentation_options, recipe, num_classes):
+    """`(names, augmentation)` of a distilled student: its own augmentation, then the recipe's.
+
+    The recipe's `augmentation_options` override the student's. Built after
+    the student (the augmentations that draw a seed draw it from the random
+    state the student's construction left).
+    """
+    options = dict(augmentation_options or {})
+    options.update(recipe["augmentation_options"])
+    names = [n for n in list(student_augmentation) + list(recipe["augmentation"]) if split_augmentation(n)]
+    return names, build_augmentation(names, options, num_classes)
+
+
+def distilled_record(student, teacher, student_model_name, recipe, names, *, seed, epochs, history, measures,
+                     seconds, splits):
+    """The record of a distilled student (`distill_student`'s second result)."""
+    from keras_mixkd.models.model_card import model_card
+
+    return {
         "role": "student",
         "student_model": student_model_name,
         "recipe": recipe.get("name", ""),
@@ -527,7 +570,7 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
         **_last_epoch_measures(measures),
         "teacher_agreement_last": measures["teacher_agreement"],
         "parameters": int(student.count_params()),
-        "seconds": time.time() - start,
+        "seconds": seconds,
         "history": history,
         "model_card": model_card(student, splits=splits, role="student", trained={
             "epochs": epochs, "seed": seed, "distillation_augmentation": "+".join(names) or "none"},
@@ -536,7 +579,6 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
                             "student_loss_weight": recipe["student_loss_weight"],
                             "teacher_sees": recipe["teacher_sees"]}),
     }
-    return distiller, record, measures["features"]
 
 
 def distiller_loss_arguments(recipe):
