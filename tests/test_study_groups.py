@@ -13,17 +13,24 @@ from keras_mixkd.study.groups import group_identity
 from keras_mixkd.study.groups import grouping_problem
 from keras_mixkd.study.groups import plan_groups
 
+# Library MixUp draws its seed, when built, from the seeded state the student's construction
+# leaves: a group must reproduce it for every student.
+MIX = {"augmentation": "mixup"}
 PMU = {"augmentation": "partial_mixup", "augmentation_options": {"partial_mixup": {"fraction": 0.5}}}
-# Three recipes of one input stream (partial mixup draws its seed from the seeded state the
-# student's construction leaves: a group must reproduce it), differing only in their loss.
+# Three recipes of one input stream, differing only in their loss; two with a feature loss
+# (a projector each), which group among themselves.
 GROUP = [
-    {"name": "kd_T4", "temperature": 4.0, **PMU},
-    {"name": "kd_T1", "temperature": 1.0, **PMU},
-    {"name": "std", "loss": "standardized", "temperature": 2.0, **PMU},
+    {"name": "kd_T4", "temperature": 4.0, **MIX},
+    {"name": "kd_T1", "temperature": 1.0, **MIX},
+    {"name": "std", "loss": "standardized", "temperature": 2.0, **MIX},
+]
+FEATURES = [
+    {"name": "fit_a", "temperature": 4.0, "feature_loss_weight": 1.0, **MIX},
+    {"name": "fit_b", "temperature": 1.0, "feature_loss_weight": 2.0, **MIX},
 ]
 TINY = {
     "teacher.augmentations": ["none"],
-    "distillation": GROUP,
+    "distillation": GROUP + FEATURES,
     "data.train_examples": 96,
     "data.test_examples": 64,
     "teacher.epochs": 1,
@@ -32,6 +39,7 @@ TINY = {
     "backup_interval_seconds": 0.0,
 }
 KEYS = [f"student__digits_cnn_small__{r['name']}__from__digits_cnn__none__s0" for r in GROUP]
+FEATURE_KEYS = [f"student__digits_cnn_small__{r['name']}__from__digits_cnn__none__s0" for r in FEATURES]
 TEACHER = "teacher__digits_cnn__none__s0"
 
 
@@ -105,14 +113,15 @@ def assert_same_cell(grouped_dir, alone_dir, key):
 def test_plan_groups_joins_the_recipes_of_one_stream_only():
     config = load_recipe("digits", smoke=True, overrides={
         **TINY, "seeds": [0, 1], "student.baseline": True,
-        "distillation": [*GROUP, {"name": "plain", "temperature": 4.0},
-                         {"name": "fitnets", "feature_loss_weight": 1.0, **PMU}]})
+        "distillation": [*GROUP, {"name": "plain", "temperature": 4.0}, {"name": "pmu", **PMU}, *FEATURES,
+                         {"name": "fit_layer", "feature_loss_weight": 1.0, "feature_layer": "logits", **MIX},
+                         {"name": "fit_plain", "feature_loss_weight": 1.0}]})
     pending = list(enumerate(enumerate_cells(config), 1))
     items = plan_groups(pending, config)
     groups = [[cell.recipe for _, cell in item] for item in items if len(item) > 1]
-    # Per seed, the partial-mixup recipes with a logit loss; "plain" (another stream) and the
-    # feature-loss recipe (its projector draws from the seeded state) alone.
-    assert groups == [["kd_T4", "kd_T1", "std"], ["kd_T4", "kd_T1", "std"]]
+    # Per seed, the mixup recipes with a logit loss, and those with a feature loss on the same
+    # layer; each recipe of another stream ("plain", "pmu", "fit_plain") or layer alone.
+    assert groups == [["kd_T4", "kd_T1", "std"], ["fit_a", "fit_b"]] * 2
     assert sum(len(item) for item in items) == len(pending)
     for item in items:
         teacher_index = next(i for i, cell in pending if cell.key == item[0][1].teacher_key) \
@@ -132,7 +141,8 @@ def test_plan_groups_leaves_alone_a_cell_with_a_backup_of_its_own(tmp_path):
     with open(os.path.join(backup, "training_metadata.json"), "w") as f:
         json.dump({"epoch": 1, "batch": 0, "weights": "epoch-1.weights.h5"}, f)
     items = plan_groups(list(enumerate(enumerate_cells(config), 1)), config, folder=folder)
-    assert [[cell.key for _, cell in item] for item in items] == [[TEACHER], [KEYS[0], KEYS[2]], [KEYS[1]]]
+    assert [[cell.key for _, cell in item] for item in items] == [
+        [TEACHER], [KEYS[0], KEYS[2]], [KEYS[1]], FEATURE_KEYS]
 
 
 def test_grouping_problem_names_the_run_options_that_forbid_it():
@@ -145,7 +155,6 @@ def test_grouping_problem_names_the_run_options_that_forbid_it():
 
 
 def test_distill_students_refuses_recipes_of_other_streams_and_bad_folders(tmp_path):
-    from keras_mixkd.models import get_model
     from keras_mixkd.study import training
     from keras_mixkd.study.groups import distill_students
 
@@ -156,27 +165,32 @@ def test_distill_students_refuses_recipes_of_other_streams_and_bad_folders(tmp_p
     kwargs = dict(seed=0, epochs=1, optimizer=config["student"]["optimizer"], work_dir=str(tmp_path))
     with pytest.raises(ValueError, match="at least one recipe"):
         distill_students(splits, teacher, "digits_cnn_small", [], work_dirs=[], **kwargs)
-    with pytest.raises(ValueError, match="3 recipes, 2 work dirs"):
+    with pytest.raises(ValueError, match="5 recipes, 2 work dirs"):
         distill_students(splits, teacher, "digits_cnn_small", recipes, work_dirs=["a", "b"], **kwargs)
     other = dict(recipes[1], augmentation=["none"], augmentation_options={})
     with pytest.raises(ValueError, match="share their input stream"):
         distill_students(splits, teacher, "digits_cnn_small", [recipes[0], other], work_dirs=["a", "b"], **kwargs)
-    del get_model
+    # A feature loss's projector draws from the seeded state: alone, that cell would see other batches.
+    with pytest.raises(ValueError, match="leave different random states.*--no-group"):
+        distill_students(splits, teacher, "digits_cnn_small", [recipes[0], recipes[3]], work_dirs=["a", "b"],
+                         **kwargs)
 
 
 # ---------------------------------------------------------------- grouped runs
 
 
 def test_a_group_gives_each_cell_its_result_alone(alone_run, tmp_path):
-    run_dir = copy_without(alone_run, tmp_path, KEYS)
+    run_dir = copy_without(alone_run, tmp_path, KEYS + FEATURE_KEYS)
     lines = run_copy(run_dir)
-    assert "3 student cells in 1 groups sharing a teacher pass" in "\n".join(lines)
-    assert sum(line.startswith("cell ") for line in lines) == 3
-    for key in KEYS:
-        assert cell_record(run_dir, key)["group"] == KEYS
+    assert "5 student cells in 2 groups sharing a teacher pass" in "\n".join(lines)
+    assert sum(line.startswith("cell ") for line in lines) == 5
+    for key in KEYS + FEATURE_KEYS:
+        assert cell_record(run_dir, key)["group"] == (KEYS if key in KEYS else FEATURE_KEYS)
         assert_same_cell(run_dir, alone_run, key)
         csv_rows = (run_dir / "logs" / key / "history.csv").read_text().strip().splitlines()
-        assert len(csv_rows) == 1 + 2 and "val_accuracy" in csv_rows[0] and "kd_T" not in csv_rows[0]
+        alone_rows = (alone_run / "logs" / key / "history.csv").read_text().strip().splitlines()
+        assert len(csv_rows) == 1 + 2 and csv_rows[0] == alone_rows[0]  # the columns of the cell alone
+        assert "val_accuracy" in csv_rows[0] and "s0_" not in csv_rows[0]
     assert not os.listdir(run_dir / "work")  # the group's backup and the cells' histories are gone
 
 
@@ -202,13 +216,13 @@ def test_a_group_runs_the_teacher_once_per_batch(alone_run, tmp_path, monkeypatc
     splits = training.prepare_data(config["data"])
     steps = int(np.ceil(len(splits.y_train) / config["data"]["batch_size"]))
     assert steps >= 2
-    grouped = copy_without(alone_run, tmp_path / "g", KEYS)
+    grouped = copy_without(alone_run, tmp_path / "g", KEYS + FEATURE_KEYS)
     run_copy(grouped)
-    assert len(calls) == 2 * steps  # two epochs, one teacher pass per batch for three students
+    assert len(calls) == 2 * 2 * steps  # two groups, two epochs, one teacher pass per batch each
     calls.clear()
-    alone = copy_without(alone_run, tmp_path / "a", KEYS)
+    alone = copy_without(alone_run, tmp_path / "a", KEYS + FEATURE_KEYS)
     run_copy(alone, group_students=False)
-    assert len(calls) == 3 * 2 * steps
+    assert len(calls) == 5 * 2 * steps
 
 
 def test_a_killed_group_continues_from_its_backup(alone_run, tmp_path, monkeypatch):

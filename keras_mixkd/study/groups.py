@@ -18,9 +18,10 @@ each cell's history in its own `work/<key>/`; a killed group continues from
 its backup. Finished cells are never rerun: a group is made of pending cells
 only, so it shrinks when some of its cells are finished.
 
-Not grouped (trained alone as before): teachers and baselines, recipes with a
-feature loss (their projector draws from the seeded random state before the
-augmentation does, so their input stream is not the others'), a cell that
+Recipes with a feature loss group among themselves only (their projector is
+initialised from the seeded random state before the augmentation draws its
+seeds from it, so, alone, they see other batches than logit-only recipes).
+Not grouped (trained alone as before): teachers and baselines, a cell that
 has a backup of its own (it continues alone), and every cell under
 `mixed_float16` precision (its loss-scale optimizer couples the students),
 data-parallel devices, TensorBoard logs, or the Ray executor.
@@ -31,7 +32,7 @@ Example:
 >>> config = load_recipe("digits")
 >>> pending = list(enumerate(enumerate_cells(config), 1))
 >>> [len(item) for item in plan_groups(pending, config)][:3]
-[1, 1, 4]
+[1, 1, 3]
 """
 
 import hashlib
@@ -60,13 +61,24 @@ def group_identity(cell, config):
 
     Two cells with the same identity distil the same student model from the
     same teacher with the same seed and see the same batches.
+
+    Example:
+
+    >>> config = load_recipe("digits")
+    >>> kd_t1, standardized = (Cell("student", "digits_cnn", "mixup", 0, "digits_cnn_small", name)
+    ...                        for name in ("kd_T1", "standardized"))
+    >>> group_identity(kd_t1, config) == group_identity(standardized, config)
+    True
     """
     if cell.kind != "student":
         return None
     recipe = next(r for r in config["distillation"] if r["name"] == cell.recipe)
-    if recipe.get("feature_loss_weight", 0.0) > 0:
-        return None
+    # A feature loss's projector is initialised, when its Distiller is built, from the seeded
+    # random state the augmentation's seeds are then drawn from: such recipes leave another
+    # state than logit-only ones, and so (alone) see other batches; they group among themselves.
+    feature = recipe.get("feature_layer", "features") if recipe.get("feature_loss_weight", 0.0) > 0 else None
     stream = {
+        "feature_layer": feature,
         "student_augmentation": list(config["student"]["augmentation"]),
         "student_augmentation_options": config["student"]["augmentation_options"],
         "augmentation": list(recipe["augmentation"]),
