@@ -277,6 +277,10 @@ def test_a_group_with_a_finished_cell_runs_only_the_rest(alone_run, tmp_path):
     stale = run_dir / "work" / "group__0123456789abcdef"
     (stale / "backup").mkdir(parents=True)
     (stale / "group.json").write_text(json.dumps({"cells": KEYS}))
+    # ... nor the histories and CSV rows of its cells: the smaller group starts at epoch 1.
+    os.makedirs(run_dir / "work" / KEYS[1])
+    (run_dir / "work" / KEYS[1] / "history.json").write_text(json.dumps([{"epoch": 1, "loss": 9.0}]))
+    (run_dir / "logs" / KEYS[1] / "history.csv").write_text("epoch,loss\n0,9.0\n")
     finished = (run_dir / "cells" / f"{KEYS[0]}.json").read_bytes()
     lines = run_copy(run_dir)
     assert "2 student cells in 1 groups" in "\n".join(lines)
@@ -285,6 +289,7 @@ def test_a_group_with_a_finished_cell_runs_only_the_rest(alone_run, tmp_path):
     for key in KEYS[1:]:
         assert cell_record(run_dir, key)["group"] == KEYS[1:]
         assert_same_cell(run_dir, alone_run, key)
+        assert len((run_dir / "logs" / key / "history.csv").read_text().strip().splitlines()) == 1 + 2
     assert not os.listdir(run_dir / "work")
 
 

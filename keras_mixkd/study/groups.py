@@ -319,12 +319,18 @@ def _fit_group(group, names, splits, train_ds, *, epochs, work_dir, work_dirs, l
     from keras_mixkd.study.student_callbacks import StudentCallbacks
     from keras_mixkd.study.student_recorder import StudentRecorder
 
+    backup = ResumableBackup(os.path.join(work_dir, "backup"), min_interval=backup_interval)
     recorders, members = [], []
     for name, student_dir, log_dir in zip(names, work_dirs, log_dirs):
         os.makedirs(student_dir, exist_ok=True)
+        history_path = os.path.join(student_dir, "history.json")
+        if backup.resume_epoch == 0 and os.path.exists(history_path):
+            # Left by a larger group that cannot continue: this one starts at epoch 1, and so do
+            # the cell's history and CSV log (which `_log_callbacks` then starts anew).
+            os.remove(history_path)
         student = group.students[name]
         validation = training.model_inputs(student, splits, "val") if len(splits.y_val) else None
-        recorder = StudentRecorder(name, os.path.join(student_dir, "history.json"), validation,
+        recorder = StudentRecorder(name, history_path, validation,
                                     training.model_inputs(student, splits, "test"), cd_every=measure["every"],
                                     max_cd_examples=measure["max_examples"], chunk_size=max(batch_size, 256),
                                     measure_split=measure.get("split", "val"))
@@ -332,7 +338,6 @@ def _fit_group(group, names, splits, train_ds, *, epochs, work_dir, work_dirs, l
         keys = ["loss"] + list(group.distillers[name]._trackers())
         members.append(StudentCallbacks(name, keys, [recorder] + training._log_callbacks(student_dir, log_dir,
                                                                                            False)))
-    backup = ResumableBackup(os.path.join(work_dir, "backup"), min_interval=backup_interval)
     stop_on_nan = keras.callbacks.TerminateOnNaN(raise_error=True)
     try:
         # shuffle=False: the tf.data pipeline shuffles, seeded, itself.
