@@ -180,7 +180,7 @@ def model_inputs(model, splits, split):
     return normalized(splits, split)
 
 
-def warn_expects_normalized_input(model, normalization=None):
+def warn_expects_normalized_input(model, normalization=None, stacklevel=3):
     """Warns (once per process and model name) that `model` has no normalisation inside."""
     import warnings
 
@@ -195,7 +195,7 @@ def warn_expects_normalized_input(model, normalization=None):
     warnings.warn(
         f"Model {model.name!r} has no normalisation inside (saved by an earlier keras-mixkd, or built "
         f"without `with_preprocessing`): it expects normalised images, not images in [0, 1].{stats}",
-        UserWarning, stacklevel=3)
+        UserWarning, stacklevel=stacklevel)
 
 
 _WARNED_NO_PREPROCESSING = set()
@@ -507,7 +507,8 @@ def distillation_teacher(teacher, splits):
     from keras_mixkd.models import with_preprocessing
 
     if input_normalization(teacher) is None:
-        warn_expects_normalized_input(teacher, splits.normalization)
+        # The warning names the caller of `distill_student` (or of the group's function), as before.
+        warn_expects_normalized_input(teacher, splits.normalization, stacklevel=4)
         teacher = with_preprocessing(teacher, splits.normalization)
     return teacher
 
