@@ -302,3 +302,38 @@ def test_cli_no_group_runs_every_cell_alone(monkeypatch, tmp_path):
     for flag, expected in (([], True), (["--no-group"], False)):
         assert cli.main(["study", "--smoke", "--runs-dir", str(tmp_path), *flag]) == 0
         assert seen[-1] is expected
+
+
+def test_execute_group_refuses_cells_of_other_streams(tmp_path):
+    from keras_mixkd.study.groups import execute_group
+
+    config = load_recipe("digits", smoke=True, overrides={**TINY, "distillation": [*GROUP, {"name": "plain"}]})
+    cells = [cell for cell in enumerate_cells(config) if cell.recipe in ("kd_T4", "plain")]
+    with pytest.raises(ValueError, match="do not share a teacher and an input stream"):
+        execute_group(cells, config, None, teacher_path=None, work_dir=str(tmp_path), work_dirs=["a", "b"])
+
+
+def test_student_callbacks_show_each_student_its_own_logs():
+    import keras
+
+    from keras_mixkd.study.student_callbacks import StudentCallbacks
+
+    class Keep(keras.callbacks.Callback):
+        def __init__(self, add=None):
+            super().__init__()
+            self.seen, self.add = [], add
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seen.append(dict(logs))
+            if self.add:
+                logs[self.add] = 1.0
+
+    first, second = Keep(add="val_accuracy"), Keep()
+    member = StudentCallbacks("s1", ["loss", "accuracy"], [first, second])
+    logs = {"loss": 3.0, "s1_loss": 1.0, "s1_accuracy": 0.5, "s10_loss": 7.0, "s0_loss": 2.0}
+    member.on_epoch_end(0, logs)
+    assert first.seen == [{"loss": 1.0, "accuracy": 0.5}]
+    assert second.seen == [{"loss": 1.0, "accuracy": 0.5, "val_accuracy": 1.0}]  # what the first one added
+    assert "val_accuracy" not in logs  # never in the group's (the other students') logs
+    with pytest.raises(ValueError, match="non-empty str"):
+        StudentCallbacks("", ["loss"], [])
