@@ -223,13 +223,15 @@ def _run_study_in_process(runs_dir, name, before):
     from keras_mixkd.study import run_study
 
     previous = os.environ.get("KERAS_MIXKD_FIXED_COST_CUTS")
+    config = load_recipe("digits", smoke=True)
     options = {}
     if before:
         os.environ.update(BEFORE_ENV)
-        options = {"teacher_cache": False, "group_students": False}
+        config["teacher_cache"] = False  # what --no-teacher-cache sets
+        options = {"group_students": False}
     try:
         start = time.perf_counter()
-        run_study(load_recipe("digits", smoke=True), runs_dir=runs_dir, name=name, report=False, verbose=0,
+        run_study(config, runs_dir=runs_dir, name=name, report=False, verbose=0,
                   only={"teacher_augmentation": ["none"]}, print_fn=lambda *a, **k: None, **options)
         return time.perf_counter() - start
     finally:

@@ -152,6 +152,9 @@ def build_parser():
                        help="run each teacher on every batch even where it sees each image as loaded "
                             "(default: its logits of the training split are computed once; teacher_cache "
                             "= false in a recipe)")
+    study.add_argument("--no-group", action="store_true",
+                       help="train every student cell alone (default: student cells sharing a teacher and an "
+                            "input stream train together, the teacher running once per batch; same results)")
     study.add_argument("--tensorboard", action="store_true",
                        help="also write TensorBoard logs per cell to runs/<name>/logs/<cell>/tensorboard "
                             "(every cell writes logs/<cell>/history.csv)")
@@ -555,7 +558,8 @@ def cmd_study(args):
               verbose=_fit_verbose(args), devices=args.devices, precision=args.precision,
               tensorboard=args.tensorboard,
               executor=args.executor, address=args.address, workers=args.workers,
-              cpus_per_cell=args.cpus_per_cell, gpus_per_cell=args.gpus_per_cell, threads=args.threads)
+              cpus_per_cell=args.cpus_per_cell, gpus_per_cell=args.gpus_per_cell, threads=args.threads,
+              group_students=not args.no_group)
     return 0
 
 

@@ -25,12 +25,15 @@ from keras_mixkd.study.run_folder import CSV_COLUMNS
 BACKEND = keras.backend.backend()
 KILLS = 5
 
-# Three cells: a mixup teacher, then two students (plain KD at T=1, partial mixup).
+# Four cells: a mixup teacher, then three students: plain KD at T=1 alone, and partial mixup with
+# KD and with standardised KD, one group sharing the teacher's pass (`keras_mixkd.study.groups`).
 STUDY = [
     "study", "--smoke", "--teacher-epochs", "2", "--student-epochs", "2",
     "--set", 'teacher.augmentations=["mixup"]',
     "--set", 'distillation=[{name = "kd_T1", temperature = 1.0}, {name = "pmu", augmentation = '
-             '"partial_mixup", augmentation_options = {partial_mixup = {fraction = 0.5}}}]',
+             '"partial_mixup", augmentation_options = {partial_mixup = {fraction = 0.5}}}, {name = "pmu_std", '
+             'loss = "standardized", augmentation = "partial_mixup", augmentation_options = {partial_mixup = '
+             '{fraction = 0.5}}}]',
     "--set", "data.train_examples=64", "--set", "data.test_examples=32",
     "--set", "backup_interval_seconds=0", "--set", "student.baseline=false", "--verbose", "0", "--no-report",
 ]
@@ -38,6 +41,7 @@ CELLS = {
     "teacher__digits_cnn__mixup__s0",
     "student__digits_cnn_small__kd_T1__from__digits_cnn__mixup__s0",
     "student__digits_cnn_small__pmu__from__digits_cnn__mixup__s0",
+    "student__digits_cnn_small__pmu_std__from__digits_cnn__mixup__s0",
 }
 
 
@@ -129,7 +133,8 @@ def test_five_random_kills_then_finish_match_an_uninterrupted_run(capsys, tmp_pa
     began = time.time()
     assert f"{len(CELLS)} cells" in out
     crashed, crashed_rows, crashed_files = read_run(run_dir)
-    run_in_process(capsys, study_args(runs, "reference"))
+    reference_out = run_in_process(capsys, study_args(runs, "reference"))
+    assert "2 student cells in 1 groups" in reference_out
     reference, reference_rows, reference_files = read_run(os.path.join(runs, "reference"))
     progress.append(round(time.time() - began, 1))
     print(progress)

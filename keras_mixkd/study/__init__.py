@@ -30,6 +30,7 @@ _LAZY = {
     "RunFolder": "keras_mixkd.study.run_folder",
     "train_teacher": "keras_mixkd.study.training",
     "distill_student": "keras_mixkd.study.training",
+    "distill_students": "keras_mixkd.study.groups",
     "train_student_alone": "keras_mixkd.study.training",
     "prepare_data": "keras_mixkd.study.training",
     "measure_model": "keras_mixkd.study.training",

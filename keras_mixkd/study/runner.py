@@ -9,13 +9,16 @@ from keras_mixkd.distribute import training_scope
 from keras_mixkd.study import atomic
 from keras_mixkd.study.config import check_names
 from keras_mixkd.study.grid import enumerate_cells
+from keras_mixkd.study.groups import grouping_problem
+from keras_mixkd.study.groups import plan_groups
 from keras_mixkd.study.run_folder import RunFolder
 from keras_mixkd.study.teacher_cache import teacher_cache_path
 
 
 def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", report=True, print_fn=print,
               devices=None, precision="float32", tensorboard=False, executor="in_process", address=None,
-              workers=None, cpus_per_cell=1.0, gpus_per_cell=None, max_retries=3, threads=None):
+              workers=None, cpus_per_cell=1.0, gpus_per_cell=None, max_retries=3, threads=None,
+              group_students=True):
     """Run (or continue) a study and write its results, report and plots.
 
     Finished cells are skipped; a cell that was interrupted continues from
@@ -56,6 +59,14 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", 
             default, every core; Ray, `cpus_per_cell`). On a CPU they change
             the round-off and so the numbers: the same `threads` under both
             executors gives the same results (see `executors.threads`).
+        group_students: train the student cells that share a teacher and an
+            input stream (same student model, seed and augmentations; e.g.
+            KD at T = 4, KD at T = 1 and standardised KD) together, the
+            teacher running once per batch for all of them
+            (`keras_mixkd.study.groups`). Each cell's result is the one it
+            gets alone, up to float round-off. In-process executor only, and
+            not with `mixed_float16`, several `devices` or `tensorboard`
+            (there every cell runs alone); False: every cell alone.
 
     Returns:
         The list of finished cell records (teachers, students and the
@@ -90,6 +101,13 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", 
         + (f" · {done} already finished" if done else "")
         + ("" if runner.name == "in_process" else f" · executor {runner.describe()}")
     )
+    group = bool(group_students) and grouping_problem(
+        precision=precision, devices=devices, tensorboard=tensorboard, executor=runner.name) is None
+    if group:
+        planned = [item for item in plan_groups(pending, config, folder=folder) if len(item) > 1]
+        if planned:
+            print_fn(f"{sum(len(item) for item in planned)} student cells in {len(planned)} groups sharing a "
+                     "teacher pass (group_students=False / --no-group: each alone)")
     first_seed = config["seeds"][0]
     start = time.time()
     progress = StudyProgress(len(cells), done=done, print_fn=None if print_fn is print else print_fn)
@@ -105,7 +123,7 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", 
 
     try:
         runner.run(pending, config=config, splits=splits, folder=folder, on_done=on_done, verbose=verbose,
-                   devices=devices, precision=precision, tensorboard=tensorboard)
+                   devices=devices, precision=precision, tensorboard=tensorboard, group_students=group)
     finally:
         progress.close()
     records = folder.write_results()

@@ -183,7 +183,7 @@ def model_inputs(model, splits, split):
     return normalized(splits, split)
 
 
-def warn_expects_normalized_input(model, normalization=None):
+def warn_expects_normalized_input(model, normalization=None, stacklevel=3):
     """Warns (once per process and model name) that `model` has no normalisation inside."""
     import warnings
 
@@ -198,7 +198,7 @@ def warn_expects_normalized_input(model, normalization=None):
     warnings.warn(
         f"Model {model.name!r} has no normalisation inside (saved by an earlier keras-mixkd, or built "
         f"without `with_preprocessing`): it expects normalised images, not images in [0, 1].{stats}",
-        UserWarning, stacklevel=3)
+        UserWarning, stacklevel=stacklevel)
 
 
 _WARNED_NO_PREPROCESSING = set()
@@ -481,33 +481,17 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
     """
     from keras_mixkd import Distiller
     from keras_mixkd.data import make_dataset
-    from keras_mixkd.distill import StandardizedLogits
-    from keras_mixkd.models import input_normalization
-    from keras_mixkd.models import with_preprocessing
-    from keras_mixkd.models.model_card import model_card
 
     measure = measure or _default_measure()
     check_teacher_classes(teacher, splits.num_classes)
     epochs = check_epochs(epochs)
     start = time.time()
-    if input_normalization(teacher) is None:
-        # A teacher saved before models carried their normalisation: give it the data's.
-        warn_expects_normalized_input(teacher, splits.normalization)
-        teacher = with_preprocessing(teacher, splits.normalization)
+    teacher = distillation_teacher(teacher, splits)
     keras.utils.set_random_seed(seed)
-    # The student normalises inside and, trained with the standardised loss,
-    # outputs the standardised logits it is trained on (measured and shipped so).
-    output_layer = None
-    if recipe["loss"] == "standardized":
-        output_layer = StandardizedLogits(ddof=recipe.get("std_ddof"))
-    student = build_model(student_model_name, splits, output_layer=output_layer)
-    distiller = Distiller(teacher, student, student_loss_weight=recipe["student_loss_weight"],
-                          teacher_outputs=recipe.get("teacher_outputs", "logits"),
-                          **distiller_loss_arguments(recipe))
-    options = dict(augmentation_options or {})
-    options.update(recipe["augmentation_options"])
-    names = [n for n in list(student_augmentation) + list(recipe["augmentation"]) if split_augmentation(n)]
-    aug = build_augmentation(names, options, splits.num_classes)
+    student = build_distilled_student(student_model_name, recipe, splits)
+    distiller = Distiller(teacher, student, **distiller_arguments(recipe))
+    names, aug = build_distillation_augmentation(student_augmentation, augmentation_options, recipe,
+                                                 splits.num_classes)
     cached = None
     if teacher_cache is not False and teacher_cache is not None and teacher_input_is_fixed(recipe, names):
         # The teacher sees each image as loaded: its logits, once, instead of every batch.
@@ -527,7 +511,68 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
     measures = measure_model(student, splits, batch_size=max(batch_size, 256), teacher=teacher,
                              ece_bins=measure["ece_bins"], runner=recorder.runner,
                              teacher_runner=recorder.teacher_runner)
-    record = {
+    record = distilled_record(student, teacher, student_model_name, recipe, names, seed=seed, epochs=epochs,
+                              history=history, measures=measures, seconds=time.time() - start, splits=splits,
+                              teacher_cache=cached is not None)
+    return distiller, record, measures["features"]
+
+
+def distillation_teacher(teacher, splits):
+    """`teacher`, given the data's normalisation inside when it has none (a teacher saved before models
+    carried their normalisation), with a warning."""
+    from keras_mixkd.models import input_normalization
+    from keras_mixkd.models import with_preprocessing
+
+    if input_normalization(teacher) is None:
+        # The warning names the caller of `distill_student` (or of the group's function), as before.
+        warn_expects_normalized_input(teacher, splits.normalization, stacklevel=4)
+        teacher = with_preprocessing(teacher, splits.normalization)
+    return teacher
+
+
+def build_distilled_student(student_model_name, recipe, splits):
+    """The student model a distillation recipe trains, built with the current random state.
+
+    It normalises inside and, trained with the standardised loss, outputs the
+    standardised logits it is trained on (measured and shipped so).
+    `distill_student` calls it right after `keras.utils.set_random_seed(seed)`;
+    a group of students sharing a teacher (`keras_mixkd.study.groups`) does
+    the same for each of its students, so each starts from the weights it
+    gets alone.
+    """
+    from keras_mixkd.distill import StandardizedLogits
+
+    output_layer = None
+    if recipe["loss"] == "standardized":
+        output_layer = StandardizedLogits(ddof=recipe.get("std_ddof"))
+    return build_model(student_model_name, splits, output_layer=output_layer)
+
+
+def distiller_arguments(recipe):
+    """Every `Distiller` keyword argument of a recipe but the teacher and the student."""
+    return {"student_loss_weight": recipe["student_loss_weight"],
+            "teacher_outputs": recipe.get("teacher_outputs", "logits"), **distiller_loss_arguments(recipe)}
+
+
+def build_distillation_augmentation(student_augmentation, augmentation_options, recipe, num_classes):
+    """`(names, augmentation)` of a distilled student: its own augmentation, then the recipe's.
+
+    The recipe's `augmentation_options` override the student's. Built after
+    the student (the augmentations that draw a seed draw it from the random
+    state the student's construction left).
+    """
+    options = dict(augmentation_options or {})
+    options.update(recipe["augmentation_options"])
+    names = [n for n in list(student_augmentation) + list(recipe["augmentation"]) if split_augmentation(n)]
+    return names, build_augmentation(names, options, num_classes)
+
+
+def distilled_record(student, teacher, student_model_name, recipe, names, *, seed, epochs, history, measures,
+                     seconds, splits, teacher_cache=False):
+    """The record of a distilled student (`distill_student`'s second result)."""
+    from keras_mixkd.models.model_card import model_card
+
+    return {
         "role": "student",
         "student_model": student_model_name,
         "recipe": recipe.get("name", ""),
@@ -537,14 +582,14 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
         **{key: recipe[key] for key in ("distillation_loss_weight", "std_ddof", "alpha", "beta", "warmup_epochs",
                                         "standardize", "feature_loss_weight") if key in recipe},
         "distillation_augmentation": "+".join(names) or "none",
-        "teacher_cache": cached is not None,
+        "teacher_cache": bool(teacher_cache),
         "seed": seed,
         "epochs": epochs,
         **summarize_history(history),
         **_last_epoch_measures(measures),
         "teacher_agreement_last": measures["teacher_agreement"],
         "parameters": int(student.count_params()),
-        "seconds": time.time() - start,
+        "seconds": seconds,
         "history": history,
         "model_card": model_card(student, splits=splits, role="student", trained={
             "epochs": epochs, "seed": seed, "distillation_augmentation": "+".join(names) or "none"},
@@ -553,7 +598,6 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
                             "student_loss_weight": recipe["student_loss_weight"],
                             "teacher_sees": recipe["teacher_sees"]}),
     }
-    return distiller, record, measures["features"]
 
 
 def distiller_loss_arguments(recipe):

@@ -24,7 +24,7 @@ class Executor:
         return self.name
 
     def run(self, pending, *, config, splits, folder, on_done, verbose="auto", devices=None,
-            precision="float32", tensorboard=False):
+            precision="float32", tensorboard=False, group_students=False):
         """Run `pending` (`[(index, cell)]`, teachers before their students).
 
         Arguments:
@@ -34,6 +34,9 @@ class Executor:
             folder: the `RunFolder` (read here: finished teachers, work dirs).
             on_done: called as `on_done(index, cell, CellResult)` per finished cell.
             verbose, devices, precision: as in `keras_mixkd.study.run_study`.
+            group_students: train the students that share a teacher and an
+                input stream together (`keras_mixkd.study.groups`), where the
+                executor can; one that cannot runs every cell alone.
         """
         raise NotImplementedError
 

@@ -1,6 +1,7 @@
 """`InProcessExecutor`: one cell after the other, in this process (the default)."""
 
 import os
+import shutil
 
 from keras_mixkd.study import fixed_cost
 from keras_mixkd.study.executors.executor import Executor
@@ -11,7 +12,9 @@ class InProcessExecutor(Executor):
 
     Each cell trains in the run folder's `work/<key>/` (its backup and
     history), reads its teacher from `models/`, and its result is written
-    before the next cell starts.
+    before the next cell starts. With `group_students` (`run_study`'s
+    default), student cells sharing a teacher and an input stream train as
+    one group (`keras_mixkd.study.groups`), backed up in `work/group__<hash>/`.
 
     Arguments:
         threads: math threads of this process for every cell (None: the
@@ -48,17 +51,37 @@ class InProcessExecutor(Executor):
         return "in-process"
 
     def run(self, pending, *, config, splits, folder, on_done, verbose="auto", devices=None,
-            precision="float32", tensorboard=False):
+            precision="float32", tensorboard=False, group_students=False):
+        """Run `pending` in grid order; with `group_students`, each group of
+        `keras_mixkd.study.groups.plan_groups` as one fit, its cells written
+        one after the other once it is trained."""
         import keras
 
+        from keras_mixkd.study import groups
         from keras_mixkd.study.executors.threads import set_math_threads
         from keras_mixkd.study.runner import execute_cell
 
         set_math_threads(self.threads, keras.backend.backend())
+        groups.remove_stale_group_dirs(folder)
+        items = groups.plan_groups(pending, config, folder=folder) if group_students else [[p] for p in pending]
         # What lives now (modules, data) lives all study: each cell's clear_session then
         # collects only the cells' own garbage.
         with fixed_cost.frozen_gc():
-            for index, cell in pending:
+            for item in items:
+                if len(item) > 1:
+                    cells = [cell for _, cell in item]
+                    work_dir = groups.group_work_dir(folder, cells)
+                    results = groups.execute_group(
+                        cells, config, splits, teacher_path=folder.model_path, work_dir=work_dir,
+                        work_dirs=[folder.work_dir(cell.key) for cell in cells], verbose=verbose,
+                        log_dirs=[os.path.join(folder.path, "logs", cell.key) for cell in cells],
+                        precision=precision)
+                    for (index, cell), result in zip(item, results):
+                        on_done(index, cell, result)
+                    shutil.rmtree(work_dir, ignore_errors=True)
+                    del results
+                    continue
+                index, cell = item[0]
                 result = execute_cell(cell, config, splits, teacher_path=folder.model_path,
                                       work_dir=folder.work_dir(cell.key), verbose=verbose, devices=devices,
                                       precision=precision, log_dir=os.path.join(folder.path, "logs", cell.key),

@@ -116,7 +116,8 @@ class RayExecutor(Executor):
         return "ray"
 
     def run(self, pending, *, config, splits, folder, on_done, verbose="auto", devices=None,
-            precision="float32", tensorboard=False):
+            precision="float32", tensorboard=False, group_students=False):
+        # Each cell is a task of its own: students are not grouped under Ray (group_students is ignored).
         if not pending:
             return
         ray = import_ray()
