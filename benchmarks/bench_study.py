@@ -208,7 +208,7 @@ def _study_command(args, runs_dir, name):
 def _test_accuracies(folder):
     with open(os.path.join(folder, "results.json")) as handle:
         records = json.load(handle)
-    records = records.get("records", records) if isinstance(records, dict) else records
+    records = records["cells"] if isinstance(records, dict) else records
     return {_record_key(r): r.get("test_accuracy_last") for r in records}
 
 
