@@ -337,3 +337,26 @@ def test_student_callbacks_show_each_student_its_own_logs():
     assert "val_accuracy" not in logs  # never in the group's (the other students') logs
     with pytest.raises(ValueError, match="non-empty str"):
         StudentCallbacks("", ["loss"], [])
+
+
+def test_a_group_of_cacheable_recipes_reads_the_teacher_cache(tmp_path):
+    # No augmentation: the teacher sees each image as loaded, so the group reads its cached
+    # logits and never runs the teacher in its fit; the numbers are those of the plain cells.
+    from keras_mixkd.study import run_study
+
+    plain = [{k: v for k, v in recipe.items() if k not in MIX} for recipe in GROUP]
+    config = tiny_config(distillation=plain)
+    run_study(config, runs_dir=str(tmp_path), name="grouped", report=False, verbose=0, print_fn=lambda *a: None)
+    config_off = tiny_config(distillation=plain, teacher_cache=False)
+    run_study(config_off, runs_dir=str(tmp_path), name="alone", report=False, verbose=0,
+              print_fn=lambda *a: None, group_students=False)
+    keys = [f"student__digits_cnn_small__{r['name']}__from__digits_cnn__none__s0" for r in plain]
+    for key in keys:
+        grouped = cell_record(tmp_path / "grouped", key)
+        alone = cell_record(tmp_path / "alone", key)
+        assert grouped["teacher_cache"] is True and alone["teacher_cache"] is False
+        assert sorted(grouped["group"]) == sorted(keys)
+        assert os.path.exists(tmp_path / "grouped" / "models" / f"{TEACHER}.logits.npz")
+        for g, a in zip(grouped["history"], alone["history"]):
+            assert g["loss"] == pytest.approx(a["loss"], rel=1e-4)
+        assert grouped["test_accuracy_last"] == pytest.approx(alone["test_accuracy_last"], abs=1 / 64 + 1e-9)
