@@ -38,21 +38,30 @@ SMOKE_ARGS = ("--smoke --teacher-epochs 2 --student-epochs 2 --set 'teacher.augm
               "--only recipe=kd --set data.train_examples=64 --set data.test_examples=32")
 
 
-def run_study(study_args, runs_dir, name, extra=()):
-    """Seconds of one `keras-mixkd study` command, and its results.csv rows."""
+def run_study(study_args, runs_dir, name, extra=(), env_vars=None):
+    """Seconds of one `keras-mixkd study` command, and its results.csv rows.
+
+    `env_vars`: extra environment variables of the study's process.
+    """
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     command = [sys.executable, "-m", "keras_mixkd.cli", "study", *shlex.split(study_args), "--no-report",
                "--verbose", "0", "--runs-dir", runs_dir, "--name", name, *extra]
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONPATH=os.pathsep.join([common.REPO_DIR, os.environ.get("PYTHONPATH", "")]))
+               PYTHONPATH=os.pathsep.join([common.REPO_DIR, os.environ.get("PYTHONPATH", "")]),
+               **(env_vars or {}))
     common.log("$ " + " ".join(shlex.quote(part) for part in command[1:]))
     start = time.perf_counter()
     completed = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seconds = time.perf_counter() - start
     if completed.returncode != 0:
         raise SystemExit(f"{name} failed (exit {completed.returncode}):\n{completed.stdout[-4000:]}")
+    return seconds, read_results(runs_dir, name)
+
+
+def read_results(runs_dir, name):
+    """The rows of a run's results.csv, by cell key."""
     with open(os.path.join(runs_dir, name, "results.csv"), newline="") as f:
-        return seconds, {row["key"]: row for row in csv.DictReader(f)}
+        return {row["key"]: row for row in csv.DictReader(f)}
 
 
 def largest_difference(first, second):

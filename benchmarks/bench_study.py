@@ -47,7 +47,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -55,6 +54,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # noqa: E402  (sets TF_CPP_MIN_LOG_LEVEL before Keras loads)
+from bench_executors import read_results  # noqa: E402
+from bench_executors import run_study as run_study_command  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -197,24 +198,7 @@ def measure_shared(args):
 # ------------------------------------------------------------------ the study
 
 
-def _study_command(args, runs_dir, name):
-    command = [sys.executable, "-m", "keras_mixkd.cli", "study", "--runs-dir", runs_dir, "--name", name,
-               "--no-report", "--verbose", "0"]
-    if args.quick:
-        command += ["--seeds", "0", "--only", "teacher_augmentation=none,mixup"]
-    return command
-
-
-def _test_accuracies(folder):
-    with open(os.path.join(folder, "results.json")) as handle:
-        records = json.load(handle)
-    records = records["cells"] if isinstance(records, dict) else records
-    return {_record_key(r): r.get("test_accuracy_last") for r in records}
-
-
-def _record_key(record):
-    return "/".join(str(record.get(field, "")) for field in (
-        "role", "teacher_model", "teacher_augmentation", "student_model", "recipe", "seed"))
+QUICK_STUDY_ARGS = "--seeds 0 --only teacher_augmentation=none,mixup"
 
 
 def _run_study_in_process(runs_dir, name, before):
@@ -241,19 +225,6 @@ def _run_study_in_process(runs_dir, name, before):
             os.environ["KERAS_MIXKD_FIXED_COST_CUTS"] = previous
 
 
-def _run_study_process(args, runs_dir, name, before):
-    command = _study_command(args, runs_dir, name) + (list(BEFORE_FLAGS) if before else [])
-    env = dict(os.environ, KERAS_BACKEND=keras.backend.backend(), **(BEFORE_ENV if before else {}))
-    common.log("$ " + " ".join(command[1:]) + (" (before)" if before else ""))
-    start = time.perf_counter()
-    completed = subprocess.run(command, env=env, cwd=common.REPO_DIR, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    seconds = time.perf_counter() - start
-    if completed.returncode != 0:
-        raise RuntimeError(f"the study failed (exit {completed.returncode}):\n{completed.stderr[-3000:]}")
-    return seconds
-
-
 def measure_demo(args):
     """Wall time of the digits study, with and without the speed-ups, in alternating order."""
     times = {"after": [], "before": []}
@@ -262,15 +233,17 @@ def measure_demo(args):
             order = ("before", "after") if round_index % 2 == 0 else ("after", "before")
             for which in order:
                 name = f"{which}{round_index}"
+                before = which == "before"
                 if args.smoke:
-                    seconds = _run_study_in_process(runs_dir, name, which == "before")
+                    seconds = _run_study_in_process(runs_dir, name, before)
                 else:
-                    seconds = _run_study_process(args, runs_dir, name, which == "before")
+                    seconds, _ = run_study_command(QUICK_STUDY_ARGS if args.quick else "", runs_dir, name,
+                                           BEFORE_FLAGS if before else (), BEFORE_ENV if before else None)
                 times[which].append(seconds)
-        after = _test_accuracies(os.path.join(runs_dir, "after0"))
-        before = _test_accuracies(os.path.join(runs_dir, "before0"))
-    differences = [abs(after[k] - before[k]) for k in after if k in before
-                   and after[k] is not None and before[k] is not None]
+        after = read_results(runs_dir, "after0")
+        before = read_results(runs_dir, "before0")
+    differences = [abs(float(after[k]["test_accuracy_last"]) - float(before[k]["test_accuracy_last"]))
+                   for k in after if k in before and after[k]["test_accuracy_last"] and before[k]["test_accuracy_last"]]
     return {
         "scale": "smoke" if args.smoke else "quick" if args.quick else "full",
         "cells": len(after),
