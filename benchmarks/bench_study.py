@@ -244,13 +244,31 @@ def measure_demo(args):
         before = read_results(runs_dir, "before0")
     differences = [abs(float(after[k]["test_accuracy_last"]) - float(before[k]["test_accuracy_last"]))
                    for k in after if k in before and after[k]["test_accuracy_last"] and before[k]["test_accuracy_last"]]
+    after_table, before_table = table_means(after), table_means(before)
+    table_differences = [abs(after_table[k] - before_table[k]) for k in after_table if k in before_table]
     return {
         "scale": "smoke" if args.smoke else "quick" if args.quick else "full",
         "cells": len(after),
         "seconds": {which: statistics.median(values) for which, values in times.items()},
         "demo_vs_before": paired_median(times["after"], times["before"]),
         "max_test_accuracy_difference": max(differences) if differences else None,
+        # The main table (mean over seeds per teacher augmentation and column) moves by at most this.
+        "max_table_mean_difference": max(table_differences) if table_differences else None,
+        # Teachers run neither cached nor grouped: only the fixed-cost cuts touch them, which change no number.
+        "teachers_identical": all(after[k] == {**before[k], "seconds": after[k]["seconds"]}
+                                  for k in after if k in before and after[k]["role"] == "teacher"),
     }
+
+
+def table_means(rows):
+    """`{(teacher augmentation, role or recipe): mean last-epoch test accuracy over seeds}` of results rows."""
+    columns = {}
+    for row in rows.values():
+        if not row["test_accuracy_last"]:
+            continue
+        column = (row["teacher_augmentation"], row["recipe"] or row["role"])
+        columns.setdefault(column, []).append(float(row["test_accuracy_last"]))
+    return {column: float(np.mean(values)) for column, values in columns.items()}
 
 
 # ------------------------------------------------------------- plain PyTorch
@@ -380,8 +398,10 @@ def print_table(summary, parts):
         "shared_vs_separate": lambda p: "separate: " + " + ".join(
             f"{p['step_ms'][f'separate_{n}']:.0f}" for n in GROUP) + f" ms vs group {p['step_ms']['group']:.0f} ms",
         "demo_vs_before": lambda p: f"digits study ({p['scale']}, {p['cells']} cells): {p['seconds']['after']:.0f} s "
-                                    f"vs {p['seconds']['before']:.0f} s before; max |Δ test acc| "
-                                    f"{p['max_test_accuracy_difference']}",
+                                    f"vs {p['seconds']['before']:.0f} s before; max |Δ test acc| of a cell "
+                                    f"{p['max_test_accuracy_difference']}, of a table mean "
+                                    f"{p['max_table_mean_difference']}; teachers identical: "
+                                    f"{p['teachers_identical']}",
         "torch_vs_plain": lambda p: f"{p['pair']}, batch {p['batch_size']}: ours {p['images_per_s']['ours']:.1f} "
                                     f"img/s, plain PyTorch {p['images_per_s']['torch']:.1f} img/s "
                                     f"({p['image_data_format']})",
