@@ -155,6 +155,10 @@ def build_parser():
     study.add_argument("--no-group", action="store_true",
                        help="train every student cell alone (default: student cells sharing a teacher and an "
                             "input stream train together, the teacher running once per batch; same results)")
+    study.add_argument("--data-format", default=None, choices=("auto", "channels_last", "channels_first"),
+                       help="layout inside every model: auto (default: channels-first on the PyTorch backend "
+                            "where a model offers it, faster there; channels-last elsewhere), channels_last or "
+                            "channels_first; float round-off only (data_format in a recipe)")
     study.add_argument("--tensorboard", action="store_true",
                        help="also write TensorBoard logs per cell to runs/<name>/logs/<cell>/tensorboard "
                             "(every cell writes logs/<cell>/history.csv)")
@@ -470,6 +474,8 @@ def study_config_from_args(args):
         overrides["data.path"] = args.data_path
     if getattr(args, "no_teacher_cache", False):
         overrides["teacher_cache"] = False
+    if getattr(args, "data_format", None) is not None:
+        overrides["data_format"] = args.data_format
     for text in args.set:
         key, value = parse_override(text)
         overrides[key] = value

@@ -252,6 +252,17 @@ def _teacher_cache_lines(records):
             "float round-off (docs/performance.md).", ""]
 
 
+def _data_format_lines(records):
+    """Which layout the cells' models computed in (`data_format`), when any was built channels-first."""
+    built = [r for r in records if r.get("data_format")]
+    first = sum(1 for r in built if r["data_format"] == "channels_first")
+    if not first:
+        return []
+    return [f"- **Layout**: {first} of {len(built)} cells built their model channels-first (NCHW inside, the "
+            "faster layout on the PyTorch backend; `data_format`), the others channels-last. The same numbers up "
+            "to float round-off (docs/performance.md).", ""]
+
+
 def _report_markdown(run_dir, config, records, manifest, plot_paths):
     augmentations, recipes, pairs, teacher_models = tables.study_axes(records, config)
     seeds = sorted({r["seed"] for r in records})
@@ -304,6 +315,7 @@ def _report_markdown(run_dir, config, records, manifest, plot_paths):
                              f"{d.get('student_loss_weight')}, mixing at distillation: {mixing}")
         lines.append("")
     lines += _teacher_cache_lines(records)
+    lines += _data_format_lines(records)
     sections = [
         ("test_accuracy_last", "Test accuracy (%), last epoch"),
         ("test_accuracy_best", "Test accuracy (%) at the best-validation epoch"),

@@ -53,6 +53,12 @@ _SCHEMA = {
     # them, where the teacher sees each image as loaded (no augmentation, or teacher_sees =
     # "clean"). Equal to running the teacher every batch up to float round-off.
     "teacher_cache": (True, "bool"),
+    # Layout of the tensors inside every model a cell builds: "auto" (channels-first on the
+    # PyTorch backend for the models that offer it, where it is faster; channels-last
+    # elsewhere, and for every model of a study with a feature-based recipe such as
+    # FitNets), "channels_last" or "channels_first". Changes float round-off only; the
+    # models take images as loaded either way (see `keras_mixkd.models.get_model`).
+    "data_format": ("auto", "data_format"),
     "data": {
         "dataset": ("digits", "str"),
         # File or folder for the "npz" and "folder" sources.
@@ -389,6 +395,22 @@ def check_names(config):
                     f"pairs[{i}].{role}: unknown model {pair[role]!r}. "
                     f"Known models: {', '.join(sorted(models))}."
                 )
+    if config.get("data_format") == "channels_first":
+        from keras_mixkd.models import offers_channels_first
+
+        if uses_feature_maps(config):
+            raise RecipeError(
+                "data_format = \"channels_first\" with a feature-based recipe (feature_loss_weight > 0): its "
+                "projector compares channels-last feature maps. Use data_format = \"auto\" or \"channels_last\"."
+            )
+        for i, pair in enumerate(config["pairs"]):
+            for role in ("teacher", "student"):
+                if not offers_channels_first(pair[role]):
+                    raise RecipeError(
+                        f"pairs[{i}].{role}: model {pair[role]!r} is built channels-last only, but "
+                        "data_format = \"channels_first\". Use data_format = \"auto\" (channels-first where a "
+                        "model offers it) or \"channels_last\"."
+                    )
     augmentations = set(list_augmentations())
     entries = [("teacher.augmentations", name) for name in config["teacher"]["augmentations"]]
     entries += [("student.augmentation", name) for name in config["student"]["augmentation"]]
@@ -404,6 +426,24 @@ def check_names(config):
                     f"{where}: unknown augmentation {part!r} (in {name!r}). "
                     f"Known augmentations: {', '.join(sorted(augmentations))}."
                 )
+
+
+def uses_feature_maps(config):
+    """Whether a distillation recipe of the study matches intermediate feature maps (FitNets)."""
+    return any(recipe["feature_loss_weight"] > 0 for recipe in config["distillation"])
+
+
+def study_data_format(config):
+    """The `data_format` the study's cells build their models with: "auto", "channels_last" or "channels_first".
+
+    Feature-based recipes (FitNets) compare the teacher's and the student's
+    intermediate feature maps through a projector built channels-last, so
+    under "auto" such a study builds every model channels-last.
+    """
+    data_format = config.get("data_format", "auto")
+    if data_format == "auto" and uses_feature_maps(config):
+        return "channels_last"
+    return data_format
 
 
 def weight_decay_mode(optimizer_config):
@@ -658,6 +698,10 @@ def _check_value(value, kind, path, source):
     if kind == "projection":
         if value not in KNOWN_PROJECTIONS:
             raise fail(f"one of {', '.join(KNOWN_PROJECTIONS)}")
+        return value
+    if kind == "data_format":
+        if value not in ("auto", "channels_last", "channels_first"):
+            raise fail("'auto', 'channels_last' or 'channels_first'")
         return value
     if kind == "teacher_sees":
         if value not in ("same", "clean"):

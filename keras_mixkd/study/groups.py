@@ -172,6 +172,7 @@ def execute_group(cells, config, splits, *, teacher_path, work_dir, work_dirs, v
     from keras_mixkd.distribute import training_scope
     from keras_mixkd.study import atomic
     from keras_mixkd.study.executors.cell_result import CellResult
+    from keras_mixkd.study.config import study_data_format
     from keras_mixkd.study.runner import load_teacher
     from keras_mixkd.study.teacher_cache import teacher_cache_path
 
@@ -195,7 +196,8 @@ def execute_group(cells, config, splits, *, teacher_path, work_dir, work_dirs, v
             batch_size=config["data"]["batch_size"], student_augmentation=student_config["augmentation"],
             augmentation_options=student_config["augmentation_options"], measure=config["measure"],
             work_dir=work_dir, work_dirs=work_dirs, verbose=verbose,
-            backup_interval=config["backup_interval_seconds"], log_dirs=log_dirs, teacher_cache=cache)
+            backup_interval=config["backup_interval_seconds"], log_dirs=log_dirs, teacher_cache=cache,
+            data_format=study_data_format(config))
     results = []
     for cell, (student, record, features) in zip(cells, outcomes):
         record.update(teacher_model=cell.teacher_model, teacher_augmentation=cell.teacher_augmentation,
@@ -206,7 +208,8 @@ def execute_group(cells, config, splits, *, teacher_path, work_dir, work_dirs, v
 
 def distill_students(splits, teacher, student_model_name, recipes, *, seed, epochs, optimizer, batch_size=64,
                      student_augmentation=("none",), augmentation_options=None, measure=None, work_dir,
-                     work_dirs, verbose="auto", backup_interval=0.0, log_dirs=None, teacher_cache=False):
+                     work_dirs, verbose="auto", backup_interval=0.0, log_dirs=None, teacher_cache=False,
+                     data_format=None):
     """Distil one student per recipe from one teacher, the teacher running once per batch.
 
     What `keras_mixkd.study.distill_student` does for each recipe, in one
@@ -230,6 +233,7 @@ def distill_students(splits, teacher, student_model_name, recipes, *, seed, epoc
         teacher_cache: as for `distill_student`: False, True or a cache file;
             used where every recipe's teacher sees each image as loaded, and
             then the teacher does not run at all during the fit.
+        data_format: layout inside every student (as for `distill_student`).
 
     Returns:
         A list of `(student, record, features)`, one per recipe.
@@ -278,7 +282,7 @@ def distill_students(splits, teacher, student_model_name, recipes, *, seed, epoc
     for name, recipe in zip(names, recipes):
         # Each student exactly as its cell builds it alone.
         keras.utils.set_random_seed(seed)
-        student = training.build_distilled_student(student_model_name, recipe, splits)
+        student = training.build_distilled_student(student_model_name, recipe, splits, data_format=data_format)
         distillers[name] = Distiller(teacher, student, **training.distiller_arguments(recipe))
         states.append((random.getstate(), np.random.get_state()[1].tobytes()))
     if any(state != states[0] for state in states):

@@ -13,9 +13,9 @@ from keras_mixkd.version import __version__
 # folders unreadable; folders of another format are refused with a message.
 RUN_FORMAT = 1
 
-# Settings that change how a study runs, not what it computes (teacher_cache: up to float
-# round-off, see docs/performance.md): not compared on reruns.
-RUN_ONLY_KEYS = ("backup_interval_seconds", "teacher_cache")
+# Settings that change how a study runs, not what it computes (teacher_cache and data_format:
+# up to float round-off, see docs/performance.md): not compared on reruns.
+RUN_ONLY_KEYS = ("backup_interval_seconds", "teacher_cache", "data_format")
 
 # Columns of results.csv, in order (histories stay in results.json).
 CSV_COLUMNS = (

@@ -209,8 +209,9 @@ def _run_cell(cell, config, splits, teacher_path, recipes, work_dir, measure, ba
     `teacher_path(key)` is the `.keras` file of the teacher cell `key`.
     """
     from keras_mixkd.study import training
+    from keras_mixkd.study.config import study_data_format
 
-    logs = {"log_dir": log_dir, "tensorboard": tensorboard}
+    logs = {"log_dir": log_dir, "tensorboard": tensorboard, "data_format": study_data_format(config)}
     if cell.kind == "alone":  # the student-alone baseline: no teacher, nothing to wait for
         model, record, features = training.train_student_alone(
             splits, cell.student_model, seed=cell.seed, epochs=config["student"]["epochs"],

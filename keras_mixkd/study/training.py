@@ -14,6 +14,7 @@ import numpy as np
 
 from keras_mixkd._checks import NonFiniteLossError
 from keras_mixkd._checks import diverged_message
+from keras_mixkd.models import model_data_format
 from keras_mixkd.study import atomic
 from keras_mixkd.study import fixed_cost
 from keras_mixkd.study.backup import ResumableBackup
@@ -204,17 +205,17 @@ def warn_expects_normalized_input(model, normalization=None, stacklevel=3):
 _WARNED_NO_PREPROCESSING = set()
 
 
-def build_model(model_name, splits, *, output_layer=None):
+def build_model(model_name, splits, *, output_layer=None, data_format=None):
     """A zoo model that takes `splits`' images as loaded and normalises them inside.
 
-    `get_model(model_name, ...)` behind the training split's normalisation
-    (`keras_mixkd.models.with_preprocessing`), optionally ending in
-    `output_layer`.
+    `get_model(model_name, ..., data_format=data_format)` behind the training
+    split's normalisation (`keras_mixkd.models.with_preprocessing`),
+    optionally ending in `output_layer`.
     """
     from keras_mixkd.models import get_model
     from keras_mixkd.models import with_preprocessing
 
-    model = get_model(model_name, splits.num_classes, input_shape=splits.input_shape)
+    model = get_model(model_name, splits.num_classes, input_shape=splits.input_shape, data_format=data_format)
     return with_preprocessing(model, splits.normalization, output_layer=output_layer)
 
 
@@ -364,7 +365,7 @@ def check_epochs(epochs, flag="epochs"):
 
 def train_teacher(splits, model_name, augmentation, *, seed, epochs, optimizer, batch_size=64,
                   augmentation_options=None, measure=None, work_dir, verbose="auto", backup_interval=0.0,
-                  log_dir=None, tensorboard=False):
+                  log_dir=None, tensorboard=False, data_format=None):
     """Train one teacher with an augmentation recipe, resumably.
 
     Arguments:
@@ -385,6 +386,9 @@ def train_teacher(splits, model_name, augmentation, *, seed, epochs, optimizer, 
         log_dir: optional folder for `history.csv` (`keras.callbacks.CSVLogger`)
             and, with `tensorboard=True`, TensorBoard logs in `log_dir/tensorboard`.
         tensorboard: also write TensorBoard logs (needs `log_dir`).
+        data_format: layout inside the model (`keras_mixkd.models.get_model`):
+            None or "channels_last", "channels_first", or "auto" (the faster
+            one of the backend). The record's `data_format` says which.
 
     Returns:
         `(model, record, features)`: the trained `keras.Model`, a dict of
@@ -404,7 +408,7 @@ def train_teacher(splits, model_name, augmentation, *, seed, epochs, optimizer, 
     start = time.time()
     keras.utils.set_random_seed(seed)
     # The model normalises inside: the pipeline gives it images as loaded.
-    model = build_model(model_name, splits)
+    model = build_model(model_name, splits, data_format=data_format)
     aug = build_augmentation([augmentation], augmentation_options or {}, splits.num_classes)
     train_ds = make_dataset(splits.x_train, splits.y_train, batch_size=batch_size, shuffle=True, seed=seed,
                             normalization=None, augmentation=aug,
@@ -428,6 +432,7 @@ def train_teacher(splits, model_name, augmentation, *, seed, epochs, optimizer, 
         **summarize_history(history),
         **_last_epoch_measures(measures),
         "parameters": int(model.count_params()),
+        "data_format": model_data_format(model),
         "seconds": time.time() - start,
         "history": history,
         "model_card": model_card(model, splits=splits, role="teacher", trained={
@@ -438,7 +443,8 @@ def train_teacher(splits, model_name, augmentation, *, seed, epochs, optimizer, 
 
 def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs, optimizer, batch_size=64,
                     student_augmentation=("none",), augmentation_options=None, measure=None, work_dir,
-                    verbose="auto", backup_interval=0.0, log_dir=None, tensorboard=False, teacher_cache=False):
+                    verbose="auto", backup_interval=0.0, log_dir=None, tensorboard=False, teacher_cache=False,
+                    data_format=None):
     """Distil one student from a frozen teacher with a distillation recipe, resumably.
 
     Arguments:
@@ -468,6 +474,8 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
             `keras_mixkd.study.teacher_cache`). Used only where the teacher's
             input is a fixed function of the example; the record's
             `teacher_cache` says whether it was.
+        data_format: layout inside the student (as for `train_teacher`; the
+            teacher keeps the one it was built with).
 
     Returns:
         `(distiller, record, features)`.
@@ -488,7 +496,7 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
     start = time.time()
     teacher = distillation_teacher(teacher, splits)
     keras.utils.set_random_seed(seed)
-    student = build_distilled_student(student_model_name, recipe, splits)
+    student = build_distilled_student(student_model_name, recipe, splits, data_format=data_format)
     distiller = Distiller(teacher, student, **distiller_arguments(recipe))
     names, aug = build_distillation_augmentation(student_augmentation, augmentation_options, recipe,
                                                  splits.num_classes)
@@ -530,7 +538,7 @@ def distillation_teacher(teacher, splits):
     return teacher
 
 
-def build_distilled_student(student_model_name, recipe, splits):
+def build_distilled_student(student_model_name, recipe, splits, data_format=None):
     """The student model a distillation recipe trains, built with the current random state.
 
     It normalises inside and, trained with the standardised loss, outputs the
@@ -545,7 +553,7 @@ def build_distilled_student(student_model_name, recipe, splits):
     output_layer = None
     if recipe["loss"] == "standardized":
         output_layer = StandardizedLogits(ddof=recipe.get("std_ddof"))
-    return build_model(student_model_name, splits, output_layer=output_layer)
+    return build_model(student_model_name, splits, output_layer=output_layer, data_format=data_format)
 
 
 def distiller_arguments(recipe):
@@ -589,6 +597,7 @@ def distilled_record(student, teacher, student_model_name, recipe, names, *, see
         **_last_epoch_measures(measures),
         "teacher_agreement_last": measures["teacher_agreement"],
         "parameters": int(student.count_params()),
+        "data_format": model_data_format(student),
         "seconds": seconds,
         "history": history,
         "model_card": model_card(student, splits=splits, role="student", trained={
@@ -631,7 +640,7 @@ def distiller_loss_arguments(recipe):
 
 def train_student_alone(splits, model_name, *, seed, epochs, optimizer, batch_size=64,
                         student_augmentation=("none",), augmentation_options=None, measure=None, work_dir,
-                        verbose="auto", backup_interval=0.0, log_dir=None, tensorboard=False):
+                        verbose="auto", backup_interval=0.0, log_dir=None, tensorboard=False, data_format=None):
     """Train one student model without a teacher: the student-alone baseline, resumably.
 
     Cross-entropy on the labels (dense after a mixing augmentation), with the
@@ -654,6 +663,7 @@ def train_student_alone(splits, model_name, *, seed, epochs, optimizer, batch_si
         work_dir: folder for the backup and history; rerunning continues.
         verbose: passed to `fit`.
         backup_interval: least seconds between two backups (see `ResumableBackup`).
+        data_format: layout inside the model (as for `train_teacher`).
 
     Returns:
         `(model, record, features)`; the record's `role` is "alone" and its
@@ -673,7 +683,7 @@ def train_student_alone(splits, model_name, *, seed, epochs, optimizer, batch_si
     model, record, features = train_teacher(
         splits, model_name, augmentation, seed=seed, epochs=epochs, optimizer=optimizer, batch_size=batch_size,
         augmentation_options=augmentation_options, measure=measure, work_dir=work_dir, verbose=verbose,
-        backup_interval=backup_interval, log_dir=log_dir, tensorboard=tensorboard)
+        backup_interval=backup_interval, log_dir=log_dir, tensorboard=tensorboard, data_format=data_format)
     record.update(role=ALONE, teacher_model="", teacher_augmentation="", student_model=model_name, recipe=ALONE,
                   loss="cross_entropy", distillation_augmentation=augmentation)
     return model, record, features
