@@ -4,10 +4,14 @@ A cell of a small study spends most of its time outside its training steps
 (see docs/performance.md, "Fixed cost of a study cell"). Three cuts, none of
 which changes a computed number:
 
-- `prebuild_for_fit`: the optimizer's slots and the compiled metrics are
-  created before `fit`, so TensorFlow traces the train step once instead of
-  twice (a `tf.function` that creates variables in its first trace is traced
-  again without them);
+- `prebuild_for_fit`: on TensorFlow, the optimizer's slots and the compiled
+  metrics are created before `fit`, so TensorFlow traces the train step once
+  instead of twice (a `tf.function` that creates variables in its first
+  trace is traced again without them). On JAX and PyTorch it does nothing:
+  their `fit` builds that state itself from a batch it draws from a fresh
+  iterator of the dataset — which advances a seeded `shuffle` by one
+  permutation, so building it beforehand would change every batch's
+  contents (and they trace nothing twice);
 - `EpochRecorder` runs the validation and test splits through the model in
   one pass of equal-sized chunks, and `run_in_chunks` pads every chunk to the
   same size, so each compiled predict function is traced once per model,
@@ -44,19 +48,24 @@ def prebuild_for_fit(model, dataset):
     Keras builds them lazily inside the first call of the train step; under
     TensorFlow a `tf.function` whose first trace creates variables is traced
     a second time, which on a small model costs as much as an epoch. The
-    variables are the same (zeros), created in the same order.
+    variables are the same (zeros), created in the same order. TensorFlow
+    only: on JAX and PyTorch `fit` builds them from a batch of an extra
+    iterator of `dataset`, and that draw decides the order of a seeded
+    shuffle, so this leaves them to `fit`.
 
     Arguments:
         model: a compiled `keras.Model` (or `Distiller`), already built.
         dataset: the `tf.data.Dataset` `fit` will get (only its element spec is read).
     """
-    if not enabled():
+    import keras
+
+    if not enabled() or keras.backend.backend() != "tensorflow":
+        # JAX's and PyTorch's `fit` draw one batch from an extra iterator to build this state
+        # (Keras's `Trainer._symbolic_build`): skipping that draw would reshuffle every epoch.
         return
     metrics = getattr(model, "_compile_metrics", None)
     loss = getattr(model, "_compile_loss", None)
     if (metrics is not None and not metrics.built) or (loss is not None and not loss.built):
-        import keras
-
         # Symbolic tensors of one batch, as Keras's own `fit` does under a distribution strategy.
         spec = keras.tree.map_structure(lambda s: keras.KerasTensor(s.shape, str(s.dtype.name)),
                                         dataset.element_spec)
