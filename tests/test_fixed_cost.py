@@ -141,3 +141,27 @@ def test_frozen_gc_freezes_for_the_block_only(monkeypatch):
     monkeypatch.setenv(fixed_cost.ENV, "0")
     with fixed_cost.frozen_gc():
         assert gc.get_freeze_count() == 0
+
+
+def test_a_student_group_trains_the_same_with_and_without_the_cuts(tmp_path, monkeypatch):
+    """The group's fit gets the same prebuild as a cell alone (TensorFlow): the same numbers on and off."""
+    from keras_mixkd.study import load_recipe
+    from keras_mixkd.study import training
+    from keras_mixkd.study.groups import distill_students
+
+    config = load_recipe("digits", smoke=True, overrides={"distillation": [
+        {"name": "kd"}, {"name": "kd_T1", "temperature": 1.0}, {"name": "std", "loss": "standardized"}]})
+    splits = training.prepare_data(config["data"])
+    keras.utils.set_random_seed(1)
+    teacher = training.build_model("digits_cnn_small", splits)
+    histories = {}
+    for switch in ("0", "1"):
+        monkeypatch.setenv(fixed_cost.ENV, switch)
+        folder = tmp_path / switch
+        outcomes = distill_students(splits, teacher, "digits_cnn_small", config["distillation"], seed=0, epochs=2,
+                                    optimizer=config["student"]["optimizer"], batch_size=16,
+                                    work_dir=str(folder / "group"),
+                                    work_dirs=[str(folder / r["name"]) for r in config["distillation"]], verbose=0)
+        histories[switch] = [[(row["loss"], row["test_accuracy"]) for row in record["history"]]
+                             for _, record, _ in outcomes]
+    assert histories["1"] == histories["0"]

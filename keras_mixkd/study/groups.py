@@ -331,6 +331,7 @@ def _fit_group(group, names, splits, train_ds, *, epochs, work_dir, work_dirs, l
 
     from keras_mixkd._checks import NonFiniteLossError
     from keras_mixkd._checks import diverged_message
+    from keras_mixkd.study import fixed_cost
     from keras_mixkd.study import training
     from keras_mixkd.study.backup import ResumableBackup
     from keras_mixkd.study.student_callbacks import StudentCallbacks
@@ -356,6 +357,7 @@ def _fit_group(group, names, splits, train_ds, *, epochs, work_dir, work_dirs, l
         members.append(StudentCallbacks(name, keys, [recorder] + training._log_callbacks(student_dir, log_dir,
                                                                                            False)))
     stop_on_nan = keras.callbacks.TerminateOnNaN(raise_error=True)
+    fixed_cost.prebuild_for_fit(group, train_ds)  # TensorFlow: one trace of the group's step, not two
     try:
         # shuffle=False: the tf.data pipeline shuffles, seeded, itself.
         group.fit(train_ds, epochs=epochs, verbose=verbose, shuffle=False,
