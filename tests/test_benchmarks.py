@@ -156,6 +156,8 @@ def test_bench_study_smoke_prints_every_ratio_as_json(capsys):
     # The speed-ups change round-off only (bit-identical on TensorFlow here); after a few steps
     # round-off can flip an example or two of the smoke study's 96 test images (JAX: 1 of 96).
     assert demo["max_test_accuracy_difference"] <= 3 / 96
+    # Teachers are neither cached nor grouped, and the fixed-cost cuts change no number.
+    assert demo["teachers_identical"] is True
     steps = summary["parts"]["shared"]["step_ms"]
     assert set(steps) == {"group", "separate_kd", "separate_kd_T1", "separate_standardized",
                           "student_step", "teacher_inference"}
