@@ -8,6 +8,8 @@ from keras import ops
 
 from keras_mixkd import losses as kd_losses
 from keras_mixkd._checks import check_fit_arrays
+from keras_mixkd.models.direct_graph_call import DirectGraphCall
+from keras_mixkd.models.direct_graph_call import direct_call_problem
 
 LOSS_NAMES = kd_losses.LOSS_NAMES
 # The options a named loss takes from the Distiller's own arguments.
@@ -548,7 +550,7 @@ class Distiller(keras.Model):
         student_inputs, _ = self._split_inputs(inputs)
         extractor = self._extractors["student"]
         if extractor is None:
-            return self.student(student_inputs, training=training)
+            return self._direct_call("student")(student_inputs, training=training)
         # One forward pass gives the logits and the features the feature
         # losses read in `compute_loss` (the same step, on every backend).
         features, logits = extractor(student_inputs, training=training)
@@ -576,13 +578,34 @@ class Distiller(keras.Model):
             # `teacher_outputs`, so read as they are.
             return ops.stop_gradient(ops.cast(inputs[TEACHER_LOGITS_KEY], "float32")), None
         if extractor is None:
-            outputs, features = self.teacher(teacher_inputs, training=False), None
+            outputs, features = self._direct_call("teacher")(teacher_inputs, training=False), None
         else:
             features, outputs = extractor(teacher_inputs, training=False)
             features = {k: ops.stop_gradient(v) for k, v in features.items()}
         if self.teacher_outputs == "probabilities":
             outputs = ops.log(ops.maximum(ops.cast(outputs, "float32"), PROBABILITY_FLOOR))
         return ops.stop_gradient(outputs), features
+
+    def _direct_call(self, role):
+        """How the `"teacher"` or the `"student"` is called: `DirectGraphCall` where it allows it.
+
+        Same outputs and gradients as `model(x, training=...)`, bit for bit,
+        without Keras's per-layer call machinery, which under PyTorch runs at
+        every step (a third of resnet110's forward pass on a CPU). Setting
+        `_direct_calls = False` on an instance before its first step keeps
+        the plain calls (benchmarks/bench_study.py times both).
+        """
+        calls = self.__dict__.get("_direct_call_fns")
+        if calls is None:
+            calls = {}
+            # Not tracked by Keras: a cache of functions of the (fixed) models.
+            object.__setattr__(self, "_direct_call_fns", calls)
+        if role not in calls:
+            model = getattr(self, role)
+            calls[role] = model
+            if getattr(self, "_direct_calls", True) and direct_call_problem(model) is None:
+                calls[role] = DirectGraphCall(model)
+        return calls[role]
 
     # -------------------------------------------------------------------- loss
 

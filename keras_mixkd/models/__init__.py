@@ -54,6 +54,8 @@ import importlib
 import keras
 
 from keras_mixkd.models.batch_normalization import BatchNormalization
+from keras_mixkd.models.direct_graph_call import DirectGraphCall
+from keras_mixkd.models.direct_graph_call import direct_call_problem
 from keras_mixkd.models.preprocessing import INPUT_NORMALIZATION_LAYER
 from keras_mixkd.models.preprocessing import input_normalization
 from keras_mixkd.models.preprocessing import with_preprocessing
@@ -268,6 +270,8 @@ def _all_layers(model):
 
 __all__ = [
     "BatchNormalization",
+    "DirectGraphCall",
+    "direct_call_problem",
     "get_model",
     "list_models",
     "resolve_data_format",

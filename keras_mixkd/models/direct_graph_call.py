@@ -1,0 +1,144 @@
+"""`DirectGraphCall`: a functional model's forward pass without Keras's per-layer call machinery."""
+
+import functools
+
+import keras
+
+try:  # The class of every functional `keras.Model` (the zoo's models are all of it).
+    from keras.src.models.functional import Functional as _Functional
+except ImportError:  # pragma: no cover - a Keras without it: every model takes the plain call
+    _Functional = None
+
+
+def direct_call_problem(model):
+    """Why `DirectGraphCall` cannot run `model`, or `None` when it can.
+
+    It runs a built functional `keras.Model` whose `call` is the functional
+    one, whose layers all compute in float32 (no mixed or quantised dtype
+    policy), add no activity-regularisation loss and hold no sublayers
+    (nested models are fine), and whose graph carries no Keras mask. Those are the cases where a layer's own `call` computes
+    exactly what its `__call__` computes.
+
+    Arguments:
+        model: A `keras.Model`.
+
+    Returns:
+        `None`, or a sentence naming what stands in the way.
+
+    Example:
+
+    >>> from keras_mixkd.models import get_model
+    >>> direct_call_problem(get_model("resnet8", 10)) is None
+    True
+    """
+    if _Functional is None or not isinstance(model, _Functional):
+        return f"{type(model).__name__} is not a functional keras.Model"
+    if type(model).call is not _Functional.call:
+        return f"{type(model).__name__} overrides the functional `call`"
+    if not model.built:
+        return f"model {model.name!r} is not built"
+    for node in _graph_nodes(model):
+        operation = node.operation
+        for tensor in node.output_tensors:
+            if getattr(tensor, "_keras_mask", None) is not None:
+                return f"layer {operation.name!r} outputs a Keras mask"
+        if not isinstance(operation, keras.layers.Layer):
+            continue
+        policy = operation.dtype_policy.name
+        if policy != "float32":
+            return f"layer {operation.name!r} has the dtype policy {policy!r}, not 'float32'"
+        if getattr(operation, "activity_regularizer", None) is not None:
+            return f"layer {operation.name!r} has an activity regulariser"
+        if not isinstance(operation, keras.Model) and operation._flatten_layers(include_self=False):
+            # Its sublayers would read `training` from a Keras call context that only
+            # `__call__` sets up.
+            return f"layer {operation.name!r} holds sublayers"
+    return None
+
+
+def _graph_nodes(model):
+    for depth in sorted(model._nodes_by_depth, reverse=True):
+        for node in model._nodes_by_depth[depth]:
+            if node.operation is not None and not node.is_input:
+                yield node
+
+
+class DirectGraphCall:
+    """A functional model's forward pass, calling each layer's `call` directly.
+
+    `model(x, training=...)` goes through `Layer.__call__` for every layer:
+    input conversion and dtype casting, name scopes, mask propagation, the
+    call context, the `torch.nn.Module` hooks. Under a compiled backend
+    (TensorFlow, JAX) that Python runs once, when the step is traced; under
+    PyTorch it runs at every step, and for a deep network it is a large
+    share of the step: resnet110's inference at batch 64 on a 2-core CPU
+    took 203 ms through `__call__` and 129 ms this way (plain PyTorch:
+    108 ms; docs/performance.md). For the models `direct_call_problem`
+    accepts (float32, no masks, no activity regularisers, the functional
+    `call`) each layer's `call(..., training=training)` receives what
+    `__call__` would pass it and runs the same operations in the same order
+    (BatchNorm's moving-statistics update and dropout's seeded draws
+    included): the outputs and their gradients are identical, bit for bit.
+    A nested model is called as usual (its own `__call__`). Inputs that are
+    not float32, symbolic inputs, and a `training` that is not a Python
+    bool take the plain
+    `model(x, training=training)`.
+
+    The `Distiller` runs its teacher (inference) and its student (training
+    and inference) this way when they allow it.
+
+    Arguments:
+        model: A built functional `keras.Model` (see `direct_call_problem`).
+
+    Raises:
+        ValueError: When `direct_call_problem(model)` names a problem.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_mixkd.models import get_model
+    >>> teacher = get_model("resnet8", 10)
+    >>> images = np.random.default_rng(0).random((4, 32, 32, 3), dtype="float32")
+    >>> direct = DirectGraphCall(teacher)(images, training=False)
+    >>> bool(np.array_equal(keras.ops.convert_to_numpy(direct),
+    ...                     keras.ops.convert_to_numpy(teacher(images, training=False))))
+    True
+    """
+
+    def __init__(self, model):
+        problem = direct_call_problem(model)
+        if problem is not None:
+            raise ValueError(
+                "DirectGraphCall runs a built functional keras.Model of float32 layers without "
+                f"masks, activity regularisers or sublayers; got {problem}."
+            )
+        self.model = model
+        self._operations = {id(node.operation): node.operation for node in _graph_nodes(model)}
+        self._calls = {training: {key: self._direct_call(operation, training)
+                                  for key, operation in self._operations.items()}
+                       for training in (False, True)}
+
+    @staticmethod
+    def _direct_call(operation, training):
+        if isinstance(operation, keras.Model):
+            return functools.partial(operation, training=training)
+        if isinstance(operation, keras.layers.Layer):
+            if operation._call_has_training_arg:
+                return functools.partial(operation.call, training=training)
+            return operation.call
+        return operation  # a bare keras op: its `__call__` is its computation
+
+    def __call__(self, inputs, training=False):
+        """The model's outputs on `inputs` (`training`: `True` or `False`)."""
+        if not isinstance(training, bool) or any(keras.backend.is_keras_tensor(x) for x in keras.tree.flatten(inputs)):
+            return self.model(inputs, training=training)
+        flat_inputs = self.model._standardize_inputs(inputs)
+        if any(keras.backend.standardize_dtype(x.dtype) != "float32" for x in flat_inputs):
+            return self.model(inputs, training=training)
+        calls = self._calls[training]
+        outputs = self.model._run_through_graph(
+            flat_inputs, operation_fn=lambda operation: calls.get(id(operation), operation)
+        )
+        if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
+            return outputs[0]
+        return outputs
