@@ -195,3 +195,20 @@ def test_a_direct_training_pass_gives_the_same_outputs_and_moving_statistics(nam
     assert results[True][1]
     for mine, theirs in zip(results[True][1], results[False][1]):  # BatchNorm's moving statistics
         np.testing.assert_array_equal(mine, theirs)
+
+
+def test_tensors_read_late_and_outputs_read_again_survive_the_early_release():
+    # The input is read by the first and the last layer; the first output also feeds
+    # the second: each must outlive the layers in between.
+    inputs = keras.Input((6,))
+    hidden = keras.layers.Dense(5, name="first")(inputs)
+    middle = keras.layers.Dense(5, activation="relu", name="middle")(hidden)
+    joined = keras.layers.Concatenate(name="join")([middle, inputs, hidden])
+    last = keras.layers.Dense(3, name="last")(joined)
+    model = keras.Model(inputs, [hidden, last])
+    x = np.random.default_rng(0).standard_normal((4, 6)).astype("float32")
+    direct = DirectGraphCall(model)
+    released = [key for _, keys in direct._schedule for key in keys]
+    assert released.count(id(inputs)) == 1 and id(hidden) not in released  # hidden is an output
+    for got, expected in zip(direct(x, training=False), model(x, training=False)):
+        np.testing.assert_array_equal(_np(got), _np(expected))

@@ -66,14 +66,18 @@ def _graph_nodes(model):
 class DirectGraphCall:
     """A functional model's forward pass, calling each layer's `call` directly.
 
-    `model(x, training=...)` goes through `Layer.__call__` for every layer:
-    input conversion and dtype casting, name scopes, mask propagation, the
-    call context, the `torch.nn.Module` hooks. Under a compiled backend
-    (TensorFlow, JAX) that Python runs once, when the step is traced; under
-    PyTorch it runs at every step, and for a deep network it is a large
-    share of the step: resnet110's inference at batch 64 on a 2-core CPU
-    took 203 ms through `__call__` and 129 ms this way (plain PyTorch:
-    108 ms; docs/performance.md). For the models `direct_call_problem`
+    `model(x, training=...)` goes through `Layer.__call__` for every layer
+    (input conversion and dtype casting, name scopes, mask propagation, the
+    call context, the `torch.nn.Module` hooks), and Keras's graph walk keeps
+    every intermediate tensor alive to the end of the pass. Under a compiled
+    backend (TensorFlow, JAX) the first runs once, when the step is traced,
+    and the compiler frees what is dead; under PyTorch both cost at every
+    step: the Python, and every layer's output written to fresh memory.
+    This pass drops each intermediate tensor after the last layer that reads
+    it (autograd keeps what the backward pass needs), as plain PyTorch code
+    does. resnet110's inference at batch 64 on a 2-core CPU took 250 ms
+    through `model(x)`, 97 ms this way, 106 ms in plain PyTorch
+    (docs/performance.md). For the models `direct_call_problem`
     accepts (float32, no masks, no activity regularisers, the functional
     `call`) each layer's `call(..., training=training)` receives what
     `__call__` would pass it and runs the same operations in the same order
@@ -113,10 +117,24 @@ class DirectGraphCall:
                 f"masks, activity regularisers or sublayers; got {problem}."
             )
         self.model = model
-        self._operations = {id(node.operation): node.operation for node in _graph_nodes(model)}
-        self._calls = {training: {key: self._direct_call(operation, training)
-                                  for key, operation in self._operations.items()}
+        nodes = list(_graph_nodes(model))  # the order of Keras's own `_run_through_graph`
+        self._calls = {training: {id(node.operation): self._direct_call(node.operation, training)
+                                  for node in nodes}
                        for training in (False, True)}
+        # Each intermediate tensor is dropped after the last node that reads it, as
+        # eager PyTorch code drops its activations: Keras's own graph walk keeps all of
+        # them to the end of the pass (resnet110 at batch 64: ~1.5 GB held, every
+        # layer's output written to fresh memory). Autograd keeps what backward needs.
+        last_reader = {}
+        for index, node in enumerate(nodes):
+            for tensor in node.input_tensors:
+                last_reader[id(tensor)] = index
+        kept = {id(tensor) for tensor in model.outputs}
+        released = [[] for _ in nodes]
+        for key, index in last_reader.items():
+            if key not in kept:
+                released[index].append(key)
+        self._schedule = list(zip(nodes, released))
 
     @staticmethod
     def _direct_call(operation, training):
@@ -136,8 +154,20 @@ class DirectGraphCall:
         if any(keras.backend.standardize_dtype(x.dtype) != "float32" for x in flat_inputs):
             return self.model(inputs, training=training)
         calls = self._calls[training]
-        outputs = self.model._run_through_graph(
-            flat_inputs, operation_fn=lambda operation: calls.get(id(operation), operation)
+        tensors = {id(reference): value for reference, value in zip(self.model.inputs, flat_inputs)}
+        for node, released in self._schedule:
+            if all(id(tensor) in tensors for tensor in node.input_tensors):
+                args, kwargs = node.arguments.fill_in(tensors)
+                outputs = calls[id(node.operation)](*args, **kwargs)
+                for reference, value in zip(node.outputs, keras.tree.flatten(outputs)):
+                    tensors[id(reference)] = value
+            for key in released:
+                tensors.pop(key, None)
+        missing = [reference.name for reference in self.model.outputs if id(reference) not in tensors]
+        if missing:
+            raise ValueError(f"Outputs {missing} of model {self.model.name!r} are not connected to its inputs.")
+        outputs = keras.tree.pack_sequence_as(
+            self.model._outputs_struct, [tensors[id(reference)] for reference in self.model.outputs]
         )
         if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
             return outputs[0]
