@@ -163,7 +163,8 @@ def inference_function(model, jit_compile):
     """The model's forward pass in inference mode, compiled as its backend compiles a step.
 
     TensorFlow: `tf.function` (with XLA when `jit_compile`); JAX: `jax.jit` of
-    `stateless_call`; PyTorch: eager under `torch.no_grad()`.
+    `stateless_call`; PyTorch: eager under `torch.no_grad()`, through
+    `keras_mixkd.models.DirectGraphCall` as the `Distiller` runs its teacher.
     """
     import keras
 
@@ -187,9 +188,15 @@ def inference_function(model, jit_compile):
         return lambda x: _block(forward(trainable, non_trainable, x)[0, 0])
     import torch
 
+    from keras_mixkd.models import DirectGraphCall
+    from keras_mixkd.models import direct_call_problem
+
+    # Eager: as the Distiller runs its teacher (DirectGraphCall where the model allows).
+    forward = DirectGraphCall(model) if direct_call_problem(model) is None else model
+
     def run(x):
         with torch.no_grad():
-            return _block(model(x, training=False)[0, 0])
+            return _block(forward(x, training=False)[0, 0])
 
     return run
 
