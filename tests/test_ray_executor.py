@@ -170,16 +170,30 @@ def test_a_killed_driver_is_resumed_by_the_rerun(cluster, reference, capsys, tmp
     env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
     driver = subprocess.Popen([sys.executable, "-m", "keras_mixkd.cli", *argv], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    worker = None
     try:
         # Kill the driver once the student has backed up an epoch: that cell is mid-training.
         deadline = time.time() + 300
-        backup = os.path.join(run_dir, "work", STUDENT, "backup", "training_metadata.json")
+        work = os.path.join(run_dir, "work", STUDENT)
+        backup = os.path.join(work, "backup", "training_metadata.json")
         while time.time() < deadline and driver.poll() is None and not os.path.exists(backup):
-            time.sleep(0.02)
+            time.sleep(0.005)
         assert driver.poll() is None, driver.communicate()[0].decode()
+        # Ray kills a dead driver's workers, but not at once: a tiny cell's second epoch
+        # (0.1 s) could finish first. Freeze the worker, then kill it with the driver, as
+        # Ray will.
+        match = re.search(r"· pid (\d+) on ", open(os.path.join(work, "cell.log")).readline())
+        if match:
+            worker = int(match.group(1))
+            os.kill(worker, signal.SIGSTOP)
     finally:
         driver.send_signal(signal.SIGKILL)
         output = driver.communicate()[0].decode()
+        if worker is not None:
+            try:
+                os.kill(worker, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     assert "Traceback" not in output and not CONTROL.search(output), output
     out = run_cli(capsys, tmp_path, "driver")
     assert any(line.startswith("study ") and "1 already finished" in line for line in out.splitlines())
