@@ -188,11 +188,9 @@ def inference_function(model, jit_compile):
         return lambda x: _block(forward(trainable, non_trainable, x)[0, 0])
     import torch
 
-    from keras_mixkd.models import DirectGraphCall
-    from keras_mixkd.models import direct_call_problem
+    from keras_mixkd.models import direct_call_or_model
 
-    # Eager: as the Distiller runs its teacher (DirectGraphCall where the model allows).
-    forward = DirectGraphCall(model) if direct_call_problem(model) is None else model
+    forward = direct_call_or_model(model)  # eager: as the Distiller runs its teacher
 
     def run(x):
         with torch.no_grad():

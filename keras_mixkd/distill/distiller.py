@@ -8,8 +8,7 @@ from keras import ops
 
 from keras_mixkd import losses as kd_losses
 from keras_mixkd._checks import check_fit_arrays
-from keras_mixkd.models.direct_graph_call import DirectGraphCall
-from keras_mixkd.models.direct_graph_call import direct_call_problem
+from keras_mixkd.models.direct_graph_call import direct_call_or_model
 
 LOSS_NAMES = kd_losses.LOSS_NAMES
 # The options a named loss takes from the Distiller's own arguments.
@@ -592,9 +591,9 @@ class Distiller(keras.Model):
         Same outputs and gradients as `model(x, training=...)`, bit for bit,
         without Keras's per-layer call machinery and with each activation
         freed after its last reader, which under PyTorch made resnet110's
-        inference 2.5x faster on a CPU. Setting
-        `_direct_calls = False` on an instance before its first step keeps
-        the plain calls (benchmarks/bench_study.py times both).
+        inference 2.5x faster on a CPU. Setting `_direct_calls = False` on
+        an instance before its first step keeps the plain calls
+        (benchmarks/bench_study.py times both).
         """
         calls = self.__dict__.get("_direct_call_fns")
         if calls is None:
@@ -603,9 +602,7 @@ class Distiller(keras.Model):
             object.__setattr__(self, "_direct_call_fns", calls)
         if role not in calls:
             model = getattr(self, role)
-            calls[role] = model
-            if getattr(self, "_direct_calls", True) and direct_call_problem(model) is None:
-                calls[role] = DirectGraphCall(model)
+            calls[role] = direct_call_or_model(model) if getattr(self, "_direct_calls", True) else model
         return calls[role]
 
     # -------------------------------------------------------------------- loss

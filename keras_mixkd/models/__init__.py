@@ -55,6 +55,7 @@ import keras
 
 from keras_mixkd.models.batch_normalization import BatchNormalization
 from keras_mixkd.models.direct_graph_call import DirectGraphCall
+from keras_mixkd.models.direct_graph_call import direct_call_or_model
 from keras_mixkd.models.direct_graph_call import direct_call_problem
 from keras_mixkd.models.preprocessing import INPUT_NORMALIZATION_LAYER
 from keras_mixkd.models.preprocessing import input_normalization
@@ -271,6 +272,7 @@ def _all_layers(model):
 __all__ = [
     "BatchNormalization",
     "DirectGraphCall",
+    "direct_call_or_model",
     "direct_call_problem",
     "get_model",
     "list_models",

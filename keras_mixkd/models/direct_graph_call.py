@@ -16,8 +16,9 @@ def direct_call_problem(model):
     It runs a built functional `keras.Model` whose `call` is the functional
     one, whose layers all compute in float32 (no mixed or quantised dtype
     policy), add no activity-regularisation loss and hold no sublayers
-    (nested models are fine), and whose graph carries no Keras mask. Those are the cases where a layer's own `call` computes
-    exactly what its `__call__` computes.
+    (nested models are fine), and whose graph carries no Keras mask. Those
+    are the cases where a layer's own `call` computes exactly what its
+    `__call__` computes.
 
     Arguments:
         model: A `keras.Model`.
@@ -56,6 +57,26 @@ def direct_call_problem(model):
     return None
 
 
+def direct_call_or_model(model):
+    """`DirectGraphCall(model)` where `direct_call_problem(model)` is `None`, else `model` itself.
+
+    Either is called as `forward(x, training=...)` and computes the same.
+
+    Arguments:
+        model: A `keras.Model`.
+
+    Returns:
+        A `DirectGraphCall` or `model`.
+
+    Example:
+
+    >>> from keras_mixkd.models import get_model
+    >>> type(direct_call_or_model(get_model("resnet8", 10))).__name__
+    'DirectGraphCall'
+    """
+    return model if direct_call_problem(model) is not None else DirectGraphCall(model)
+
+
 def _graph_nodes(model):
     for depth in sorted(model._nodes_by_depth, reverse=True):
         for node in model._nodes_by_depth[depth]:
@@ -85,11 +106,10 @@ class DirectGraphCall:
     included): the outputs and their gradients are identical, bit for bit.
     A nested model is called as usual (its own `__call__`). Inputs that are
     not float32, symbolic inputs, and a `training` that is not a Python
-    bool take the plain
-    `model(x, training=training)`.
+    bool take the plain `model(x, training=training)`.
 
     The `Distiller` runs its teacher (inference) and its student (training
-    and inference) this way when they allow it.
+    and inference) this way when they allow it (`direct_call_or_model`).
 
     Arguments:
         model: A built functional `keras.Model` (see `direct_call_problem`).
