@@ -203,3 +203,14 @@ def test_bench_layout_smoke_times_both_layouts(capsys):
     assert ratios["ours_first/ours_last speed"] == pytest.approx(
         float(np.median([a / b for a, b in zip(rounds["ours_last"], rounds["ours_first"])])))
     assert "| ours_first |" in capsys.readouterr().out
+
+
+def test_bench_direct_call_smoke_times_the_three_passes(capsys):
+    import bench_direct_call
+
+    summary = bench_direct_call.main(["--smoke"])
+    assert set(summary["median_ms"]) == {"keras_call", "direct", "torch"}
+    assert all(math.isfinite(ms) and ms > 0 for ms in summary["median_ms"].values())
+    assert summary["data_format"] == ("channels_first" if BACKEND == "torch" else "channels_last")
+    out = capsys.readouterr().out
+    assert "| direct |" in out and out.strip().splitlines()[-1].startswith("{")
