@@ -199,7 +199,7 @@ def test_a_group_runs_the_teacher_once_per_batch(alone_run, tmp_path, monkeypatc
     from keras_mixkd.distill import SharedTeacherDistiller
 
     calls = []
-    original_forward = Distiller._teacher_forward
+    original_forward = Distiller.run_teacher
 
     def counting_forward(self, inputs, *args, **kwargs):
         calls.append(1)
@@ -209,7 +209,7 @@ def test_a_group_runs_the_teacher_once_per_batch(alone_run, tmp_path, monkeypatc
         original_compile = cls.compile
         monkeypatch.setattr(cls, "compile", lambda self, *a, _c=original_compile, **k: _c(self, *a, **{
             **k, "run_eagerly": True}))
-    monkeypatch.setattr(Distiller, "_teacher_forward", counting_forward)
+    monkeypatch.setattr(Distiller, "run_teacher", counting_forward)
     from keras_mixkd.study import training
 
     config = tiny_config()

@@ -1,4 +1,4 @@
-"""The `Distiller`: a frozen teacher, a student trained by `fit`."""
+"""The `Distiller`: a frozen teacher, one or several students trained by `fit`."""
 
 import contextlib
 
@@ -8,6 +8,12 @@ from keras import ops
 
 from keras_mixkd import losses as kd_losses
 from keras_mixkd._checks import check_fit_arrays
+from keras_mixkd.distill import student_group
+from keras_mixkd.distill.feature_extractor import FeatureExtractor
+from keras_mixkd.distill.loss_epochs import LossEpochs
+from keras_mixkd.distill.model_info import ends_in_softmax
+from keras_mixkd.distill.model_info import output_width
+from keras_mixkd.distill.model_info import single_input_shape
 from keras_mixkd.models.direct_graph_call import direct_call_or_model
 
 LOSS_NAMES = kd_losses.LOSS_NAMES
@@ -24,60 +30,6 @@ PROBABILITY_FLOOR = 1e-12
 TEACHER_IMAGES_KEY = "teacher_images"
 TEACHER_LOGITS_KEY = "teacher_logits"
 IMAGES_KEY = "images"
-
-
-def _num_classes(model):
-    """The model's output width, or `None` when it is not known before a call."""
-    try:
-        shape = model.output_shape
-    except (AttributeError, ValueError):
-        return None
-    if isinstance(shape, list):  # A single-output model may report [shape].
-        if len(shape) != 1:
-            return None
-        shape = shape[0]
-    return shape[-1] if shape else None
-
-
-def _ends_in_softmax(model):
-    """True when a functional/sequential model's last layer applies softmax."""
-    layers = getattr(model, "layers", None)
-    if not layers:
-        return False
-    last = layers[-1]
-    if isinstance(last, keras.layers.Softmax):
-        return True
-    activation = getattr(last, "activation", None)
-    return getattr(activation, "__name__", None) == "softmax"
-
-
-class _Extractor:
-    """Holds a feature-extractor model out of Keras's tracking (its layers are the model's)."""
-
-    def __init__(self, model, layer_names):
-        self.layer_names = list(layer_names)
-        outputs = [
-            model.output if name is None else model.get_layer(name).output
-            for name in self.layer_names
-        ]
-        self.model = keras.Model(model.inputs, outputs + [model.output],
-                                 name=f"{model.name}_features")
-
-    def __call__(self, inputs, training):
-        outputs = self.model(inputs, training=training)
-        return dict(zip(self.layer_names, outputs[:-1])), outputs[-1]
-
-
-class _LossEpochs(keras.callbacks.Callback):
-    """Tells the Distiller's losses the epoch (0-based) at the start of each one."""
-
-    def __init__(self, losses):
-        super().__init__()
-        self.losses = losses
-
-    def on_epoch_begin(self, epoch, logs=None):
-        for loss in self.losses:
-            loss.on_epoch_begin(epoch)
 
 
 @contextlib.contextmanager
@@ -111,19 +63,24 @@ def check_fit_epochs(epochs, owner):
         raise ValueError(f"{owner}.fit: epochs must be a whole number >= 1, got {epochs!r}.")
 
 
-def _input_shape(model):
-    try:
-        shape = model.input_shape
-    except (AttributeError, ValueError):
-        return None
-    if isinstance(shape, list):
-        return tuple(shape[0]) if len(shape) == 1 else None
-    return tuple(shape) if shape is not None else None
+def scale_for_replicas(total):
+    """`total / replicas` under a multi-replica `tf.distribute` strategy; `total` elsewhere.
+
+    There each replica's loss is the mean over its slice of the batch and
+    Keras sums gradients over replicas (and multiplies the logged loss
+    back); its compiled losses are scaled alike.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return total
+    import tensorflow as tf
+
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return total / replicas if replicas > 1 else total
 
 
 @keras.saving.register_keras_serializable(package="keras_mixkd")
 class Distiller(keras.Model):
-    """Knowledge distillation from a frozen teacher to a student, trained with `fit`.
+    """Knowledge distillation from a frozen teacher to one or several students, trained with `fit`.
 
     The teacher is frozen from construction on: it is made non-trainable and
     always called with `training=False`, so its weights and batch-norm
@@ -184,6 +141,27 @@ class Distiller(keras.Model):
     `distillation_loss`, `accuracy` (student top-1 against the argmax of the
     labels) and `teacher_agreement` (top-1 agreement of student and teacher).
 
+    Several students, one teacher pass: `Distiller(teacher, students={name:
+    student, ...})` trains several students from one frozen teacher, which
+    runs once per batch; each step updates every student with its own loss
+    (temperature, weights, feature loss), in one compiled step on every
+    backend. A student is a `keras.Model` (distilled with this Distiller's
+    loss arguments), a pair `(model, kwargs)` whose `kwargs` override them
+    (`loss`, `temperature`, `student_loss_weight`, ...), or a `Distiller`
+    of the same teacher. The students share no variable, so each student's
+    gradient is exactly that of its own loss, and one optimizer over all of
+    them does what one optimizer per student would for every optimizer that
+    updates each variable from its own gradient (SGD, Adam,
+    `keras_mixkd.optimizers`, per-variable `clipnorm`), as long as they
+    share its configuration and schedule; `global_clipnorm` and the
+    `LossScaleOptimizer` of `mixed_float16` couple the students and are
+    refused. Each student's result equals that of its own Distiller trained on
+    the same batches, up to float round-off. Logged: `loss` (the sum over
+    students) and, per student `name`, `name_loss` and its metrics as
+    `name_supervised_loss`, `name_accuracy`, ...; `call` / `predict` return
+    a dict name -> logits; `distiller.students` is the dict name -> model
+    (save each, not the group).
+
     Why not `keras.distillation.Distiller`: it calls the teacher on the same
     inputs as the student only (no clean-batch teacher for mixed-sample
     studies), applies its compiled student loss on raw logits (study B's
@@ -218,6 +196,9 @@ class Distiller(keras.Model):
             trainable projector that is never part of the student) or a
             `keras.distillation.FeatureDistillation`.
         feature_loss_weight: Float `>= 0`, the weight `f` of `feature_loss`.
+        students: `None` (one `student`), or a dict name -> student for
+            several students sharing the teacher pass (then `student` stays
+            `None`, and the loss arguments above are each student's defaults).
         **kwargs: Passed to `keras.Model` (e.g. `name`).
 
     Example:
@@ -232,13 +213,23 @@ class Distiller(keras.Model):
     distiller.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
     distiller.fit(train_ds, validation_data=val_ds, epochs=240)
     distiller.student.save("student.keras")
+
+    # Three students, one teacher pass per batch:
+    group = keras_mixkd.Distiller(teacher, students={
+        "kd_t4": get_model("resnet20", num_classes=100),
+        "kd_t1": (get_model("resnet20", num_classes=100), {"temperature": 1.0}),
+        "std": (get_model("resnet20", num_classes=100), {"loss": "standardized"}),
+    })
+    group.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+    group.fit(train_ds, epochs=240)      # logs kd_t4_accuracy, std_loss, ...
+    group.students["kd_t4"].save("kd_t4.keras")
     ```
     """
 
     def __init__(
         self,
         teacher,
-        student,
+        student=None,
         loss="kd",
         temperature=4.0,
         student_loss_weight=0.1,
@@ -247,10 +238,28 @@ class Distiller(keras.Model):
         std_ddof=1,
         feature_loss=None,
         feature_loss_weight=1.0,
+        students=None,
         **kwargs,
     ):
+        if students is not None:
+            if student is not None:
+                raise ValueError(
+                    "Give either `student` (one student) or `students` (a dict name -> student), "
+                    "not both."
+                )
+            kwargs.setdefault("name", "shared_teacher_distiller")
+            super().__init__(**kwargs)
+            self._init_students(teacher, students, {
+                "loss": loss, "temperature": temperature, "student_loss_weight": student_loss_weight,
+                "teacher_outputs": teacher_outputs, "distillation_loss_weight": distillation_loss_weight,
+                "std_ddof": std_ddof, "feature_loss": feature_loss,
+                "feature_loss_weight": feature_loss_weight})
+            return
+        if student is None:
+            raise TypeError("Distiller needs a `student` (a keras.Model) or `students` (a dict).")
         kwargs.setdefault("name", "distiller")
         super().__init__(**kwargs)
+        self.distillers = None
         self._validate_arguments(teacher, student, loss, temperature, student_loss_weight)
         self._validate_outputs(teacher, student, teacher_outputs)
         for name, value in (("distillation_loss_weight", distillation_loss_weight),
@@ -260,7 +269,7 @@ class Distiller(keras.Model):
             ):
                 raise ValueError(f"`{name}` must be a number >= 0; got {name}={value!r}.")
         self.teacher_outputs = teacher_outputs
-        self._teacher_outputs_checked = False
+        self.teacher_outputs_checked = False
         self.teacher = teacher
         self.student = student
         self.temperature = float(temperature)
@@ -268,7 +277,7 @@ class Distiller(keras.Model):
         self.distillation_loss_weight = (
             None if distillation_loss_weight is None else float(distillation_loss_weight)
         )
-        self.std_ddof = kd_losses._common.check_ddof(std_ddof)
+        self.std_ddof = kd_losses.check_ddof(std_ddof)
         self.feature_loss_weight = float(feature_loss_weight)
         self.teacher.trainable = False
 
@@ -301,14 +310,76 @@ class Distiller(keras.Model):
         self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
         self.agreement_tracker = keras.metrics.Mean(name="teacher_agreement")
 
-    def _distillation_losses(self):
+    def _init_students(self, teacher, students, defaults):
+        """Several students: one single-student Distiller per student, sharing `teacher`."""
+        if not isinstance(teacher, keras.Model):
+            raise TypeError(f"`teacher` must be a keras.Model; got {type(teacher).__name__}.")
+        student_group.check_students_dict(students)
+        members = {}
+        for name, entry in students.items():
+            student_group.check_student_name(name)
+            model, options = student_group.member_model_and_options(teacher, name, entry, Distiller)
+            if model is None:
+                members[name] = entry
+                continue
+            try:
+                members[name] = Distiller(teacher, model, name=f"{name}_distiller", **{**defaults, **options})
+            except (TypeError, ValueError) as error:
+                raise type(error)(f"Student {name!r}: {error}") from error
+        student_group.check_disjoint(members)
+        student_group.check_log_keys(members)
+        student_group.check_one_teacher_reading(members)
+        self.teacher = teacher
+        self.teacher.trainable = False
+        self.teacher_outputs = next(iter(members.values())).teacher_outputs
+        self.distillers = members
+        # One teacher extractor reading every layer any student's feature loss reads.
+        names = []
+        for member in members.values():
+            extractor = member.feature_extractor("teacher")
+            if extractor is not None:
+                names.extend(n for n in extractor.layer_names if n not in names)
+        object.__setattr__(self, "_extractors", {
+            "teacher": FeatureExtractor(teacher, names) if names else None, "student": None})
+        self.student_trackers = {}
+        for name, member in members.items():
+            keys = ["loss"] + list(member.loss_trackers())
+            self.student_trackers[name] = {
+                key: keras.metrics.Mean(name=f"{name}_{key}") for key in keys
+            }
+
+    # --------------------------------------------------------------- accessors
+
+    @property
+    def has_several_students(self):
+        """True when built with `students=` (even a dict of one)."""
+        return self.distillers is not None
+
+    @property
+    def students(self):
+        """dict name -> student `keras.Model` (`{"student": student}` for one student)."""
+        if self.has_several_students:
+            return {name: member.student for name, member in self.distillers.items()}
+        return {"student": self.student}
+
+    def distillation_losses(self):
+        """Every `DistillationLoss` this Distiller applies (each student's loss and feature loss)."""
+        if self.has_several_students:
+            return [loss for member in self.distillers.values() for loss in member.distillation_losses()]
         return [loss for loss in (self.loss_object, self.feature_loss) if loss is not None]
+
+    def feature_extractor(self, role):
+        """The `FeatureExtractor` of `"teacher"` or `"student"` its feature losses read, or `None`."""
+        return self._extractors[role]
+
+    def _lead(self):
+        return next(iter(self.distillers.values()))
 
     def _build_feature_extractors(self):
         """Feature extractors of both models for the losses that read features, and their builds."""
         object.__setattr__(self, "_extractors", {"teacher": None, "student": None})
-        pairs = [loss.feature_layers for loss in self._distillation_losses() if kd_losses.is_feature_loss(loss)]
-        for loss in self._distillation_losses():
+        pairs = [loss.feature_layers for loss in self.distillation_losses() if kd_losses.is_feature_loss(loss)]
+        for loss in self.distillation_losses():
             if hasattr(loss, "validate_models"):
                 loss.validate_models(self.teacher, self.student)
         if not pairs:
@@ -332,8 +403,8 @@ class Distiller(keras.Model):
                         "give the loss the layer's name (e.g. FeatureDistillation("
                         "teacher_layer=..., student_layer=...))."
                     ) from None
-            self._extractors[role] = _Extractor(model, names)
-        for loss in self._distillation_losses():
+            self._extractors[role] = FeatureExtractor(model, names)
+        for loss in self.distillation_losses():
             layers = getattr(loss, "feature_layers", None)
             if layers is None or loss.built:
                 continue
@@ -377,13 +448,13 @@ class Distiller(keras.Model):
                 "`student_loss_weight` must be in [0, 1]; got "
                 f"student_loss_weight={student_loss_weight}."
             )
-        teacher_classes, student_classes = _num_classes(teacher), _num_classes(student)
+        teacher_classes, student_classes = output_width(teacher), output_width(student)
         if None not in (teacher_classes, student_classes) and teacher_classes != student_classes:
             raise ValueError(
                 f"Teacher and student must predict the same classes: the teacher "
                 f"outputs {teacher_classes} logits, the student {student_classes}."
             )
-        teacher_input, student_input = _input_shape(teacher), _input_shape(student)
+        teacher_input, student_input = single_input_shape(teacher), single_input_shape(student)
         if None not in (teacher_input, student_input) and (
             teacher_input[1:] != student_input[1:]
         ):
@@ -399,12 +470,12 @@ class Distiller(keras.Model):
                 f"Unknown teacher_outputs={teacher_outputs!r}; expected one of "
                 f"{list(TEACHER_OUTPUTS)}."
             )
-        if _ends_in_softmax(student):
+        if ends_in_softmax(student):
             raise ValueError(
                 f"The student {student.name!r} ends in a softmax: the Distiller trains "
                 "a student that outputs logits. Remove the final softmax activation."
             )
-        if teacher_outputs == "logits" and _ends_in_softmax(teacher):
+        if teacher_outputs == "logits" and ends_in_softmax(teacher):
             raise ValueError(
                 f"The teacher {teacher.name!r} ends in a softmax, so it outputs "
                 "probabilities, not logits. Pass teacher_outputs='probabilities' (its "
@@ -435,7 +506,7 @@ class Distiller(keras.Model):
         if self._extractors["teacher"] is not None:
             raise ValueError(self._cache_with_features_message())
         shape = tuple(cached.shape)
-        num_classes = _num_classes(self.student)
+        num_classes = output_width(self.student)
         if len(shape) != 2 or None not in (num_classes, shape[-1]) and shape[-1] != num_classes:
             raise ValueError(
                 f"The cached {TEACHER_LOGITS_KEY!r} have shape {shape}; expected (batch, "
@@ -443,7 +514,7 @@ class Distiller(keras.Model):
             )
 
     def _needs_teacher_output_check(self):
-        return not self._teacher_outputs_checked and self.teacher_outputs == "logits"
+        return not self.teacher_outputs_checked and self.teacher_outputs == "logits"
 
     def _check_teacher_outputs_on(self, images):
         """Refuses a teacher whose rows are probabilities when logits are expected.
@@ -456,7 +527,7 @@ class Distiller(keras.Model):
         if isinstance(images, dict) and TEACHER_LOGITS_KEY in images:
             # The cache is what the loss reads: check its rows, not a new teacher pass.
             outputs = keras.ops.convert_to_numpy(images[TEACHER_LOGITS_KEY][:8])
-            self._teacher_outputs_checked = True
+            self.teacher_outputs_checked = True
             self._refuse_probabilities(outputs, "cached teacher_logits")
             return
         if isinstance(images, dict):
@@ -464,7 +535,7 @@ class Distiller(keras.Model):
         if images is None or not hasattr(images, "shape") or len(images.shape) < 1:
             return
         outputs = keras.ops.convert_to_numpy(self.teacher(images[:8], training=False))
-        self._teacher_outputs_checked = True
+        self.teacher_outputs_checked = True
         self._refuse_probabilities(outputs, "teacher's outputs")
 
     @staticmethod
@@ -491,13 +562,27 @@ class Distiller(keras.Model):
             f"(batch,) or (batch, 1) nor soft labels of shape (batch, {num_classes})."
         )
 
-    def _check_labels_early(self, x, y):
-        """Refuses labels of a wrong shape before `fit` touches any state.
+    def check_inputs(self, x, y):
+        """Refuses inputs and labels that `fit` / `evaluate` would fail on, before any state changes.
 
         Arrays and `tf.data` datasets reveal their label shape up front; other
         inputs (generators, PyDataset) are checked when the step is traced.
+        The teacher's outputs are checked once (one inference on a few
+        examples) to be logits when logits are expected. With several
+        students, each student's checks run, and the shared teacher's outputs
+        are checked once.
         """
-        check_fit_arrays(x, y, _num_classes(self.student))
+        if self.has_several_students:
+            lead = self._lead()
+            lead.check_inputs(x, y)
+            for member in self.distillers.values():
+                if member is not lead:
+                    member.teacher_outputs_checked = (
+                        member.teacher_outputs_checked or lead.teacher_outputs_checked
+                    )
+                    member.check_inputs(x, y)
+            return
+        check_fit_arrays(x, y, output_width(self.student))
         self._check_cached_logits(x)
         if self._needs_teacher_output_check() and hasattr(x, "element_spec"):
             # Pulls one batch through the pipeline: only until the check is done,
@@ -506,7 +591,7 @@ class Distiller(keras.Model):
                 self._check_teacher_outputs_on(batch[0] if isinstance(batch, tuple) else batch)
         else:
             self._check_teacher_outputs_on(x)
-        num_classes = _num_classes(self.student)
+        num_classes = output_width(self.student)
         if num_classes is None:
             return
         if y is not None and hasattr(y, "shape"):
@@ -517,17 +602,17 @@ class Distiller(keras.Model):
                 self._label_kind(spec[1], num_classes)
 
     def fit(self, x=None, y=None, **kwargs):
-        check_fit_epochs(kwargs.get("epochs", 1), "Distiller")
-        self._check_labels_early(x, y)
+        check_fit_epochs(kwargs.get("epochs", 1), type(self).__name__)
+        self.check_inputs(x, y)
         # Losses that change over epochs (DKD's warm-up) read the epoch from a
         # variable this callback sets before each epoch's first step.
         callbacks = list(kwargs.pop("callbacks", None) or [])
-        callbacks.append(_LossEpochs(self._distillation_losses()))
+        callbacks.append(LossEpochs(self.distillation_losses()))
         with keep_variables_on_error(self):
             return super().fit(x, y, callbacks=callbacks, **kwargs)
 
     def evaluate(self, x=None, y=None, **kwargs):
-        self._check_labels_early(x, y)
+        self.check_inputs(x, y)
         with keep_variables_on_error(self):
             return super().evaluate(x, y, **kwargs)
 
@@ -546,6 +631,8 @@ class Distiller(keras.Model):
         return inputs, inputs
 
     def call(self, inputs, training=None):
+        if self.has_several_students:
+            return {name: member(inputs, training=training) for name, member in self.distillers.items()}
         student_inputs, _ = self._split_inputs(inputs)
         extractor = self._extractors["student"]
         if extractor is None:
@@ -558,15 +645,20 @@ class Distiller(keras.Model):
 
     def teacher_logits(self, inputs):
         """The frozen teacher's logits (inference mode, no gradient)."""
-        return self._teacher_forward(inputs)[0]
+        return self.run_teacher(inputs)[0]
 
-    def _teacher_forward(self, inputs, extractor=None):
-        """`(logits, features)` of the frozen teacher (features `None` when unused).
+    def run_teacher(self, inputs, extractor=None):
+        """`(logits, features)` of the frozen teacher (features `None` when no loss reads them).
 
-        `extractor`: a teacher feature extractor to use in place of this
-        Distiller's own (`SharedTeacherDistiller` passes one that reads the
-        layers of all its students' feature losses).
+        Arguments:
+            inputs: An image batch, or a dict with `"images"` and optionally
+                `"teacher_images"` or cached `"teacher_logits"`.
+            extractor: A teacher `FeatureExtractor` to use in place of this
+                Distiller's own (several students share one that reads every
+                layer their feature losses read).
         """
+        if self.has_several_students:
+            return self._lead().run_teacher(inputs, extractor=extractor)
         _, teacher_inputs = self._split_inputs(inputs)
         if extractor is None:
             extractor = self._extractors["teacher"]
@@ -611,17 +703,26 @@ class Distiller(keras.Model):
         """Configures training. The loss is set in the constructor, not here.
 
         Arguments:
-            optimizer: Optimizer for the student.
+            optimizer: Optimizer for the student (with several students: one
+                optimizer for all; see the class docstring for what is refused).
             loss: Must stay `None`.
             **kwargs: Passed to `keras.Model.compile` (`metrics`,
-                `jit_compile`, `steps_per_execution`, ...).
+                `jit_compile`, `steps_per_execution`, ...; with several
+                students not `metrics`: each student logs its own).
         """
+        owner = type(self).__name__
         if loss is not None:
             raise ValueError(
-                "Distiller.compile() takes no `loss`: the loss is chosen by "
+                f"{owner}.compile() takes no `loss`: each student's loss is chosen by "
                 f"Distiller(loss=...): one of {list(LOSS_NAMES)} or a loss object; got loss={loss!r}."
             )
+        if self.has_several_students:
+            student_group.check_group_compile(owner, optimizer, kwargs)
         super().compile(optimizer=optimizer, **kwargs)
+        if self.has_several_students:
+            problem = student_group.optimizer_problem(self.optimizer)
+            if problem is not None:
+                raise ValueError(f"{owner} cannot use {type(self.optimizer).__name__}: {problem}.")
 
     def compile_from_config(self, config):
         # Keras skips compiling on load when `compile` is overridden; ours only
@@ -633,16 +734,58 @@ class Distiller(keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        y_pred, student_features = self._student_outputs(x, y_pred, training)
-        teacher_logits, teacher_features = self._teacher_forward(x)
-        total = self._student_loss(
+        if self.has_several_students:
+            return self._students_loss(x, y, y_pred, sample_weight, training)
+        y_pred, student_features = self.student_outputs(x, y_pred, training)
+        teacher_logits, teacher_features = self.run_teacher(x)
+        total = self.student_loss(
             y, y_pred, teacher_logits, teacher_features, student_features, sample_weight,
-            self._trackers(),
+            self.loss_trackers(),
         )
-        return self._scale_for_replicas(total)
+        return scale_for_replicas(total)
 
-    def _trackers(self):
-        """The metrics `_student_loss` updates: name -> `keras.metrics.Mean`."""
+    def _students_loss(self, x, y, y_pred, sample_weight, training):
+        """The sum of every student's loss, from one teacher pass."""
+        if y_pred is None:
+            y_pred = self(x, training=training)
+        # The one teacher pass of the step; every student's loss reads it.
+        teacher_logits, teacher_features = self._lead().run_teacher(x, extractor=self._extractors["teacher"])
+        batch_size = ops.shape(teacher_logits)[0]
+        total = None
+        for name, member in self.distillers.items():
+            logits, student_features = member.student_outputs(x, y_pred[name], training)
+            trackers = self.student_trackers[name]
+            loss = member.student_loss(
+                y, logits, teacher_logits, teacher_features, student_features, sample_weight, trackers,
+            )
+            # Weighted by the batch size, as Keras's own `loss` tracker: the
+            # epoch's `name_loss` equals the `loss` the student logs alone.
+            trackers["loss"].update_state(loss, sample_weight=batch_size)
+            total = loss if total is None else total + loss
+        return scale_for_replicas(total)
+
+    def zero_grad(self, set_to_none=True):
+        """PyTorch backend: clears the gradient of every student variable before a step.
+
+        Keras's PyTorch trainer clears leftover gradients with
+        `torch.nn.Module.zero_grad`, which reaches the parameters a layer
+        registers under their Keras paths. Students built alike share those
+        paths (`conv1/kernel` in each), so only one of them is registered
+        there and the others' gradients would add up from step to step.
+        Unused on the other backends.
+        """
+        super_zero_grad = getattr(super(), "zero_grad", None)
+        if super_zero_grad is not None:
+            super_zero_grad(set_to_none=set_to_none)
+        if not self.has_several_students:
+            return
+        for variable in self.trainable_variables:
+            value = variable.value
+            if getattr(value, "grad", None) is not None:
+                value.grad = None
+
+    def loss_trackers(self):
+        """The metrics `student_loss` updates: log name -> `keras.metrics.Mean`."""
         trackers = {
             "supervised_loss": self.supervised_loss_tracker,
             "distillation_loss": self.distillation_loss_tracker,
@@ -653,8 +796,14 @@ class Distiller(keras.Model):
             trackers["feature_loss"] = self.feature_loss_tracker
         return trackers
 
-    def _student_outputs(self, x, y_pred, training):
-        """`(logits, features)` of the student (features `None` when no loss reads them)."""
+    def student_outputs(self, x, y_pred, training):
+        """`(logits, features)` of the student (features `None` when no loss reads them).
+
+        Arguments:
+            x: The step's inputs.
+            y_pred: The student's logits when already computed, else `None`.
+            training: Whether the student runs in training mode.
+        """
         student_features = None
         if self._extractors["student"] is not None:
             student_features = getattr(self, "_student_features", None)
@@ -666,13 +815,21 @@ class Distiller(keras.Model):
             y_pred = self(x, training=training)
         return y_pred, student_features
 
-    def _student_loss(self, y, y_pred, teacher_logits, teacher_features, student_features,
-                      sample_weight, trackers):
+    def student_loss(self, y, y_pred, teacher_logits, teacher_features, student_features,
+                     sample_weight, trackers):
         """The student's total loss (before replica scaling), given the teacher's outputs.
 
-        Updates `trackers` (see `_trackers`). Split from `compute_loss` so that
-        `SharedTeacherDistiller` runs the teacher once for several students and
-        applies each student's own loss to the same teacher outputs.
+        Updates `trackers` (see `loss_trackers`). Split from `compute_loss` so
+        that a Distiller of several students runs the teacher once and applies
+        each student's own loss to the same teacher outputs.
+
+        Arguments:
+            y: Labels (class ids or soft rows), or `None`.
+            y_pred: The student's logits.
+            teacher_logits, teacher_features: `run_teacher`'s outputs.
+            student_features: `student_outputs`'s features (or `None`).
+            sample_weight: Per-sample weights, or `None`.
+            trackers: A dict like `loss_trackers()`.
         """
         num_classes = y_pred.shape[-1]
         if teacher_logits.shape[-1] != num_classes:
@@ -740,21 +897,6 @@ class Distiller(keras.Model):
         return total
 
     @staticmethod
-    def _scale_for_replicas(total):
-        """`total / replicas` under a multi-replica `tf.distribute` strategy.
-
-        There each replica's loss is the mean over its slice of the batch and
-        Keras sums gradients over replicas (and multiplies the logged loss
-        back); its compiled losses are scaled alike. No-op elsewhere.
-        """
-        if keras.backend.backend() != "tensorflow":
-            return total
-        import tensorflow as tf
-
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        return total / replicas if replicas > 1 else total
-
-    @staticmethod
     def _weighted_mean(values, sample_weight):
         if sample_weight is None:
             return ops.mean(values)
@@ -766,6 +908,11 @@ class Distiller(keras.Model):
     # ----------------------------------------------------------- serialization
 
     def get_config(self):
+        if self.has_several_students:
+            raise NotImplementedError(
+                f"A {type(self).__name__} of several students is not saved: save each student "
+                "(distiller.students[name].save(...)) and the teacher."
+            )
         config = super().get_config()
         config.update(
             {

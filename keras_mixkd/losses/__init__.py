@@ -23,6 +23,7 @@ Conventions (see `docs/methods.md` and `../shared/papers.md`):
 """
 
 from keras_mixkd.losses._common import STD_EPSILON
+from keras_mixkd.losses._common import check_ddof
 from keras_mixkd.losses.base import DistillationLoss
 from keras_mixkd.losses.cross_entropy import per_sample_cross_entropy
 from keras_mixkd.losses.cross_entropy import soft_cross_entropy
@@ -48,6 +49,7 @@ from keras_mixkd.losses.standardized import standardized_distillation
 
 __all__ = [
     "STD_EPSILON",
+    "check_ddof",
     "LOSS_NAMES",
     "DistillationLoss",
     "KnowledgeDistillation",

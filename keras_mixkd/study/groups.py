@@ -353,7 +353,7 @@ def _fit_group(group, names, splits, train_ds, *, epochs, work_dir, work_dirs, l
                                     max_cd_examples=measure["max_examples"], chunk_size=max(batch_size, 256),
                                     measure_split=measure.get("split", "val"))
         recorders.append(recorder)
-        keys = ["loss"] + list(group.distillers[name]._trackers())
+        keys = ["loss"] + list(group.distillers[name].loss_trackers())
         members.append(StudentCallbacks(name, keys, [recorder] + training._log_callbacks(student_dir, log_dir,
                                                                                            False)))
     stop_on_nan = keras.callbacks.TerminateOnNaN(raise_error=True)
