@@ -24,22 +24,40 @@ def _data(n=37, seed=0):
     return rng.random((n, 4, 4, 1)).astype("float32"), rng.integers(0, 3, n)
 
 
-@pytest.mark.parametrize("value, expected", [("1", True), ("0", False), ("off", False), ("", True)])
-def test_enabled_reads_the_environment(monkeypatch, value, expected):
-    monkeypatch.setenv(fixed_cost.ENV, value)
-    assert fixed_cost.enabled() is expected
+def test_cuts_switch_nests_and_no_environment_variable_changes_it(monkeypatch):
+    # The former hidden switch is no longer read: only the explicit option decides.
+    monkeypatch.setenv("KERAS_MIXKD_FIXED_COST_CUTS", "0")
+    assert fixed_cost.enabled() is True
+    with fixed_cost.cuts(False):
+        assert fixed_cost.enabled() is False
+        with fixed_cost.cuts(True):
+            assert fixed_cost.enabled() is True
+        assert fixed_cost.enabled() is False
+    assert fixed_cost.enabled() is True
 
 
-def test_bad_switch_value_is_refused(monkeypatch):
-    monkeypatch.setenv(fixed_cost.ENV, "maybe")
-    with pytest.raises(ValueError, match="KERAS_MIXKD_FIXED_COST_CUTS must be 0 or 1.*'maybe'"):
-        fixed_cost.enabled()
+def test_bad_switch_value_is_refused():
+    with pytest.raises(TypeError, match="on \\(True\\) or off \\(False\\); got 'maybe'"):
+        with fixed_cost.cuts("maybe"):
+            pass
+    assert fixed_cost.enabled() is True
 
 
-def _train(prebuild, monkeypatch):
+def test_run_options_refuse_a_bad_switch():
+    from keras_mixkd.study import RunOptions
+
+    with pytest.raises(TypeError, match="fixed_cost_cuts must be True or False; got 0"):
+        RunOptions(fixed_cost_cuts=0)
+
+
+def _train(prebuild):
+    with fixed_cost.cuts(prebuild):
+        return _train_now(prebuild)
+
+
+def _train_now(prebuild):
     import tensorflow as tf
 
-    monkeypatch.setenv(fixed_cost.ENV, "1" if prebuild else "0")
     x, y = _data()
     model = _model()
     model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
@@ -52,32 +70,36 @@ def _train(prebuild, monkeypatch):
     return history.history, [keras.ops.convert_to_numpy(w) for w in model.weights]
 
 
-def test_prebuild_for_fit_changes_no_number(monkeypatch):
-    history_off, weights_off = _train(False, monkeypatch)
-    history_on, weights_on = _train(True, monkeypatch)
+def test_prebuild_for_fit_changes_no_number():
+    history_off, weights_off = _train(False)
+    history_on, weights_on = _train(True)
     assert history_on == history_off
     for a, b in zip(weights_on, weights_off):
         np.testing.assert_array_equal(a, b)
 
 
-def test_a_study_cell_trains_the_same_with_and_without_the_cuts(tmp_path, monkeypatch):
+def test_a_study_cell_trains_the_same_with_and_without_the_cuts(tmp_path):
     """A cell whose pipeline shuffles (seeded) gives the same numbers on and off, on every backend.
 
     On JAX and PyTorch, Keras's `fit` draws a batch from an extra iterator of the dataset to build
     the optimizer and metrics; building them beforehand skipped that draw and so trained on the
     next shuffle's order (caught on JAX's digits teachers, 1.3 vs 1.27 first-epoch loss).
     """
+    import dataclasses
+
+    from keras_mixkd.study import RunOptions
+    from keras_mixkd.study import TrainingSettings
     from keras_mixkd.study import load_recipe
     from keras_mixkd.study import training
 
     config = load_recipe("digits", smoke=True)
     splits = training.prepare_data(config["data"])
+    settings = dataclasses.replace(TrainingSettings.from_config(config, "teacher"), epochs=2, batch_size=16)
     histories = {}
     for switch in ("0", "1"):
-        monkeypatch.setenv(fixed_cost.ENV, switch)
-        _, record, _ = training.train_teacher(splits, "digits_cnn_small", "none", seed=0, epochs=2,
-                                              optimizer=config["teacher"]["optimizer"], batch_size=16,
-                                              work_dir=str(tmp_path / switch), verbose=0)
+        with fixed_cost.cuts(switch == "1"):
+            _, record, _ = training.train_teacher(splits, "digits_cnn_small", "none", seed=0, settings=settings,
+                                                  work_dir=str(tmp_path / switch), options=RunOptions(verbose=0))
         histories[switch] = [(row["loss"], row["accuracy"]) for row in record["history"]]
     assert histories["1"] == histories["0"]
 
@@ -108,18 +130,18 @@ def test_run_in_chunks_pads_short_inputs_to_one_shape():
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
-def test_one_pass_evaluation_records_what_two_passes_do(tmp_path, monkeypatch):
+def test_one_pass_evaluation_records_what_two_passes_do(tmp_path):
     model = _model()
     validation, test = _data(21, seed=1), _data(30, seed=2)
     rows = {}
     for switch in ("0", "1"):
-        monkeypatch.setenv(fixed_cost.ENV, switch)
-        recorder = EpochRecorder(str(tmp_path / f"history{switch}.json"), validation, test, chunk_size=16)
-        recorder.set_model(model)
-        recorder.params = {"epochs": 1}
-        recorder.on_train_begin()
-        logs = {"loss": 1.0}
-        recorder.on_epoch_end(0, logs)
+        with fixed_cost.cuts(switch == "1"):
+            recorder = EpochRecorder(str(tmp_path / f"history{switch}.json"), validation, test, chunk_size=16)
+            recorder.set_model(model)
+            recorder.params = {"epochs": 1}
+            recorder.on_train_begin()
+            logs = {"loss": 1.0}
+            recorder.on_epoch_end(0, logs)
         rows[switch] = recorder.history[-1]
     assert set(rows["1"]) == {"epoch", "loss", "val_accuracy", "val_class_discrimination", "test_accuracy"}
     assert rows["1"]["val_accuracy"] == rows["0"]["val_accuracy"]
@@ -128,8 +150,7 @@ def test_one_pass_evaluation_records_what_two_passes_do(tmp_path, monkeypatch):
                                rtol=1e-5)
 
 
-def test_frozen_gc_freezes_for_the_block_only(monkeypatch):
-    monkeypatch.setenv(fixed_cost.ENV, "1")
+def test_frozen_gc_freezes_for_the_block_only():
     assert gc.get_freeze_count() == 0
     with fixed_cost.frozen_gc():
         frozen = gc.get_freeze_count()
@@ -138,16 +159,20 @@ def test_frozen_gc_freezes_for_the_block_only(monkeypatch):
             assert gc.get_freeze_count() == frozen
         assert gc.get_freeze_count() == frozen
     assert gc.get_freeze_count() == 0
-    monkeypatch.setenv(fixed_cost.ENV, "0")
-    with fixed_cost.frozen_gc():
+    with fixed_cost.cuts(False), fixed_cost.frozen_gc():
         assert gc.get_freeze_count() == 0
 
 
-def test_a_student_group_trains_the_same_with_and_without_the_cuts(tmp_path, monkeypatch):
+def test_a_student_group_trains_the_same_with_and_without_the_cuts(tmp_path):
     """The group's fit gets the same prebuild as a cell alone (TensorFlow): the same numbers on and off."""
+    import dataclasses
+
+    from keras_mixkd.study import CellFolders
+    from keras_mixkd.study import RunOptions
+    from keras_mixkd.study import TrainingSettings
+    from keras_mixkd.study import distill_students
     from keras_mixkd.study import load_recipe
     from keras_mixkd.study import training
-    from keras_mixkd.study.groups import distill_students
 
     config = load_recipe("digits", smoke=True, overrides={"distillation": [
         {"name": "kd"}, {"name": "kd_T1", "temperature": 1.0}, {"name": "std", "loss": "standardized"}]})
@@ -155,13 +180,13 @@ def test_a_student_group_trains_the_same_with_and_without_the_cuts(tmp_path, mon
     keras.utils.set_random_seed(1)
     teacher = training.build_model("digits_cnn_small", splits)
     histories = {}
+    settings = dataclasses.replace(TrainingSettings.from_config(config, "student"), epochs=2, batch_size=16)
     for switch in ("0", "1"):
-        monkeypatch.setenv(fixed_cost.ENV, switch)
         folder = tmp_path / switch
-        outcomes = distill_students(splits, teacher, "digits_cnn_small", config["distillation"], seed=0, epochs=2,
-                                    optimizer=config["student"]["optimizer"], batch_size=16,
-                                    work_dir=str(folder / "group"),
-                                    work_dirs=[str(folder / r["name"]) for r in config["distillation"]], verbose=0)
+        folders = CellFolders(str(folder / "group"), [str(folder / r["name"]) for r in config["distillation"]])
+        with fixed_cost.cuts(switch == "1"):
+            outcomes = distill_students(splits, teacher, "digits_cnn_small", config["distillation"], seed=0,
+                                        settings=settings, folders=folders, options=RunOptions(verbose=0))
         histories[switch] = [[(row["loss"], row["test_accuracy"]) for row in record["history"]]
                              for _, record, _ in outcomes]
     assert histories["1"] == histories["0"]

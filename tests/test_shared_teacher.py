@@ -1,4 +1,4 @@
-"""`SharedTeacherDistiller`: one teacher pass per batch, each student as if trained alone.
+"""A `Distiller` of several students: one teacher pass per batch, each student as if trained alone.
 
 The reference is the un-optimised path: each recipe trained by its own
 `Distiller`, from the same initial weights, on the same batches in the same
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from keras_mixkd import Distiller
-from keras_mixkd import SharedTeacherDistiller
+from keras_mixkd import SharedTeacherDistiller  # the deprecated alias, tested at the end
 from keras_mixkd.augment import get_augmentation
 from keras_mixkd.data import load_dataset
 from keras_mixkd.data import make_dataset
@@ -100,7 +100,7 @@ def test_a_group_trains_each_student_as_its_own_distiller(splits):
 
     students = {name: (student_model(splits, seed), options) for name, (options, seed) in RECIPES.items()}
     initial = {name: weights(model) for name, (model, _) in students.items()}
-    group = SharedTeacherDistiller(teacher, students)
+    group = Distiller(teacher, students=students)
     group.compile(optimizer=optimizer())
     history = group.fit(train_ds(splits), epochs=EPOCHS, verbose=0).history
 
@@ -143,7 +143,7 @@ def test_feature_losses_read_one_teacher_pass(splits):
         alone[name] = (weights(distiller.student), history.history)
         if name == "fitnets":
             alone_projector = projector(distiller)
-    group = SharedTeacherDistiller(teacher, distillers())
+    group = Distiller(teacher, students=distillers())
     group.compile(optimizer=optimizer())
     history = group.fit(x, y, batch_size=BATCH, shuffle=False, epochs=1, verbose=0).history
     for name, (student_weights, alone_history) in alone.items():
@@ -176,7 +176,7 @@ class CountingTeacher(keras.Model):
 def test_the_teacher_runs_once_per_batch(splits, group_size):
     teacher = CountingTeacher(teacher_model(splits))
     students = {f"s{i}": student_model(splits, i) for i in range(group_size)}
-    group = SharedTeacherDistiller(teacher, students)
+    group = Distiller(teacher, students=students)
     group.compile(optimizer=optimizer(), run_eagerly=True)  # Eager: each call of the step is counted.
     x, y = splits.x_train[:EXAMPLES], splits.y_train[:EXAMPLES]
     group.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
@@ -195,7 +195,7 @@ def test_the_teacher_runs_once_per_batch(splits, group_size):
 def test_evaluate_and_predict_give_every_student(splits):
     teacher = teacher_model(splits)
     students = {"a": student_model(splits, 1), "b": (student_model(splits, 2), {"temperature": 1.0})}
-    group = SharedTeacherDistiller(teacher, students)
+    group = Distiller(teacher, students=students)
     group.compile(optimizer=optimizer())
     x, y = splits.x_train[:EXAMPLES], splits.y_train[:EXAMPLES]
     predictions = group.predict(x, batch_size=BATCH, verbose=0)
@@ -221,58 +221,58 @@ def teacher(splits):
 def test_refuses_a_student_with_other_classes(splits, teacher):
     other = get_model("digits_cnn_small", 7, input_shape=splits.input_shape)
     with pytest.raises(ValueError, match=r"Student 'odd' outputs 7 logits, the shared teacher .* 10"):
-        SharedTeacherDistiller(teacher, {"ok": student_model(splits, 1), "odd": other})
+        Distiller(teacher, students={"ok": student_model(splits, 1), "odd": other})
 
 
 def test_refuses_the_same_student_twice(splits, teacher):
     student = student_model(splits, 1)
     with pytest.raises(ValueError, match=r"Students 'a' and 'b' share the variable"):
-        SharedTeacherDistiller(teacher, {"a": student, "b": (student, {"temperature": 1.0})})
+        Distiller(teacher, students={"a": student, "b": (student, {"temperature": 1.0})})
 
 
 def test_refuses_names_whose_logs_collide(splits, teacher):
     with pytest.raises(ValueError, match=r"would both log 'a_supervised_loss'"):
-        SharedTeacherDistiller(teacher, {"a": student_model(splits, 1), "a_supervised": student_model(splits, 2)})
+        Distiller(teacher, students={"a": student_model(splits, 1), "a_supervised": student_model(splits, 2)})
 
 
 @pytest.mark.parametrize("name", ["", " a", "a/b", 3])
 def test_refuses_bad_names(splits, teacher, name):
     with pytest.raises(ValueError, match="name must be a non-empty string"):
-        SharedTeacherDistiller(teacher, {name: student_model(splits, 1)})
+        Distiller(teacher, students={name: student_model(splits, 1)})
 
 
 def test_refuses_students_that_are_not_a_dict_of_students(splits, teacher):
     with pytest.raises(TypeError, match="must be a dict name -> student"):
-        SharedTeacherDistiller(teacher, [student_model(splits, 1)])
+        Distiller(teacher, students=[student_model(splits, 1)])
     with pytest.raises(ValueError, match="`students` is empty"):
-        SharedTeacherDistiller(teacher, {})
+        Distiller(teacher, students={})
     with pytest.raises(TypeError, match="Student 'a' must be a keras.Model, a pair"):
-        SharedTeacherDistiller(teacher, {"a": "resnet20"})
+        Distiller(teacher, students={"a": "resnet20"})
     with pytest.raises(TypeError, match="`teacher` must be a keras.Model"):
-        SharedTeacherDistiller("resnet56", {"a": student_model(splits, 1)})
+        Distiller("resnet56", students={"a": student_model(splits, 1)})
 
 
 def test_refuses_bad_distiller_arguments_naming_the_student(splits, teacher):
     with pytest.raises(ValueError, match=r"Student 'hot': `temperature` must be > 0"):
-        SharedTeacherDistiller(teacher, {"hot": (student_model(splits, 1), {"temperature": 0.0})})
+        Distiller(teacher, students={"hot": (student_model(splits, 1), {"temperature": 0.0})})
     with pytest.raises(ValueError, match=r"Student 'a': its Distiller arguments may not hold 'teacher'"):
-        SharedTeacherDistiller(teacher, {"a": (student_model(splits, 1), {"teacher": teacher})})
+        Distiller(teacher, students={"a": (student_model(splits, 1), {"teacher": teacher})})
 
 
 def test_refuses_a_distiller_of_another_teacher(splits, teacher):
     other = Distiller(teacher_model(splits), student_model(splits, 2))
     with pytest.raises(ValueError, match=r"Student 'b': its Distiller distils from"):
-        SharedTeacherDistiller(teacher, {"a": student_model(splits, 1), "b": other})
+        Distiller(teacher, students={"a": student_model(splits, 1), "b": other})
 
 
 def test_refuses_students_reading_the_teacher_differently(splits, teacher):
     probabilities = Distiller(teacher, student_model(splits, 2), teacher_outputs="probabilities")
     with pytest.raises(ValueError, match="read the shared teacher differently"):
-        SharedTeacherDistiller(teacher, {"a": student_model(splits, 1), "b": probabilities})
+        Distiller(teacher, students={"a": student_model(splits, 1), "b": probabilities})
 
 
 def test_compile_refuses_what_breaks_per_student_equivalence(splits, teacher):
-    group = SharedTeacherDistiller(teacher, {"a": student_model(splits, 1), "b": student_model(splits, 2)})
+    group = Distiller(teacher, students={"a": student_model(splits, 1), "b": student_model(splits, 2)})
     with pytest.raises(ValueError, match="global_clipnorm=1.0 clips the norm of all students"):
         group.compile(optimizer=keras.optimizers.SGD(0.1, global_clipnorm=1.0))
     with pytest.raises(ValueError, match="LossScaleOptimizer"):
@@ -286,7 +286,7 @@ def test_compile_refuses_what_breaks_per_student_equivalence(splits, teacher):
 
 
 def test_refuses_wrong_labels_before_training(splits, teacher):
-    group = SharedTeacherDistiller(teacher, {"a": student_model(splits, 1)})
+    group = Distiller(teacher, students={"a": student_model(splits, 1)})
     group.compile(optimizer=optimizer())
     before = weights(group.students["a"])
     x = splits.x_train[:EXAMPLES]
@@ -298,6 +298,27 @@ def test_refuses_wrong_labels_before_training(splits, teacher):
 
 
 def test_is_not_saved_as_a_group(splits, teacher):
-    group = SharedTeacherDistiller(teacher, {"a": student_model(splits, 1)})
+    group = Distiller(teacher, students={"a": student_model(splits, 1)})
     with pytest.raises(NotImplementedError, match="save each student"):
         group.get_config()
+
+
+def test_the_old_name_is_a_deprecated_alias(splits, teacher):
+    with pytest.warns(DeprecationWarning, match="use keras_mixkd.Distiller\\(teacher, students=students\\)"):
+        group = SharedTeacherDistiller(teacher, {"a": student_model(splits, 1), "b": student_model(splits, 2)})
+    assert isinstance(group, Distiller) and group.has_several_students
+    assert set(group.students) == {"a", "b"}
+
+
+def test_students_take_the_distillers_loss_arguments_as_defaults(splits, teacher):
+    group = Distiller(teacher, temperature=2.0, student_loss_weight=0.5, students={
+        "plain": student_model(splits, 1), "hot": (student_model(splits, 2), {"temperature": 8.0})})
+    assert group.distillers["plain"].temperature == 2.0 and group.distillers["plain"].student_loss_weight == 0.5
+    assert group.distillers["hot"].temperature == 8.0 and group.distillers["hot"].student_loss_weight == 0.5
+
+
+def test_one_student_or_several_not_both(splits, teacher):
+    with pytest.raises(ValueError, match="either `student` .* or `students`"):
+        Distiller(teacher, student_model(splits, 1), students={"a": student_model(splits, 2)})
+    with pytest.raises(TypeError, match="needs a `student`"):
+        Distiller(teacher)

@@ -156,7 +156,7 @@ def test_grouping_problem_names_the_run_options_that_forbid_it():
 
 def test_distill_students_refuses_recipes_of_other_streams_and_bad_folders(tmp_path):
     from keras_mixkd.study import training
-    from keras_mixkd.study.groups import distill_students
+    from keras_mixkd.study import distill_students
 
     config = tiny_config()
     splits = training.prepare_data(config["data"])
@@ -196,7 +196,6 @@ def test_a_group_gives_each_cell_its_result_alone(alone_run, tmp_path):
 
 def test_a_group_runs_the_teacher_once_per_batch(alone_run, tmp_path, monkeypatch):
     from keras_mixkd.distill import Distiller
-    from keras_mixkd.distill import SharedTeacherDistiller
 
     calls = []
     original_forward = Distiller.run_teacher
@@ -205,10 +204,9 @@ def test_a_group_runs_the_teacher_once_per_batch(alone_run, tmp_path, monkeypatc
         calls.append(1)
         return original_forward(self, inputs, *args, **kwargs)
 
-    for cls in (Distiller, SharedTeacherDistiller):  # eager steps: each batch's teacher pass is counted
-        original_compile = cls.compile
-        monkeypatch.setattr(cls, "compile", lambda self, *a, _c=original_compile, **k: _c(self, *a, **{
-            **k, "run_eagerly": True}))
+    original_compile = Distiller.compile  # eager steps: each batch's teacher pass is counted
+    monkeypatch.setattr(Distiller, "compile", lambda self, *a, _c=original_compile, **k: _c(self, *a, **{
+        **k, "run_eagerly": True}))
     monkeypatch.setattr(Distiller, "run_teacher", counting_forward)
     from keras_mixkd.study import training
 
@@ -228,10 +226,10 @@ def test_a_group_runs_the_teacher_once_per_batch(alone_run, tmp_path, monkeypatc
 def test_a_killed_group_continues_from_its_backup(alone_run, tmp_path, monkeypatch):
     import keras
 
-    from keras_mixkd.distill import SharedTeacherDistiller
+    from keras_mixkd.distill import Distiller
 
     run_dir = copy_without(alone_run, tmp_path, KEYS)
-    original_fit = SharedTeacherDistiller.fit
+    original_fit = Distiller.fit
     starts = []
 
     class StopAfterFirstEpoch(keras.callbacks.Callback):
@@ -248,7 +246,7 @@ def test_a_killed_group_continues_from_its_backup(alone_run, tmp_path, monkeypat
             return original_fit(self, *args, **kwargs)
         return patched
 
-    monkeypatch.setattr(SharedTeacherDistiller, "fit", fit(StopAfterFirstEpoch()))
+    monkeypatch.setattr(Distiller, "fit", fit(StopAfterFirstEpoch()))
     with pytest.raises(KeyboardInterrupt):
         run_copy(run_dir)
     assert not any(os.path.exists(run_dir / "cells" / f"{key}.json") for key in KEYS)
@@ -258,7 +256,7 @@ def test_a_killed_group_continues_from_its_backup(alone_run, tmp_path, monkeypat
     first_epochs = {key: json.loads((run_dir / "work" / key / "history.json").read_text()) for key in KEYS}
     assert all([row["epoch"] for row in rows] == [1] for rows in first_epochs.values())
 
-    monkeypatch.setattr(SharedTeacherDistiller, "fit", fit(Watch()))
+    monkeypatch.setattr(Distiller, "fit", fit(Watch()))
     lines = run_copy(run_dir)
     assert starts == [1]  # continued with the second epoch
     assert sum(line.startswith("cell ") for line in lines) == 3  # each cell written once
@@ -304,13 +302,14 @@ def test_cli_no_group_runs_every_cell_alone(monkeypatch, tmp_path):
         assert seen[-1] is expected
 
 
-def test_execute_group_refuses_cells_of_other_streams(tmp_path):
-    from keras_mixkd.study.groups import execute_group
+def test_execute_cells_refuses_cells_of_other_streams(tmp_path):
+    from keras_mixkd.study import CellFolders
+    from keras_mixkd.study import execute_cells
 
     config = load_recipe("digits", smoke=True, overrides={**TINY, "distillation": [*GROUP, {"name": "plain"}]})
     cells = [cell for cell in enumerate_cells(config) if cell.recipe in ("kd_T4", "plain")]
     with pytest.raises(ValueError, match="do not share a teacher and an input stream"):
-        execute_group(cells, config, None, teacher_path=None, work_dir=str(tmp_path), work_dirs=["a", "b"])
+        execute_cells(cells, config, None, teacher_path=None, folders=CellFolders(str(tmp_path), ["a", "b"]))
 
 
 def test_student_callbacks_show_each_student_its_own_logs():

@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 from keras_mixkd import Distiller
-from keras_mixkd import SharedTeacherDistiller
 from keras_mixkd.augment import get_augmentation
 from keras_mixkd.data import load_dataset
 from keras_mixkd.data import make_dataset
@@ -172,7 +171,7 @@ def test_a_shared_teacher_group_reads_the_cache(splits, teacher):
     cached = compute_teacher_logits(teacher, x)
     results = {}
     for name, teacher_logits in (("fly", None), ("cached", cached)):
-        group = SharedTeacherDistiller(teacher, {"kd": (student(splits, 1), {"temperature": 4.0}),
+        group = Distiller(teacher, students={"kd": (student(splits, 1), {"temperature": 4.0}),
                                                  "std": (student(splits, 2), {"loss": "standardized"})})
         group.compile(optimizer=SGD(0.05, momentum=0.9))
         history = group.fit(train_ds(splits, teacher_logits, mixing=True), epochs=EPOCHS, verbose=0).history

@@ -13,6 +13,8 @@ import tempfile
 
 
 @contextlib.contextmanager
+
+
 def atomic_path(path, suffix=None):
     """Yield a temporary path beside `path`; on success move it over `path`.
 

@@ -463,6 +463,16 @@ def weight_decay_mode(optimizer_config):
     return mode
 
 
+def default_measure():
+    """The `measure` table of a recipe that sets none: option -> default."""
+    return {key: spec[0] for key, spec in _SCHEMA["measure"].items()}
+
+
+def recipe_defaults():
+    """The defaults of a `[[distillation]]` recipe's keys: key -> default."""
+    return {key: spec[0] for key, spec in _DISTILLATION.items()}
+
+
 def split_augmentation(name):
     """`"standard+mixup"` -> `["standard", "mixup"]`; `"none"` -> `[]`."""
     return [part.strip() for part in name.split("+") if part.strip() and part.strip() != "none"]

@@ -172,8 +172,8 @@ def run_in_chunks(model, x, chunk_size=512, pad_short=None):
 
     `pad_short`: also pad an `x` shorter than `chunk_size` up to it, so
     splits of different sizes share one compiled shape (default: on, unless
-    `KERAS_MIXKD_FIXED_COST_CUTS=0`); off, such an `x` is one chunk of its
-    own length.
+    the fixed-cost cuts are off, `keras_mixkd.study.fixed_cost.cuts(False)`);
+    off, such an `x` is one chunk of its own length.
     """
     x = np.asarray(x)
     if pad_short is None:

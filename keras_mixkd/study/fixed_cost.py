@@ -23,23 +23,45 @@ which changes a computed number:
   walked the ~400 k objects of TensorFlow's and Keras's modules: a quarter
   to half a second per cell).
 
-Set the environment variable `KERAS_MIXKD_FIXED_COST_CUTS=0` to switch all
-three off (the before/after benchmark, `benchmarks/bench_study.py`).
+They are on by default; `RunOptions(fixed_cost_cuts=False)` (the study's
+`--no-fixed-cost-cuts`) switches all three off, inside `cuts(False)`: the
+before/after benchmark (`benchmarks/bench_study.py`) runs both.
 """
 
 import contextlib
 import gc
-import os
 
-ENV = "KERAS_MIXKD_FIXED_COST_CUTS"
+# A stack: `cuts` blocks nest; the innermost decides.
+_STATE = [True]
 
 
 def enabled():
-    """Whether the cuts are on (the default; `KERAS_MIXKD_FIXED_COST_CUTS=0` turns them off)."""
-    value = os.environ.get(ENV, "1").strip().lower()
-    if value not in ("0", "1", "false", "true", "off", "on", ""):
-        raise ValueError(f"{ENV} must be 0 or 1 (off or on), got {os.environ[ENV]!r}.")
-    return value not in ("0", "false", "off")
+    """Whether the cuts are on (the default; off inside `cuts(False)`)."""
+    return _STATE[-1]
+
+
+@contextlib.contextmanager
+
+
+def cuts(on=True):
+    """Switch the cuts on or off inside the block (blocks nest; the innermost decides).
+
+    Arguments:
+        on: True (the default of every study) or False.
+
+    Example:
+
+    >>> with cuts(False):
+    ...     enabled()
+    False
+    """
+    if not isinstance(on, bool):
+        raise TypeError(f"fixed-cost cuts are on (True) or off (False); got {on!r}.")
+    _STATE.append(on)
+    try:
+        yield
+    finally:
+        _STATE.pop()
 
 
 def prebuild_for_fit(model, dataset):
@@ -75,6 +97,8 @@ def prebuild_for_fit(model, dataset):
 
 
 @contextlib.contextmanager
+
+
 def frozen_gc():
     """Keep the objects alive now out of every garbage collection until the block ends (`gc.freeze`).
 

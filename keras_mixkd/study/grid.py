@@ -15,6 +15,8 @@ from keras_mixkd.study.config import ALONE
 
 
 @dataclasses.dataclass(frozen=True)
+
+
 class Cell:
     """One unit of work of a study, with a key that names its result.
 

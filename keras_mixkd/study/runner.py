@@ -1,24 +1,29 @@
 """`run_study`: every cell of a study's grid, resumably, then the tables and the report."""
 
+import dataclasses
 import os
 import time
 
+import keras
 import numpy as np
 
-from keras_mixkd.distribute import training_scope
 from keras_mixkd.study import atomic
+from keras_mixkd.study.cell_execution import execute_cell  # noqa: F401  (re-exported)
+from keras_mixkd.study.cell_execution import execute_cells  # noqa: F401  (re-exported)
+from keras_mixkd.study.cell_execution import load_teacher  # noqa: F401  (re-exported)
 from keras_mixkd.study.config import check_names
+from keras_mixkd.study.data_prep import prepare_data
+from keras_mixkd.study.executors import get_executor
 from keras_mixkd.study.grid import enumerate_cells
 from keras_mixkd.study.groups import grouping_problem
 from keras_mixkd.study.groups import plan_groups
+from keras_mixkd.study.progress import StudyProgress
 from keras_mixkd.study.run_folder import RunFolder
-from keras_mixkd.study.teacher_cache import teacher_cache_path
+from keras_mixkd.study.run_options import RunOptions
 
 
-def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", report=True, print_fn=print,
-              devices=None, precision="float32", tensorboard=False, executor="in_process", address=None,
-              workers=None, cpus_per_cell=1.0, gpus_per_cell=None, max_retries=3, threads=None,
-              group_students=True):
+def run_study(config, *, runs_dir="runs", name=None, only=None, report=True, print_fn=print, options=None,
+              executor="in_process", **keywords):
     """Run (or continue) a study and write its results, report and plots.
 
     Finished cells are skipped; a cell that was interrupted continues from
@@ -37,36 +42,25 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", 
         only: optional `{field: [values]}` restricting the grid, fields being
             those of `keras_mixkd.study.Cell` (e.g. `{"teacher_augmentation":
             ["mixup"]}`); the teachers the chosen students need are kept.
-        verbose: `fit`'s verbosity (Keras's progress bar per epoch by default).
-            Cells run by Ray write one line per epoch to their log file instead.
         report: write report.md and the plots at the end.
         print_fn: where progress lines go.
-        devices: train each cell data-parallel on these devices (see
-            `keras_mixkd.distribute.data_parallel`; `None` or 1: one device).
-        precision: dtype policy of each cell's models (`"float32"`,
-            `"mixed_float16"`, `"mixed_bfloat16"`).
-        tensorboard: also write TensorBoard logs per cell, in
-            `logs/<cell>/tensorboard` (every cell writes `logs/<cell>/history.csv`).
+        options: a `keras_mixkd.study.RunOptions`: `fit`'s verbosity,
+            data-parallel `devices`, `precision`, `tensorboard` logs,
+            `group_students` (train the student cells that share a teacher
+            and an input stream as one `Distiller` of several students, the
+            teacher running once per batch; in-process executor only, and
+            not with `mixed_float16`, several `devices` or `tensorboard`) and
+            `fixed_cost_cuts`. None: the defaults.
         executor: `"in_process"` (default: one cell after the other, in this
-            process) or `"ray"` (each cell a Ray task; see
-            `keras_mixkd.study.executors.RayExecutor`).
-        address, workers, cpus_per_cell, gpus_per_cell, max_retries: options
-            of the Ray executor: the cluster to join (`None`: start Ray here
-            with `workers` cells at once), the resources of one cell
-            (`gpus_per_cell=None`: 1 where the cluster has GPUs, else 0), and
-            how often a cell whose worker process died is run again.
-        threads: math threads of each cell (None: in-process, the backend's
-            default, every core; Ray, `cpus_per_cell`). On a CPU they change
-            the round-off and so the numbers: the same `threads` under both
-            executors gives the same results (see `executors.threads`).
-        group_students: train the student cells that share a teacher and an
-            input stream (same student model, seed and augmentations; e.g.
-            KD at T = 4, KD at T = 1 and standardised KD) together, the
-            teacher running once per batch for all of them
-            (`keras_mixkd.study.groups`). Each cell's result is the one it
-            gets alone, up to float round-off. In-process executor only, and
-            not with `mixed_float16`, several `devices` or `tensorboard`
-            (there every cell runs alone); False: every cell alone.
+            process), `"ray"` (each cell a Ray task; see
+            `keras_mixkd.study.executors.RayExecutor`), or an `Executor`.
+        **keywords: the executor's own options, checked by it (Ray:
+            `address`, `workers`, `cpus_per_cell`, `gpus_per_cell`,
+            `max_retries`; both: `threads`, the math threads of each cell,
+            which on a CPU change the round-off: the same `threads` under both
+            executors gives the same results). The former keywords `verbose`,
+            `devices`, `precision`, `tensorboard` and `group_students` are
+            accepted with a `DeprecationWarning` (use `options`).
 
     Returns:
         The list of finished cell records (teachers, students and the
@@ -74,22 +68,22 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", 
 
     Example:
 
-    >>> from keras_mixkd.study import load_recipe, run_study
-    >>> records = run_study(load_recipe("digits"))
+    >>> from keras_mixkd.study import RunOptions, load_recipe, run_study
+    >>> records = run_study(load_recipe("digits"), options=RunOptions(verbose=0))
     >>> records = run_study(load_recipe("digits"), executor="ray", workers=2)
     """
-    import keras
-
-    from keras_mixkd.study import training
-    from keras_mixkd.study.executors import get_executor
-    from keras_mixkd.study.progress import StudyProgress
-
+    options = RunOptions.from_keywords(options, keywords, "run_study")
     # Bad executor options are refused before anything is loaded or written.
-    runner = get_executor(executor, address=address, workers=workers, cpus_per_cell=cpus_per_cell,
-                          gpus_per_cell=gpus_per_cell, max_retries=max_retries, threads=threads)
+    if isinstance(executor, str):
+        runner = get_executor(executor, **keywords)
+    elif keywords:
+        raise TypeError(f"run_study(): options {sorted(keywords)} belong to the executor; give them to "
+                        "get_executor(...) when passing an Executor.")
+    else:
+        runner = executor
     check_names(config)
     # Data first: a missing data set must not leave a runs folder behind.
-    splits = training.prepare_data(config["data"])
+    splits = prepare_data(config["data"])
     folder = RunFolder(os.path.join(runs_dir, name or config["name"]))
     folder.open(config)
     cells = select_cells(enumerate_cells(config), only)
@@ -101,13 +95,15 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", 
         + (f" · {done} already finished" if done else "")
         + ("" if runner.name == "in_process" else f" · executor {runner.describe()}")
     )
-    group = bool(group_students) and grouping_problem(
-        precision=precision, devices=devices, tensorboard=tensorboard, executor=runner.name) is None
+    group = options.group_students and grouping_problem(
+        precision=options.precision, devices=options.devices, tensorboard=options.tensorboard,
+        executor=runner.name) is None
     if group:
         planned = [item for item in plan_groups(pending, config, folder=folder) if len(item) > 1]
         if planned:
             print_fn(f"{sum(len(item) for item in planned)} student cells in {len(planned)} groups sharing a "
                      "teacher pass (group_students=False / --no-group: each alone)")
+    options = dataclasses.replace(options, group_students=group)
     first_seed = config["seeds"][0]
     start = time.time()
     progress = StudyProgress(len(cells), done=done, print_fn=None if print_fn is print else print_fn)
@@ -122,8 +118,7 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", 
         progress.cell_done(index, cell, result.record)
 
     try:
-        runner.run(pending, config=config, splits=splits, folder=folder, on_done=on_done, verbose=verbose,
-                   devices=devices, precision=precision, tensorboard=tensorboard, group_students=group)
+        runner.run(pending, config=config, splits=splits, folder=folder, on_done=on_done, options=options)
     finally:
         progress.close()
     records = folder.write_results()
@@ -133,39 +128,6 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, verbose="auto", 
         write_report(folder.path, print_fn=print_fn)
     print_fn(f"study {config['name']!r}: {len(cells)} cells in {folder.path} ({time.time() - start:.0f} s this run)")
     return records
-
-
-def execute_cell(cell, config, splits, *, teacher_path, work_dir, verbose="auto", devices=None,
-                 precision="float32", log_dir=None, tensorboard=False):
-    """Run one cell of a study (any kind) and return its `CellResult`; writes only in `work_dir`.
-
-    This is the unit every executor runs, in this process or in a Ray worker.
-
-    Arguments:
-        cell: a `keras_mixkd.study.Cell`.
-        config: the study config.
-        splits: the study's `DatasetSplits` (`keras_mixkd.study.prepare_data`).
-        teacher_path: function of a teacher cell's key giving its `.keras` file.
-        work_dir: the cell's backup and history folder (a rerun continues there).
-        verbose, devices, precision: as in `run_study`.
-        log_dir: the cell's `CSVLogger` (and TensorBoard) folder; None: none.
-        tensorboard: also write TensorBoard logs in `log_dir/tensorboard`.
-    """
-    import keras
-
-    from keras_mixkd.study.executors.cell_result import CellResult
-
-    keras.backend.clear_session()
-    os.makedirs(work_dir, exist_ok=True)
-    recipes = {recipe["name"]: recipe for recipe in config["distillation"]}
-    # Entered after each clear_session, which forgets the strategy and the dtype policy.
-    with training_scope(devices=devices, precision=precision):
-        model, record, features = _run_cell(
-            cell, config, splits, teacher_path, recipes, work_dir, config["measure"],
-            config["data"]["batch_size"], verbose, log_dir=log_dir, tensorboard=tensorboard)
-    record.update(teacher_model=cell.teacher_model, teacher_augmentation=cell.teacher_augmentation,
-                  backend=keras.backend.backend())
-    return CellResult(record=record, features=features, model=model)
 
 
 def write_cell_result(folder, cell, result, splits, measure, backend, first_seed):
@@ -202,46 +164,6 @@ def log_path(folder, key):
     return os.path.join(folder.path, "logs", f"{key}.log")
 
 
-def _run_cell(cell, config, splits, teacher_path, recipes, work_dir, measure, batch_size, verbose, log_dir=None,
-              tensorboard=False):
-    """Trains one teacher or distils one student; returns `(model, record, features)`.
-
-    `teacher_path(key)` is the `.keras` file of the teacher cell `key`.
-    """
-    from keras_mixkd.study import training
-    from keras_mixkd.study.config import study_data_format
-
-    logs = {"log_dir": log_dir, "tensorboard": tensorboard, "data_format": study_data_format(config)}
-    if cell.kind == "alone":  # the student-alone baseline: no teacher, nothing to wait for
-        model, record, features = training.train_student_alone(
-            splits, cell.student_model, seed=cell.seed, epochs=config["student"]["epochs"],
-            optimizer=config["student"]["optimizer"], batch_size=batch_size,
-            student_augmentation=config["student"]["augmentation"],
-            augmentation_options=config["student"]["augmentation_options"], measure=measure,
-            work_dir=work_dir, verbose=verbose, backup_interval=config["backup_interval_seconds"], **logs)
-    elif cell.kind == "teacher":
-        model, record, features = training.train_teacher(
-            splits, cell.teacher_model, cell.teacher_augmentation, seed=cell.seed,
-            epochs=config["teacher"]["epochs"], optimizer=config["teacher"]["optimizer"],
-            batch_size=batch_size, augmentation_options=config["teacher"]["augmentation_options"],
-            measure=measure, work_dir=work_dir, verbose=verbose,
-            backup_interval=config["backup_interval_seconds"], **logs)
-    else:
-        teacher_file = teacher_path(cell.teacher_key)
-        teacher = load_teacher(teacher_file, splits.num_classes)
-        # The teacher's logits of the training split, beside its file, shared by its students.
-        cache = teacher_cache_path(teacher_file) if config.get("teacher_cache", True) else False
-        distiller, record, features = training.distill_student(
-            splits, teacher, cell.student_model, recipes[cell.recipe], seed=cell.seed,
-            epochs=config["student"]["epochs"], optimizer=config["student"]["optimizer"],
-            batch_size=batch_size, student_augmentation=config["student"]["augmentation"],
-            augmentation_options=config["student"]["augmentation_options"], measure=measure,
-            work_dir=work_dir, verbose=verbose,
-            backup_interval=config["backup_interval_seconds"], teacher_cache=cache, **logs)
-        model = distiller.student
-    return model, record, features
-
-
 def select_cells(cells, only):
     """The cells matching `only` (`{field: values}`), with the teachers and baselines they need.
 
@@ -275,33 +197,6 @@ def select_cells(cells, only):
         return cell.kind == "alone" and baselines_wanted and (cell.student_model, cell.seed) in needed
 
     return [cell for cell in cells if matches(cell) or comes_along(cell)]
-
-
-def load_teacher(path, num_classes):
-    """Load a saved teacher and check it predicts `num_classes` classes."""
-    import keras
-
-    from keras_mixkd.study.training import check_teacher_classes
-
-    if not os.path.exists(path):
-        raise FileNotFoundError(
-            f"Teacher file {path} is missing although its cell is recorded as finished. "
-            "Delete the matching file in cells/ to train that teacher again."
-        )
-    try:
-        # Registers the library's saved classes (its optimizers, StandardizedLogits) in this process,
-        # which may be a fresh Ray worker that never imported them.
-        import keras_mixkd.distill  # noqa: F401
-        import keras_mixkd.models  # noqa: F401  (BatchNormalization of PyTorch-built models)
-        import keras_mixkd.optimizers  # noqa: F401
-
-        teacher = keras.saving.load_model(path)
-    except Exception as error:  # a corrupt or foreign file: say which file
-        from keras_mixkd._checks import keras_file_problem
-
-        raise ValueError(f"Cannot load the teacher {path}: {keras_file_problem(path) or error}") from error
-    check_teacher_classes(teacher, num_classes, where=f"teacher {path}")
-    return teacher
 
 
 def save_features(path, features, labels, max_examples, seed=0):

@@ -12,9 +12,9 @@ class Executor:
 
     >>> class Serial(Executor):
     ...     name = "serial"
-    ...     def run(self, pending, *, config, splits, folder, on_done, **options):
+    ...     def run(self, pending, *, config, splits, folder, on_done, options):
     ...         for index, cell in pending:
-    ...             on_done(index, cell, execute_cell(cell, config, splits, ...))
+    ...             on_done(index, cell, execute_cell(cell, config, splits, ..., options=options))
     """
 
     name = ""
@@ -23,8 +23,7 @@ class Executor:
         """A few words for the study's first line, e.g. "ray (local, 2 workers)"."""
         return self.name
 
-    def run(self, pending, *, config, splits, folder, on_done, verbose="auto", devices=None,
-            precision="float32", tensorboard=False, group_students=False):
+    def run(self, pending, *, config, splits, folder, on_done, options):
         """Run `pending` (`[(index, cell)]`, teachers before their students).
 
         Arguments:
@@ -33,10 +32,10 @@ class Executor:
             splits: the study's `DatasetSplits`.
             folder: the `RunFolder` (read here: finished teachers, work dirs).
             on_done: called as `on_done(index, cell, CellResult)` per finished cell.
-            verbose, devices, precision: as in `keras_mixkd.study.run_study`.
-            group_students: train the students that share a teacher and an
-                input stream together (`keras_mixkd.study.groups`), where the
-                executor can; one that cannot runs every cell alone.
+            options: the study's `RunOptions`; with `group_students`, train
+                the students that share a teacher and an input stream together
+                (`keras_mixkd.study.groups`) where the executor can; one that
+                cannot runs every cell alone.
         """
         raise NotImplementedError
 

@@ -50,41 +50,35 @@ class InProcessExecutor(Executor):
     def describe(self):
         return "in-process"
 
-    def run(self, pending, *, config, splits, folder, on_done, verbose="auto", devices=None,
-            precision="float32", tensorboard=False, group_students=False):
-        """Run `pending` in grid order; with `group_students`, each group of
+    def run(self, pending, *, config, splits, folder, on_done, options):
+        """Run `pending` in grid order; with `options.group_students`, each group of
         `keras_mixkd.study.groups.plan_groups` as one fit, its cells written
         one after the other once it is trained."""
         import keras
 
         from keras_mixkd.study import groups
+        from keras_mixkd.study.cell_execution import execute_cells
+        from keras_mixkd.study.cell_folders import CellFolders
         from keras_mixkd.study.executors.threads import set_math_threads
-        from keras_mixkd.study.runner import execute_cell
 
         set_math_threads(self.threads, keras.backend.backend())
         groups.remove_stale_group_dirs(folder)
-        items = groups.plan_groups(pending, config, folder=folder) if group_students else [[p] for p in pending]
+        items = (groups.plan_groups(pending, config, folder=folder) if options.group_students
+                 else [[p] for p in pending])
         # What lives now (modules, data) lives all study: each cell's clear_session then
         # collects only the cells' own garbage.
-        with fixed_cost.frozen_gc():
+        with fixed_cost.cuts(options.fixed_cost_cuts), fixed_cost.frozen_gc():
             for item in items:
-                if len(item) > 1:
-                    cells = [cell for _, cell in item]
-                    work_dir = groups.group_work_dir(folder, cells)
-                    results = groups.execute_group(
-                        cells, config, splits, teacher_path=folder.model_path, work_dir=work_dir,
-                        work_dirs=[folder.work_dir(cell.key) for cell in cells], verbose=verbose,
-                        log_dirs=[os.path.join(folder.path, "logs", cell.key) for cell in cells],
-                        precision=precision)
-                    for (index, cell), result in zip(item, results):
-                        on_done(index, cell, result)
-                    shutil.rmtree(work_dir, ignore_errors=True)
-                    del results
-                    continue
-                index, cell = item[0]
-                result = execute_cell(cell, config, splits, teacher_path=folder.model_path,
-                                      work_dir=folder.work_dir(cell.key), verbose=verbose, devices=devices,
-                                      precision=precision, log_dir=os.path.join(folder.path, "logs", cell.key),
-                                      tensorboard=tensorboard)
-                on_done(index, cell, result)
-                del result  # not frozen by a later freeze, and not kept while the next cell trains
+                cells = [cell for _, cell in item]
+                work_dirs = [folder.work_dir(cell.key) for cell in cells]
+                # A group backs up in work/group__<hash>/, a cell alone in its own work/<key>/.
+                backup_dir = groups.group_work_dir(folder, cells) if len(cells) > 1 else work_dirs[0]
+                folders = CellFolders(backup_dir, work_dirs,
+                                      [os.path.join(folder.path, "logs", cell.key) for cell in cells])
+                results = execute_cells(cells, config, splits, teacher_path=folder.model_path, folders=folders,
+                                        options=options)
+                for (index, cell), result in zip(item, results):
+                    on_done(index, cell, result)
+                if len(cells) > 1:
+                    shutil.rmtree(backup_dir, ignore_errors=True)
+                del results  # not frozen by a later freeze, and not kept while the next cell trains

@@ -1,6 +1,7 @@
 """`RayExecutor`: every cell of a study a Ray task; the driver the only writer of the run folder."""
 
 import contextlib
+import dataclasses
 import hashlib
 import math
 import os
@@ -115,8 +116,7 @@ class RayExecutor(Executor):
             return f"ray (local, {self.workers} worker{'s' * (self.workers != 1)})"
         return "ray"
 
-    def run(self, pending, *, config, splits, folder, on_done, verbose="auto", devices=None,
-            precision="float32", tensorboard=False, group_students=False):
+    def run(self, pending, *, config, splits, folder, on_done, options):
         # Each cell is a task of its own: students are not grouped under Ray (group_students is ignored).
         if not pending:
             return
@@ -124,8 +124,7 @@ class RayExecutor(Executor):
         env_vars = self._env_vars()
         started = self._connect(ray, env_vars)
         try:
-            self._run(ray, env_vars, pending, config, splits, folder, on_done, verbose, devices, precision,
-                      tensorboard)
+            self._run(ray, env_vars, pending, config, splits, folder, on_done, options)
         finally:
             if started:
                 ray.shutdown()
@@ -184,16 +183,16 @@ class RayExecutor(Executor):
     def _threads(self):
         return self.threads or max(1, int(self.cpus_per_cell))
 
-    def _run(self, ray, env_vars, pending, config, splits, folder, on_done, verbose, devices, precision,
-             tensorboard=False):
+    def _run(self, ray, env_vars, pending, config, splits, folder, on_done, options):
         gpus = self._gpus_per_cell(ray)
         threads = self._threads()
         runtime_env = {"env_vars": env_vars}
         context = {
             "run_path": os.path.abspath(folder.path),
             "token": manifest_token(folder.manifest_path),
-            "verbose": verbose, "devices": devices, "precision": precision, "threads": threads,
-            "tensorboard": tensorboard,
+            # Always one line per epoch: the log is where a long study is watched (`tail -f`),
+            # and a progress bar's carriage returns do not belong in a file.
+            "options": dataclasses.replace(options, verbose=2, group_students=False), "threads": threads,
         }
         task = ray.remote(run_cell_task)
         config_ref, splits_ref = ray.put(config), ray.put(splits)
@@ -283,7 +282,8 @@ def run_cell_task(cell, config, splits, teacher_bytes, context):
     and the process's own (file descriptors 1 and 2) go to that folder's
     `cell.log` while the cell runs.
     """
-    _limit_threads(context["threads"], context["devices"])
+    options = context["options"]
+    _limit_threads(context["threads"], options.devices)
     work_dir = cell_work_dir(context, cell.key)
     os.makedirs(work_dir, exist_ok=True)
     log = os.path.join(work_dir, "cell.log")
@@ -294,16 +294,14 @@ def run_cell_task(cell, config, splits, teacher_bytes, context):
         if teacher_bytes is not None:
             teacher_file = os.path.join(work_dir, "teacher.keras")
             _write_bytes(teacher_file, teacher_bytes)
-        from keras_mixkd.study.runner import execute_cell
+        from keras_mixkd.study.cell_execution import execute_cells
+        from keras_mixkd.study.cell_folders import CellFolders
 
-        # Always one line per epoch: the log is where a long study is watched (`tail -f`),
-        # and a progress bar's carriage returns do not belong in a file.
         # The CSVLogger's and TensorBoard's files are written next to the backup and handed to the
         # driver, which puts them in logs/<key>/ as the in-process executor does.
         log_dir = os.path.join(work_dir, "logs")
-        result = execute_cell(cell, config, splits, teacher_path=lambda key: teacher_file, work_dir=work_dir,
-                              verbose=2, devices=context["devices"], precision=context["precision"],
-                              log_dir=log_dir, tensorboard=context.get("tensorboard", False))
+        [result] = execute_cells([cell], config, splits, teacher_path=lambda key: teacher_file,
+                                 folders=CellFolders.of_one(work_dir, log_dir), options=options)
         model_file = os.path.join(work_dir, "model.keras")
         result.model.save(model_file)
         with open(model_file, "rb") as f:
