@@ -171,6 +171,7 @@ def test_report_opens_with_the_kd_gain_figure(tmp_path, rng):
     names = [os.path.basename(p) for p in result["plots"]]
     assert names[:2] == ["kd_gain.png", "kd_gain_best.png"]
     text = open(result["report"]).read()
+    assert "Teachers big trained with 4 augmentation(s)" in text  # named once, though in two pairs
     first_image = text.index("![")
     assert text[first_image:].startswith("![KD gain over the student alone](plots/kd_gain.png)")
     assert "\n## " not in text[:first_image]  # before every table

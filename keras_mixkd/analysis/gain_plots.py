@@ -68,7 +68,7 @@ def kd_gain_figure(records, config=None, metric="test_accuracy_last"):
     if not panels:
         return None
     counts = sorted({len(g) for _, _, (_, _, gains) in panels for g in gains.values() if g})
-    width = max(len(a) * (0.9 + 0.32 * len(r)) for _, _, (a, r, _) in panels) + 3.0
+    width = max(len(a) * (0.5 + 0.3 * len(r)) for _, _, (a, r, _) in panels) + 3.0
     figure = Figure(figsize=(max(7.0, width), 0.9 + 3.3 * len(panels)), layout="constrained")
     axes = figure.subplots(len(panels), 1, squeeze=False)[:, 0]
     for ax, (teacher_model, student_model, grid) in zip(axes, panels):
@@ -139,7 +139,8 @@ def _gain_panel(ax, grid, scale, seed_points, all_recipes):
     for j in range(1, len(augmentations)):
         ax.axvline(j - 0.5, color="0.85", linewidth=0.8, zorder=0)
     low, high = min(span), max(span)
-    pad = 0.08 * max(high - low, 1e-9)
+    # Every gain zero (a smoke run): one unit either side rather than a collapsed axis.
+    pad = 0.08 * (high - low) if high - low > 1e-9 else 1.0
     ax.set_ylim(low - pad, high + pad)
     ax.set_xlim(-0.5, len(augmentations) - 0.5)
     ax.set_xticks(range(len(augmentations)), augmentations)

@@ -35,7 +35,7 @@ def _per_pair_dots(records, config, metric, scale, ylabel, title, path, accuracy
     augmentations, recipes, pairs, _ = study_axes(records, config)
     if not pairs:
         pairs = [(t, None) for t in sorted({r["teacher_model"] for r in records})]
-    figure = Figure(figsize=(max(7.0, len(augmentations) * (0.9 + 0.3 * (len(recipes) + 1)) + 3.0),
+    figure = Figure(figsize=(max(7.0, len(augmentations) * (0.4 + 0.25 * (len(recipes) + 1)) + 3.5),
                              0.6 + 3.4 * len(pairs)), layout="constrained")
     axes = np.atleast_1d(figure.subplots(len(pairs), 1, squeeze=False)[:, 0])
     count = len({r["seed"] for r in records})

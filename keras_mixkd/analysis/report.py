@@ -127,7 +127,7 @@ def write_report(run_dir, *, projection=None, print_fn=print):
     if heatmap:
         written.append(heatmap)
     written += _projection_plots(run_dir, records, config, projection, plot_dir)
-    text = _report_markdown(run_dir, config, records, manifest, written, gain)
+    text = _report_markdown(run_dir, config, records, manifest, written, (gain, gain_best))
     report_path = os.path.join(run_dir, "report.md")
     atomic.write_text(report_path, text)
     table = main_table(records, config)
@@ -268,15 +268,20 @@ def _data_format_lines(records):
             "to float round-off (docs/performance.md).", ""]
 
 
-def _gain_figure_lines(run_dir, records, gain_path, pairs):
+def _gain_figure_lines(run_dir, records, pairs, gain_path, best_path):
     """The report's opening figure, the KD gain, with what its markers are; or why there is none."""
     if gain_path:
+        seeds = len({r["seed"] for r in records if r["role"] == "student"})
+        if seeds == 1:
+            markers = "One seed: each marker is that seed's gain; no spread over seeds is shown."
+        else:
+            markers = "Markers: mean over seeds with the sample std as error bar" + (
+                "; hollow points: each seed." if seeds <= gain_plots.MAX_SEED_POINTS else ".")
+        best = (" At the best-validation epoch: `plots/kd_gain_best.png`, in the appendix." if best_path else "")
         return [f"![KD gain over the student alone]({os.path.relpath(gain_path, run_dir)})", "",
                 "*The finding: **KD gain** = distilled − student alone, in percentage points of test accuracy at "
-                "the last epoch, paired by seed, per teacher augmentation and distillation recipe. Markers: mean "
-                "over seeds with the sample std as error bar; hollow points: each seed. Above the zero line "
-                "distillation helped. The same numbers as the KD-gain tables below; at the best-validation epoch: "
-                "`plots/kd_gain_best.png`, in the appendix.*", ""]
+                "the last epoch, paired by seed, per teacher augmentation and distillation recipe; above the zero "
+                f"line distillation helped. {markers} The same numbers as the KD-gain tables below.{best}*", ""]
     if pairs:
         if not tables.select(records, role=tables.ALONE):
             why = "this run trained no student alone (`student.baseline = false`), so there is no gain to draw"
@@ -286,7 +291,7 @@ def _gain_figure_lines(run_dir, records, gain_path, pairs):
     return []
 
 
-def _report_markdown(run_dir, config, records, manifest, plot_paths, gain_path=None):
+def _report_markdown(run_dir, config, records, manifest, plot_paths, gain_paths=(None, None)):
     augmentations, recipes, pairs, teacher_models = tables.study_axes(records, config)
     seeds = sorted({r["seed"] for r in records})
     backends = sorted({r.get("backend", "?") for r in records})
@@ -309,7 +314,7 @@ def _report_markdown(run_dir, config, records, manifest, plot_paths, gain_path=N
     ]
     if no_validation:
         lines += [f"> **{NO_SELECTION_NOTE}**", ""]
-    lines += _gain_figure_lines(run_dir, records, gain_path, pairs)
+    lines += _gain_figure_lines(run_dir, records, pairs, *gain_paths)
     lines += [
         *_recipe_description(config),
         f"- keras-mixkd {manifest.get('keras_mixkd_version')}, backend {', '.join(backends)}; "
@@ -382,7 +387,7 @@ def _report_markdown(run_dir, config, records, manifest, plot_paths, gain_path=N
                   tables.markdown_table(header, rows) if rows else "No student with a finished teacher yet.", ""]
     header, rows = tables.long_table(records, config)
     lines += ["## Every setting", "", tables.markdown_table(header, rows), "", "## Appendix: plots", ""]
-    for path in [p for p in plot_paths if p != gain_path]:  # the KD gain opens the report
+    for path in [p for p in plot_paths if p != gain_paths[0]]:  # the KD gain opens the report
         name = os.path.relpath(path, run_dir)
         lines += [f"![{os.path.basename(path)}]({name})", ""]
     lines += ["Per-cell records with per-epoch histories: `results.json`; one row per cell: `results.csv`.", ""]

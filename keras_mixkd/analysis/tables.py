@@ -50,8 +50,8 @@ def format_mean_std(values, scale=1.0, decimals=2):
 
 
 def ordered(values, preferred):
-    """`values` (a set) ordered as in `preferred`, the rest sorted after."""
-    preferred = [v for v in preferred if v in values]
+    """`values` (a set) ordered as in `preferred` (first occurrence), the rest sorted after."""
+    preferred = [v for v in dict.fromkeys(preferred) if v in values]
     return preferred + sorted(v for v in values if v not in preferred)
 
 
