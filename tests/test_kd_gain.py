@@ -235,3 +235,24 @@ def test_kd_gain_script_rebuilds_the_figure(tmp_path, rng):
     assert process.returncode == 0, process.stderr
     assert "KD gain over the student alone" in process.stdout
     assert sorted(os.listdir(out)) == ["kd_gain.png", "kd_gain_best.png"]
+
+
+def test_kd_gain_script_says_why_there_is_no_figure(tmp_path, rng):
+    config = config_of([0, 1])
+    run = write_study(tmp_path / "run", [r for r in gain_study(rng, [0, 1]) if r["role"] != "alone"], config)
+    process = subprocess.run([sys.executable, os.path.join(ROOT, "analysis", "kd_gain.py"), run,
+                              "--out", str(tmp_path / "out")],
+                             capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert process.returncode != 0
+    assert "no student-alone baseline (student.baseline = false)" in process.stderr
+
+
+def test_a_partial_run_says_how_many_seeds_each_cell_has(rng):
+    records = gain_study(rng, [0, 1, 2])
+    missing = "student__small__kd__from__big__mixup__s2"
+    records = [r for r in records if r["key"] != missing]
+    figure = kd_gain_figure(records, config_of([0, 1, 2]))
+    assert "2–3 seeds (varies by cell)" in figure.get_suptitle()
+    mean, std, points = drawn_gains(figure)[("big", "small", "mixup", "kd")]
+    assert len(points) == 2 and mean == pytest.approx(np.mean(points)) and std == pytest.approx(
+        np.std(points, ddof=1))
