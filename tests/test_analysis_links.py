@@ -102,7 +102,7 @@ def test_teachers_only_and_folder_runs_are_described_as_they_are(rng, tmp_path):
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    """One tiny real study, with --tensorboard: one teacher and its student, one epoch each."""
+    """One tiny real study, with --tensorboard: one teacher, its student and the student alone, one epoch each."""
     from keras_mixkd import cli
 
     runs = str(tmp_path_factory.mktemp("runs"))
@@ -110,7 +110,7 @@ def smoke_run(tmp_path_factory):
         "study", "--smoke", "--runs-dir", runs, "--name", "tiny", "--tensorboard",
         "--set", "data.train_examples=48", "--set", "data.test_examples=32",
         "--set", 'teacher.augmentations=["mixup"]', "--set", 'distillation=[{name = "kd_T1", temperature = 1.0}]',
-        "--set", "measure.projection_examples=32", "--set", "student.baseline=false",
+        "--set", "measure.projection_examples=32",
     ])
     assert status == 0
     return os.path.join(runs, "tiny")
@@ -127,7 +127,7 @@ def synthetic_run(tmp_path_factory):
 
 def test_every_cell_logs_a_csv_and_tensorboard(smoke_run):
     cells = json.load(open(os.path.join(smoke_run, "results.json")))["cells"]
-    assert len(cells) == 2
+    assert sorted(cell["role"] for cell in cells) == ["alone", "student", "teacher"]
     for cell in cells:
         folder = os.path.join(smoke_run, "logs", cell["key"])
         with open(os.path.join(folder, "history.csv")) as f:
@@ -153,3 +153,29 @@ def test_analysis_scripts_rebuild_their_figure(smoke_run, synthetic_run, tmp_pat
         assert process.stdout.strip()
         if script != "accuracy_table":
             assert os.listdir(out) and all(name.endswith(".png") for name in os.listdir(out))
+
+
+def test_kd_gain_script_on_the_smoke_study(smoke_run, tmp_path):
+    """analysis/kd_gain.py on a real study: the gain it prints and draws is distilled − alone from results.csv."""
+    from keras_mixkd.analysis import kd_gain_figure
+    from keras_mixkd.analysis import load_results
+    from tests.test_kd_gain import drawn_gains
+
+    out = str(tmp_path / "kd_gain")
+    process = subprocess.run([sys.executable, os.path.join(ROOT, "analysis", "kd_gain.py"), smoke_run, "--out", out],
+                             capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert process.returncode == 0, process.stderr
+    assert sorted(os.listdir(out)) == ["kd_gain.png", "kd_gain_best.png"]
+    with open(os.path.join(smoke_run, "results.csv"), newline="") as f:
+        rows = {r["role"]: r for r in csv.DictReader(f)}
+    gain = 100 * (float(rows["student"]["test_accuracy_last"]) - float(rows["alone"]["test_accuracy_last"]))
+    lines = process.stdout.splitlines()
+    title = next(i for i, line in enumerate(lines) if line.startswith("KD gain") and "last epoch" in line)
+    augmentation, printed = lines[title + 3].split()
+    assert augmentation == "mixup" and float(printed) == pytest.approx(gain, abs=0.005 + 1e-3)
+    config, records, _ = load_results(smoke_run)
+    drawn = drawn_gains(kd_gain_figure(records, config))
+    assert list(drawn) == [("digits_cnn", "digits_cnn_small", "mixup", "kd_T1")]
+    assert next(iter(drawn.values()))[0] == pytest.approx(gain, abs=1e-3)
+    report = open(os.path.join(smoke_run, "report.md")).read()
+    assert report.index("plots/kd_gain.png") < report.index("\n## ")  # the report opens with it

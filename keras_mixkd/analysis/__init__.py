@@ -10,6 +10,8 @@ from keras_mixkd.analysis.correlations import link_table
 from keras_mixkd.analysis.correlations import pearson
 from keras_mixkd.analysis.correlations import spearman
 from keras_mixkd.analysis.correlations import temperature_grid
+from keras_mixkd.analysis.gain_plots import kd_gain_figure
+from keras_mixkd.analysis.gain_plots import plot_kd_gain
 from keras_mixkd.analysis.plots import plot_accuracy
 from keras_mixkd.analysis.plots import plot_cd_over_epochs
 from keras_mixkd.analysis.plots import plot_class_discrimination
@@ -21,7 +23,11 @@ from keras_mixkd.analysis.plots import project_2d
 from keras_mixkd.analysis.report import load_results
 from keras_mixkd.analysis.report import main_table
 from keras_mixkd.analysis.report import write_report
+from keras_mixkd.analysis.tables import format_gain
 from keras_mixkd.analysis.tables import format_mean_std
+from keras_mixkd.analysis.tables import gain_grid
+from keras_mixkd.analysis.tables import gain_table
+from keras_mixkd.analysis.tables import kd_gains
 from keras_mixkd.analysis.tables import long_table
 from keras_mixkd.analysis.tables import markdown_table
 from keras_mixkd.analysis.tables import mean_std
@@ -29,8 +35,9 @@ from keras_mixkd.analysis.tables import pair_table
 from keras_mixkd.analysis.tables import text_table
 
 __all__ = [
-    "format_mean_std", "link_table", "load_results", "long_table", "main_table", "markdown_table", "mean_std",
-    "pair_table", "pearson", "plot_accuracy", "plot_cd_over_epochs", "plot_class_discrimination", "plot_curves",
+    "format_gain", "format_mean_std", "gain_grid", "gain_table", "kd_gain_figure", "kd_gains", "link_table",
+    "load_results", "long_table", "main_table", "markdown_table", "mean_std", "pair_table", "pearson",
+    "plot_accuracy", "plot_cd_over_epochs", "plot_class_discrimination", "plot_curves", "plot_kd_gain",
     "plot_links", "plot_projection", "plot_temperature_heatmap", "project_2d", "spearman", "temperature_grid",
     "text_table", "write_report",
 ]

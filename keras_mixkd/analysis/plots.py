@@ -8,7 +8,9 @@ import os
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import AutoMinorLocator
 from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MultipleLocator
 
 from keras_mixkd.analysis.tables import mean_std
 from keras_mixkd.analysis.tables import select
@@ -16,79 +18,94 @@ from keras_mixkd.analysis.tables import study_axes
 from keras_mixkd.study import atomic
 
 
-def _save(figure, path):
+def save_figure(figure, path):
     with atomic.atomic_path(path, suffix=".png") as tmp:
         figure.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
     return path
 
 
-def _grouped_bars(ax, groups, series, title, ylabel):
-    """groups: x labels; series: [(label, [(mean, std)] per group)]."""
-    width = 0.8 / max(len(series), 1)
-    x = np.arange(len(groups))
-    for i, (label, stats) in enumerate(series):
-        means = [s[0] for s in stats]
-        stds = [0.0 if not np.isfinite(s[1]) else s[1] for s in stats]
-        ax.bar(x + (i - (len(series) - 1) / 2) * width, means, width, yerr=stds, capsize=2, label=label)
-    ax.set_xticks(x, groups, rotation=20, ha="right")
-    ax.set_title(title, fontsize=10)
-    ax.set_ylabel(ylabel)
-    ax.grid(axis="y", alpha=0.3)
-    ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+def _per_pair_dots(records, config, metric, scale, ylabel, title, path, accuracy=False):
+    """A dot plot per teacher → student pair: mean ± std over seeds, the axis fitted to the data.
 
-
-def _per_pair_bars(records, config, metric, scale, ylabel, title, path, limits=None):
+    Markers, not bars, so the axis need not start at 0 and differences of a
+    point stay visible. Per teacher augmentation: the teacher, then each
+    recipe's student; the student alone (the same for every teacher) is a
+    line with a ± std band across the panel.
+    """
     augmentations, recipes, pairs, _ = study_axes(records, config)
     if not pairs:
         pairs = [(t, None) for t in sorted({r["teacher_model"] for r in records})]
-    figure = Figure(figsize=(max(6.0, 1.3 * len(augmentations) * (1 + 0.25 * len(recipes))), 3.6 * len(pairs)), layout="constrained")
+    figure = Figure(figsize=(max(7.0, len(augmentations) * (0.4 + 0.25 * (len(recipes) + 1)) + 3.5),
+                             0.6 + 3.4 * len(pairs)), layout="constrained")
     axes = np.atleast_1d(figure.subplots(len(pairs), 1, squeeze=False)[:, 0])
+    count = len({r["seed"] for r in records})
+    seeds = "one seed" if count == 1 else f"mean ± std over {count} seeds"
     for ax, (teacher_model, student_model) in zip(axes, pairs):
-        series = []
-        stats = []
-        for augmentation in augmentations:
-            group = select(records, role="teacher", teacher_model=teacher_model, teacher_augmentation=augmentation)
-            mean, std, _ = mean_std([g.get(metric) for g in group])
-            stats.append((mean * scale, std * scale))
-        series.append((f"teacher {teacher_model}", stats))
+        series = [(f"teacher {teacher_model}", "s", "black",
+                   [select(records, role="teacher", teacher_model=teacher_model, teacher_augmentation=a)
+                    for a in augmentations])]
+        for number, recipe in enumerate(recipes if student_model else []):
+            series.append((f"{student_model} · {recipe}", "o", f"C{number % 10}",
+                           [select(records, role="student", teacher_model=teacher_model, student_model=student_model,
+                                   teacher_augmentation=a, recipe=recipe) for a in augmentations]))
+        slot = 0.8 / len(series)
+        for i, (label, marker, colour, groups) in enumerate(series):
+            stats = [mean_std([g.get(metric) for g in group]) for group in groups]
+            x = [j + (i - (len(series) - 1) / 2) * slot for j, s in enumerate(stats) if s[2]]
+            means = [s[0] * scale for s in stats if s[2]]
+            stds = [s[1] * scale if s[2] > 1 else 0.0 for s in stats if s[2]]
+            if x:
+                ax.errorbar(x, means, yerr=stds, fmt=marker, color=colour, markersize=5, capsize=2.5, label=label)
         baselines = select(records, role="alone", student_model=student_model) if student_model else []
-        if baselines:  # the student trained without a teacher: the same bar in every group
-            mean, std, _ = mean_std([g.get(metric) for g in baselines])
-            series.append((f"{student_model} alone", [(mean * scale, std * scale)] * len(augmentations)))
-        for recipe in recipes if student_model else []:
-            stats = []
-            for augmentation in augmentations:
-                group = select(records, role="student", teacher_model=teacher_model, student_model=student_model,
-                               teacher_augmentation=augmentation, recipe=recipe)
-                mean, std, _ = mean_std([g.get(metric) for g in group])
-                stats.append((mean * scale, std * scale))
-            series.append((f"{student_model} · {recipe}", stats))
+        mean, std, n = mean_std([g.get(metric) for g in baselines])
+        if n:  # the student trained without a teacher: the same for every teacher augmentation
+            ax.axhline(mean * scale, color="0.35", linestyle="--", linewidth=1.0, label=f"{student_model} alone" + (" (band: ± std)" if n > 1 else ""))
+            if n > 1:
+                ax.axhspan((mean - std) * scale, (mean + std) * scale, color="0.5", alpha=0.15, linewidth=0)
+        for j in range(1, len(augmentations)):
+            ax.axvline(j - 0.5, color="0.85", linewidth=0.8, zorder=0)
+        ax.set_xlim(-0.5, len(augmentations) - 0.5)
+        ax.set_xticks(range(len(augmentations)), augmentations)
         name = f"{teacher_model} → {student_model}" if student_model else teacher_model
-        _grouped_bars(ax, augmentations, series, f"{title}: {name}", ylabel)
-        if limits == "accuracy":
-            # From 0, so bar heights compare honestly; up to the top of the highest error bar.
-            tops = [m + (sd if np.isfinite(sd) else 0.0) for _, s in series for m, sd in s if np.isfinite(m)]
-            if tops:
-                ax.set_ylim(0.0, max(100.0, max(tops) + 1.0))
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.set_title(f"{title}: {name}", fontsize=10)
+        ax.set_ylabel(ylabel)
+        if accuracy:
+            _point_grid(ax)
+        else:
+            ax.yaxis.set_minor_locator(AutoMinorLocator())
+        ax.grid(axis="y", which="major", alpha=0.35)
+        ax.grid(axis="y", which="minor", alpha=0.12)
+        ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title=seeds, title_fontsize=7)
     axes[-1].set_xlabel("teacher augmentation")
-    return _save(figure, path)
+    return save_figure(figure, path)
+
+
+def _point_grid(ax):
+    """Ticks every 1, 2 or 5 points and a light grid line at every point, so a 1-point gap reads off."""
+    low, high = ax.get_ylim()
+    step = 1.0 if high - low <= 8 else 2.0 if high - low <= 16 else 5.0
+    ax.yaxis.set_major_locator(MultipleLocator(step))
+    ax.yaxis.set_minor_locator(MultipleLocator(1.0 if high - low <= 40 else step))
 
 
 def plot_accuracy(records, path, config=None):
-    """Teacher vs student test accuracy (last epoch) per teacher augmentation.
+    """Teacher vs student test accuracy (last epoch) per teacher augmentation, as a dot plot.
 
-    Bars are means over seeds, error bars the sample std; one panel per
-    teacher → student pair, one bar per distillation recipe. The y axis runs
-    from 0 to 100 %, so gaps look as large as they are.
+    Markers are means over seeds, error bars the sample std; one panel per
+    teacher → student pair, one marker per distillation recipe, the student
+    alone as a dashed line with a ± std band. The y axis is fitted to the
+    data (it does not start at 0: markers, not bars), with a grid line at
+    every percentage point.
     """
-    return _per_pair_bars(records, config, "test_accuracy_last", 100.0, "test accuracy (%), last epoch",
-                          "Teacher vs student accuracy", path, limits="accuracy")
+    return _per_pair_dots(records, config, "test_accuracy_last", 100.0,
+                          "test accuracy (%), last epoch\n(axis fitted to the data)",
+                          "Teacher vs student accuracy", path, accuracy=True)
 
 
 def plot_class_discrimination(records, path, config=None):
-    """Class-discrimination of teacher and student features per teacher augmentation."""
-    return _per_pair_bars(records, config, "class_discrimination_last", 1.0,
+    """Class-discrimination of teacher and student features per teacher augmentation (dot plot)."""
+    return _per_pair_dots(records, config, "class_discrimination_last", 1.0,
                           "class-discrimination (test, last epoch)", "Class-discrimination", path)
 
 
@@ -122,10 +139,11 @@ def plot_cd_over_epochs(records, path, config=None, key="val_class_discriminatio
         _epoch_axis(ax)
         ax.set_ylabel("CD (test)" if key.startswith("test_") else "CD (validation)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, title="mean ± std over seeds", title_fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # records without per-epoch histories draw no line
+            ax.legend(fontsize=7, title="mean ± std over seeds", title_fontsize=7)
     for ax in axes[len(panels):]:
         ax.set_visible(False)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _mean_band(ax, curves, label):
@@ -201,7 +219,7 @@ def plot_projection(feature_sets, path, method="pca", title="Penultimate feature
     if feature_sets:
         figure.colorbar(scatter, ax=list(axes[: len(feature_sets)]), shrink=0.6, label="class")
     figure.suptitle(f"{title} ({method.upper() if method == 'pca' else 't-SNE'})")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def explained_variance(features):
@@ -261,7 +279,7 @@ def plot_links(records, path, config=None, student_metric="test_accuracy_last", 
             ax.grid(alpha=0.3)
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=6)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_curves(records, path, config=None):
@@ -295,7 +313,7 @@ def plot_curves(records, path, config=None):
             ax.grid(alpha=0.3)
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=6, title="teacher aug. (mean ± std over seeds)", title_fontsize=6)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_temperature_heatmap(records, path, config=None, metric="test_accuracy_last"):
@@ -321,4 +339,4 @@ def plot_temperature_heatmap(records, path, config=None, metric="test_accuracy_l
                 ax.text(j, i, f"{100 * means[i, j]:.1f}", ha="center", va="center", fontsize=8, color="white")
     figure.colorbar(image, ax=ax, label="student test accuracy (%), mean over seeds")
     ax.set_title("Student accuracy: teacher augmentation x temperature", fontsize=10)
-    return _save(figure, path)
+    return save_figure(figure, path)

@@ -3,6 +3,7 @@
 import os
 
 from keras_mixkd.analysis import correlations
+from keras_mixkd.analysis import gain_plots
 from keras_mixkd.analysis import plots
 from keras_mixkd.analysis import tables
 from keras_mixkd.study import atomic
@@ -109,7 +110,11 @@ def write_report(run_dir, *, projection=None, print_fn=print):
     projection = projection or config.get("measure", {}).get("projection", "pca")
     plot_dir = os.path.join(run_dir, "plots")
     cd_split = config.get("measure", {}).get("split", "val")
-    written = [
+    # The report's first figure (the finding); its best-validation twin goes to the appendix.
+    gain = gain_plots.plot_kd_gain(records, os.path.join(plot_dir, "kd_gain.png"), config)
+    gain_best = gain_plots.plot_kd_gain(records, os.path.join(plot_dir, "kd_gain_best.png"), config,
+                                        metric="test_accuracy_best")
+    written = [path for path in (gain, gain_best) if path] + [
         plots.plot_accuracy(records, os.path.join(plot_dir, "accuracy.png"), config),
         plots.plot_class_discrimination(records, os.path.join(plot_dir, "class_discrimination.png"), config),
         plots.plot_cd_over_epochs(records, os.path.join(plot_dir, "class_discrimination_over_epochs.png"), config,
@@ -122,7 +127,7 @@ def write_report(run_dir, *, projection=None, print_fn=print):
     if heatmap:
         written.append(heatmap)
     written += _projection_plots(run_dir, records, config, projection, plot_dir)
-    text = _report_markdown(run_dir, config, records, manifest, written)
+    text = _report_markdown(run_dir, config, records, manifest, written, (gain, gain_best))
     report_path = os.path.join(run_dir, "report.md")
     atomic.write_text(report_path, text)
     table = main_table(records, config)
@@ -263,7 +268,30 @@ def _data_format_lines(records):
             "to float round-off (docs/performance.md).", ""]
 
 
-def _report_markdown(run_dir, config, records, manifest, plot_paths):
+def _gain_figure_lines(run_dir, records, pairs, gain_path, best_path):
+    """The report's opening figure, the KD gain, with what its markers are; or why there is none."""
+    if gain_path:
+        seeds = len({r["seed"] for r in records if r["role"] == "student"})
+        if seeds == 1:
+            markers = "One seed: each marker is that seed's gain; no spread over seeds is shown."
+        else:
+            markers = "Markers: mean over seeds with the sample std as error bar" + (
+                "; hollow points: each seed." if seeds <= gain_plots.MAX_SEED_POINTS else ".")
+        best = (" At the best-validation epoch: `plots/kd_gain_best.png`, in the appendix." if best_path else "")
+        return [f"![KD gain over the student alone]({os.path.relpath(gain_path, run_dir)})", "",
+                "*The finding: **KD gain** = distilled − student alone, in percentage points of test accuracy at "
+                "the last epoch, paired by seed, per teacher augmentation and distillation recipe; above the zero "
+                f"line distillation helped. {markers} The same numbers as the KD-gain tables below.{best}*", ""]
+    if pairs:
+        if not tables.select(records, role=tables.ALONE):
+            why = "this run trained no student alone (`student.baseline = false`), so there is no gain to draw"
+        else:
+            why = "no distilled student has a finished student-alone cell of the same seed yet"
+        return [f"> No KD-gain figure: {why}.", ""]
+    return []
+
+
+def _report_markdown(run_dir, config, records, manifest, plot_paths, gain_paths=(None, None)):
     augmentations, recipes, pairs, teacher_models = tables.study_axes(records, config)
     seeds = sorted({r["seed"] for r in records})
     backends = sorted({r.get("backend", "?") for r in records})
@@ -286,6 +314,7 @@ def _report_markdown(run_dir, config, records, manifest, plot_paths):
     ]
     if no_validation:
         lines += [f"> **{NO_SELECTION_NOTE}**", ""]
+    lines += _gain_figure_lines(run_dir, records, pairs, *gain_paths)
     lines += [
         *_recipe_description(config),
         f"- keras-mixkd {manifest.get('keras_mixkd_version')}, backend {', '.join(backends)}; "
@@ -357,8 +386,8 @@ def _report_markdown(run_dir, config, records, manifest, plot_paths):
                   "or no spread. Figure: `plots/links.png`.", "",
                   tables.markdown_table(header, rows) if rows else "No student with a finished teacher yet.", ""]
     header, rows = tables.long_table(records, config)
-    lines += ["## Every setting", "", tables.markdown_table(header, rows), "", "## Plots", ""]
-    for path in plot_paths:
+    lines += ["## Every setting", "", tables.markdown_table(header, rows), "", "## Appendix: plots", ""]
+    for path in [p for p in plot_paths if p != gain_paths[0]]:  # the KD gain opens the report
         name = os.path.relpath(path, run_dir)
         lines += [f"![{os.path.basename(path)}]({name})", ""]
     lines += ["Per-cell records with per-epoch histories: `results.json`; one row per cell: `results.csv`.", ""]

@@ -50,8 +50,8 @@ def format_mean_std(values, scale=1.0, decimals=2):
 
 
 def ordered(values, preferred):
-    """`values` (a set) ordered as in `preferred`, the rest sorted after."""
-    preferred = [v for v in preferred if v in values]
+    """`values` (a set) ordered as in `preferred` (first occurrence), the rest sorted after."""
+    preferred = [v for v in dict.fromkeys(preferred) if v in values]
     return preferred + sorted(v for v in values if v not in preferred)
 
 
@@ -142,34 +142,75 @@ def kd_gains(records, teacher_model, student_model, teacher_augmentation, recipe
     return gains
 
 
+def gain_grid(records, teacher_model, student_model, metric="test_accuracy_last", config=None):
+    """The KD gains of one teacher → student pair, per teacher augmentation and recipe, per seed.
+
+    The one computation behind the KD-gain table (`gain_table`) and figure
+    (`plot_kd_gain`): for each teacher augmentation and distillation recipe
+    of the pair, `kd_gains` (distilled − student alone, paired by seed, in
+    the metric's own unit: a fraction for accuracies).
+
+    Arguments:
+        records: result records.
+        teacher_model, student_model: the pair.
+        metric: the record field compared (default the last epoch's test accuracy).
+        config: the study config, for the order of rows and columns.
+
+    Returns:
+        `(augmentations, recipes, gains)`: the teacher augmentations that
+        have a student of the pair and the recipes that distilled one, in
+        config order, and a dict `{(augmentation, recipe): [gain per seed,
+        by seed]}` (an empty list where no seed has both cells); or None
+        when the records hold no student-alone baseline of `student_model`.
+
+    Example:
+
+    >>> augmentations, recipes, gains = gain_grid(records, "digits_cnn", "digits_cnn_small")
+    >>> gains[("mixup", "kd")]
+    [0.011, -0.004, 0.02]
+    """
+    if not select(records, role=ALONE, student_model=student_model):
+        return None
+    augmentations, recipes, _, _ = study_axes(records, config)
+    students = select(records, role="student", teacher_model=teacher_model, student_model=student_model)
+    recipes = [r for r in recipes if select(students, recipe=r)]
+    augmentations = [a for a in augmentations if select(students, teacher_augmentation=a)]
+    gains = {(a, r): kd_gains(records, teacher_model, student_model, a, r, metric)
+             for a in augmentations for r in recipes}
+    return augmentations, recipes, gains
+
+
+def format_gain(values, scale=1.0, decimals=2):
+    """`format_mean_std` with a sign: "+3.16 ± 1.85", "-1.49 ± 2.53"; "–" for none.
+
+    Example:
+
+    >>> format_gain([0.02, 0.04], scale=100)
+    '+3.00 ± 1.41'
+    """
+    text = format_mean_std(values, scale, decimals)
+    return text if text == "–" or text.startswith("-") else "+" + text
+
+
 def gain_table(records, teacher_model, student_model, metric="test_accuracy_last", config=None):
     """The KD gain per cell of the main table: rows = teacher augmentations, columns = recipes.
 
     Each cell is the mean ± sample std over seeds of (distilled − student
-    alone), paired by seed (`kd_gains`), in the metric's scale (percentage
-    points for accuracies, with a sign); "–" where no seed has both.
+    alone), paired by seed (`gain_grid`, the numbers of the KD-gain figure),
+    in the metric's scale (percentage points for accuracies, with a sign);
+    "–" where no seed has both.
 
     Returns:
         `(header, rows)` as `pair_table`, or `(None, [])` when the records
         hold no student-alone baseline of `student_model`.
     """
     _, scale, decimals = METRICS.get(metric, (metric, 1.0, 4))
-    if not select(records, role=ALONE, student_model=student_model):
+    grid = gain_grid(records, teacher_model, student_model, metric, config)
+    if grid is None:
         return None, []
-    augmentations, recipes, _, _ = study_axes(records, config)
-    recipes = [r for r in recipes if select(records, role="student", teacher_model=teacher_model,
-                                            student_model=student_model, recipe=r)]
+    augmentations, recipes, gains = grid
     header = ["teacher augmentation"] + [f"{student_model} · {r} − alone" for r in recipes]
-    rows = []
-    for augmentation in augmentations:
-        row = [augmentation]
-        for recipe in recipes:
-            text = format_mean_std(kd_gains(records, teacher_model, student_model, augmentation, recipe, metric),
-                                   scale, decimals)
-            row.append(text if text == "–" or text.startswith("-") else "+" + text)
-        if select(records, role="student", teacher_model=teacher_model, student_model=student_model,
-                  teacher_augmentation=augmentation):
-            rows.append(row)
+    rows = [[a] + [format_gain(gains[(a, r)], scale, decimals) for r in recipes] for a in augmentations]
     return header, rows
 
 
