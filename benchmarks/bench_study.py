@@ -14,7 +14,7 @@ round (each round runs every contender back to back):
   the Distiller also tracks its two loss terms and the agreement with the
   teacher). Timed beside them: the uncached epoch (`uncached_vs_alone`) and
   the student alone with its loss only (`cache_vs_bare_alone`). Target <= 1.10.
-- `shared_vs_floor`: one step of a `SharedTeacherDistiller` of 3 students
+- `shared_vs_floor`: one step of a `Distiller` of 3 students
   (KD T = 4, KD T = 1, standardised KD) sharing resnet110 → resnet20 (batch
   64, 100 classes), ÷ (the teacher's inference + 3 plain student steps).
   Target <= 1.05.
@@ -23,7 +23,7 @@ round (each round runs every contender back to back):
 - `demo_vs_before`: wall time of the digits study (`keras-mixkd study`, in a
   fresh process, fresh run folder) ÷ the same study with the teacher cache,
   student groups and the fixed-cost cuts switched off (`--no-teacher-cache
-  --no-group` and `KERAS_MIXKD_FIXED_COST_CUTS=0`). `--quick` runs one seed
+  --no-group` and `--no-fixed-cost-cuts`). `--quick` runs one seed
   and two teacher augmentations; `--smoke` a tiny in-process study. The
   largest difference of any cell's test accuracy between the two runs is
   printed beside it (the cache and groups change round-off, nothing else).
@@ -78,8 +78,7 @@ TARGETS = {
     "torch_vs_plain": (">=", 0.9),
 }
 # What switches the study's speed-ups off (the "before" run of `demo_vs_before`).
-BEFORE_FLAGS = ("--no-teacher-cache", "--no-group")
-BEFORE_ENV = {"KERAS_MIXKD_FIXED_COST_CUTS": "0"}
+BEFORE_FLAGS = ("--no-teacher-cache", "--no-group", "--no-fixed-cost-cuts")
 STUDENT_LOSS_WEIGHT = 0.1
 
 
@@ -164,7 +163,6 @@ GROUP = {
 def measure_shared(args):
     """Step times of a 3-student group, the 3 separate Distillers, and the floor's parts."""
     from keras_mixkd.distill import Distiller
-    from keras_mixkd.distill import SharedTeacherDistiller
     from keras_mixkd.models import get_model
 
     teacher_name, student_name = ("resnet8", "resnet8") if args.smoke else ("resnet110", "resnet20")
@@ -183,7 +181,7 @@ def measure_shared(args):
         return get_model(student_name, classes, input_shape=(32, 32, 3))
 
     steps = {}
-    group = SharedTeacherDistiller(teacher(), {
+    group = Distiller(teacher(), students={
         name: (student(), dict(options, student_loss_weight=STUDENT_LOSS_WEIGHT)) for name, options in GROUP.items()
     })
     group.compile(optimizer=sgd())
@@ -218,26 +216,16 @@ QUICK_STUDY_ARGS = "--seeds 0 --only teacher_augmentation=none,mixup"
 
 def _run_study_in_process(runs_dir, name, before):
     """The smoke scale: a tiny study in this process (no start-up cost to hide the difference)."""
+    from keras_mixkd.study import RunOptions
     from keras_mixkd.study import load_recipe
     from keras_mixkd.study import run_study
 
-    previous = os.environ.get("KERAS_MIXKD_FIXED_COST_CUTS")
-    config = load_recipe("digits", smoke=True)
-    options = {}
-    if before:
-        os.environ.update(BEFORE_ENV)
-        config["teacher_cache"] = False  # what --no-teacher-cache sets
-        options = {"group_students": False}
-    try:
-        start = time.perf_counter()
-        run_study(config, runs_dir=runs_dir, name=name, report=False, verbose=0,
-                  only={"teacher_augmentation": ["none"]}, print_fn=lambda *a, **k: None, **options)
-        return time.perf_counter() - start
-    finally:
-        if previous is None:
-            os.environ.pop("KERAS_MIXKD_FIXED_COST_CUTS", None)
-        else:
-            os.environ["KERAS_MIXKD_FIXED_COST_CUTS"] = previous
+    config = load_recipe("digits", smoke=True, overrides={"teacher_cache": False} if before else None)
+    options = RunOptions(verbose=0, group_students=not before, fixed_cost_cuts=not before)
+    start = time.perf_counter()
+    run_study(config, runs_dir=runs_dir, name=name, report=False, options=options,
+              only={"teacher_augmentation": ["none"]}, print_fn=lambda *a, **k: None)
+    return time.perf_counter() - start
 
 
 def measure_demo(args):
@@ -253,7 +241,7 @@ def measure_demo(args):
                     seconds = _run_study_in_process(runs_dir, name, before)
                 else:
                     seconds, _ = run_study_command(QUICK_STUDY_ARGS if args.quick else "", runs_dir, name,
-                                           BEFORE_FLAGS if before else (), BEFORE_ENV if before else None)
+                                                   BEFORE_FLAGS if before else ())
                 times[which].append(seconds)
         after = read_results(runs_dir, "after0")
         before = read_results(runs_dir, "before0")
