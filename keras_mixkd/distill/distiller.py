@@ -8,6 +8,7 @@ from keras import ops
 
 from keras_mixkd import losses as kd_losses
 from keras_mixkd._checks import check_fit_arrays
+from keras_mixkd._keras_compat import restore_detached_values
 from keras_mixkd.models.direct_graph_call import direct_call_or_model
 
 LOSS_NAMES = kd_losses.LOSS_NAMES
@@ -96,9 +97,7 @@ def keep_variables_on_error(model):
     try:
         yield
     except BaseException:
-        for variable, value in saved:
-            if variable._value is None:
-                variable._value = value
+        restore_detached_values(saved)
         raise
 
 

@@ -360,7 +360,7 @@ def _fit_group(group, names, splits, train_ds, *, epochs, work_dir, work_dirs, l
     fixed_cost.prebuild_for_fit(group, train_ds)  # TensorFlow: one trace of the group's step, not two
     try:
         # shuffle=False: the tf.data pipeline shuffles, seeded, itself.
-        group.fit(train_ds, epochs=epochs, verbose=verbose, shuffle=False,
+        group.fit(train_ds, epochs=epochs, initial_epoch=backup.resume_epoch, verbose=verbose, shuffle=False,
                   callbacks=[stop_on_nan, *members, backup])
     except RuntimeError as error:
         if "NaN or Inf loss" not in str(error):

@@ -322,7 +322,8 @@ def _fit(model, splits, train_ds, *, epochs, work_dir, measure, verbose, batch_s
     fixed_cost.prebuild_for_fit(model, train_ds)  # one trace of the train step, not two
     try:
         # shuffle=False: the tf.data pipeline shuffles, seeded, itself.
-        model.fit(train_ds, epochs=epochs, verbose=verbose, shuffle=False, callbacks=callbacks)
+        model.fit(train_ds, epochs=epochs, initial_epoch=backup.resume_epoch, verbose=verbose, shuffle=False,
+                  callbacks=callbacks)
     except RuntimeError as error:
         if "NaN or Inf loss" not in str(error):
             raise
