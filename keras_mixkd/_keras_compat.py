@@ -4,14 +4,14 @@ The rest of the package reads no private attribute of a Keras object and
 imports nothing from `keras.src`: it calls these functions. Each one names
 the versions it was verified on, takes the private path when it is there,
 and otherwise takes a public path that computes the same numbers (slower,
-or with less checking), with one warning per process naming what is
-missing. A Keras without one of these paths never makes a user's run fail
-with an `AttributeError`.
+or with less checking; the two exceptions say so), with one warning per
+process naming what is missing. A Keras without one of these paths never
+makes a user's run fail with an `AttributeError`.
 
-Verified on: Keras 3.15.1 (the test suite's) with JAX 0.10.2; the paths
-also exist in keras-nightly 3.16.0.dev (checked by reading its source). A
-test per function (tests/test_keras_compat.py) removes the private path
-with `monkeypatch` and checks that the fallback gives the same result.
+Verified on: Keras 3.15.1 (the test suite's; JAX 0.10.2, KerasCV 0.9.0).
+The Keras paths are also in keras-nightly 3.16.0.dev2026102704 (read in its
+source, not run). A test per function (tests/test_keras_compat.py) removes
+the private path with `monkeypatch` and checks what the fallback gives.
 """
 
 import inspect
@@ -38,8 +38,8 @@ def warn_fallback(what, fallback):
         return
     _warned.add(what)
     warnings.warn(
-        f"keras-mixkd: Keras {keras.__version__} has no {what} (verified on Keras 3.15.1 and "
-        f"3.16.0.dev); taking {fallback} instead: same numbers, maybe slower.",
+        f"keras-mixkd: no {what} here (Keras {keras.__version__}; keras-mixkd was verified on "
+        f"Keras 3.15.1 and 3.16.0.dev); taking {fallback} instead (see keras_mixkd._keras_compat).",
         RuntimeWarning,
         stacklevel=3,
     )
@@ -263,7 +263,9 @@ def restore_detached_values(saved):
     attaches the new values after it (Keras 3.15.1, 3.16.0.dev); a step that
     raises leaves them detached. For each `(variable, value)` whose
     `_value` is None this sets it back. Fallback when `_value` is missing
-    (one warning): `variable.assign(value)`, Keras's public write.
+    (one warning): `variable.assign(value)`, Keras's public write, for every
+    pair: the variables all go back to the saved values (on the private path,
+    those the failed step did not detach keep their current values).
 
     Arguments:
         saved: `(variable, value)` pairs taken before the step.

@@ -180,7 +180,8 @@ class DirectGraphCall:
 
     def __call__(self, inputs, training=False):
         """The model's outputs on `inputs` (`training`: `True` or `False`)."""
-        if self._schedule is None or not isinstance(training, bool) or any(keras.backend.is_keras_tensor(x) for x in keras.tree.flatten(inputs)):
+        symbolic = any(keras.backend.is_keras_tensor(x) for x in keras.tree.flatten(inputs))
+        if self._schedule is None or not isinstance(training, bool) or symbolic:
             return self.model(inputs, training=training)
         flat_inputs = standardize_inputs(self.model, inputs)
         if flat_inputs is None or any(keras.backend.standardize_dtype(x.dtype) != "float32" for x in flat_inputs):
