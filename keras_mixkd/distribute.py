@@ -309,7 +309,7 @@ def training_scope(devices=None, precision="float32"):
     """
     from keras_mixkd import precision as precision_module
 
-    precision_module._check_policy(precision)
+    precision_module.check_policy(precision)
     return _combined(precision_module.precision(precision), data_parallel(devices))
 
 

@@ -19,7 +19,21 @@ import contextlib
 PRECISION_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
-def _check_policy(policy):
+def check_policy(policy):
+    """`policy` if it names one of `PRECISION_POLICIES`; a clear error otherwise.
+
+    Arguments:
+        policy: `"float32"`, `"mixed_float16"` or `"mixed_bfloat16"`.
+
+    Raises:
+        TypeError: When `policy` is not a string.
+        ValueError: When it names no policy of `PRECISION_POLICIES`.
+
+    Example:
+
+    >>> check_policy("mixed_bfloat16")
+    'mixed_bfloat16'
+    """
     if not isinstance(policy, str):
         raise TypeError(
             f"`policy` must be a string, one of {list(PRECISION_POLICIES)}; got "
@@ -58,7 +72,7 @@ def set_precision(policy):
     distiller.compile(optimizer="sgd", jit_compile=True)
     ```
     """
-    _check_policy(policy)
+    check_policy(policy)
     import keras
 
     previous = keras.config.dtype_policy().name

@@ -176,7 +176,9 @@ def test_resumed_run_restores_sgd_state(tmp_path):
     first = compiled()
     first.fit(x, y, epochs=1, batch_size=4, verbose=0, callbacks=[ResumableBackup(backup)])
     resumed = compiled()
-    resumed.fit(x, y, epochs=1, batch_size=4, verbose=0, callbacks=[ResumableBackup(backup)])  # nothing left
+    restore = ResumableBackup(backup)
+    resumed.fit(x, y, epochs=1, initial_epoch=restore.resume_epoch, batch_size=4, verbose=0,
+                callbacks=[restore])  # nothing left
     assert int(keras.ops.convert_to_numpy(resumed.optimizer.iterations)) == 2
     for a, b in zip(first.optimizer.variables + first.weights, resumed.optimizer.variables + resumed.weights):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))

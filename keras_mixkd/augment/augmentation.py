@@ -48,15 +48,12 @@ def sequential_map(layer):
     seeded `tf.random.Generator` in an order that varies from run to run, so a
     seeded `keras_cv.layers.RandAugment` gave other images in another process
     (seen under the JAX backend). One iteration at a time fixes the order.
-    Returns the layer.
+    Returns the layer. The KerasCV internals this replaces are read in
+    `keras_mixkd._keras_compat.sequential_map`.
     """
+    from keras_mixkd._keras_compat import sequential_map
 
-    def map_fn(func, inputs):
-        return tf.map_fn(func, inputs, fn_output_signature=layer._compute_output_signature(inputs),
-                         parallel_iterations=1)
-
-    layer._map_fn = map_fn
-    return layer
+    return sequential_map(layer)
 
 
 class Augmentation:

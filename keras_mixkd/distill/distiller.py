@@ -8,6 +8,7 @@ from keras import ops
 
 from keras_mixkd import losses as kd_losses
 from keras_mixkd._checks import check_fit_arrays
+from keras_mixkd._keras_compat import restore_detached_values
 from keras_mixkd.distill import student_group
 from keras_mixkd.distill.feature_extractor import FeatureExtractor
 from keras_mixkd.distill.loss_epochs import LossEpochs
@@ -48,9 +49,7 @@ def keep_variables_on_error(model):
     try:
         yield
     except BaseException:
-        for variable, value in saved:
-            if variable._value is None:
-                variable._value = value
+        restore_detached_values(saved)
         raise
 
 

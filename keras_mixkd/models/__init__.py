@@ -266,7 +266,9 @@ def count_params_pytorch_style(model):
 
 def _all_layers(model):
     # Nested models and layers too: a BatchNormalization inside a sub-block.
-    return model._flatten_layers(include_self=False, recursive=True)
+    from keras_mixkd._keras_compat import sublayers
+
+    return sublayers(model, recursive=True)
 
 
 __all__ = [

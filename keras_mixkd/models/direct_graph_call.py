@@ -4,10 +4,12 @@ import functools
 
 import keras
 
-try:  # The class of every functional `keras.Model` (the zoo's models are all of it).
-    from keras.src.models.functional import Functional as _Functional
-except ImportError:  # pragma: no cover - a Keras without it: every model takes the plain call
-    _Functional = None
+from keras_mixkd._keras_compat import call_takes_training
+from keras_mixkd._keras_compat import functional_class
+from keras_mixkd._keras_compat import graph_nodes
+from keras_mixkd._keras_compat import keras_mask
+from keras_mixkd._keras_compat import standardize_inputs
+from keras_mixkd._keras_compat import sublayers
 
 
 def direct_call_problem(model):
@@ -31,17 +33,27 @@ def direct_call_problem(model):
     >>> from keras_mixkd.models import get_model
     >>> direct_call_problem(get_model("resnet8", 10)) is None
     True
+
+    On a Keras without the internals this needs (see `keras_mixkd._keras_compat`),
+    the problem names them, and `direct_call_or_model` keeps the model's plain
+    call.
     """
-    if _Functional is None or not isinstance(model, _Functional):
+    functional = functional_class()
+    if functional is None:
+        return "this Keras has no keras.src.models.functional.Functional"
+    if not isinstance(model, functional):
         return f"{type(model).__name__} is not a functional keras.Model"
-    if type(model).call is not _Functional.call:
+    if type(model).call is not functional.call:
         return f"{type(model).__name__} overrides the functional `call`"
     if not model.built:
         return f"model {model.name!r} is not built"
-    for node in _graph_nodes(model):
+    nodes = graph_nodes(model)
+    if nodes is None:
+        return "this Keras has no Functional._nodes_by_depth"
+    for node in nodes:
         operation = node.operation
         for tensor in node.output_tensors:
-            if getattr(tensor, "_keras_mask", None) is not None:
+            if keras_mask(tensor) is not None:
                 return f"layer {operation.name!r} outputs a Keras mask"
         if not isinstance(operation, keras.layers.Layer):
             continue
@@ -50,7 +62,7 @@ def direct_call_problem(model):
             return f"layer {operation.name!r} has the dtype policy {policy!r}, not 'float32'"
         if getattr(operation, "activity_regularizer", None) is not None:
             return f"layer {operation.name!r} has an activity regulariser"
-        if not isinstance(operation, keras.Model) and operation._flatten_layers(include_self=False):
+        if not isinstance(operation, keras.Model) and sublayers(operation, recursive=False):
             # Its sublayers would read `training` from a Keras call context that only
             # `__call__` sets up.
             return f"layer {operation.name!r} holds sublayers"
@@ -77,13 +89,6 @@ def direct_call_or_model(model):
     return model if direct_call_problem(model) is not None else DirectGraphCall(model)
 
 
-def _graph_nodes(model):
-    for depth in sorted(model._nodes_by_depth, reverse=True):
-        for node in model._nodes_by_depth[depth]:
-            if node.operation is not None and not node.is_input:
-                yield node
-
-
 class DirectGraphCall:
     """A functional model's forward pass, calling each layer's `call` directly.
 
@@ -106,7 +111,9 @@ class DirectGraphCall:
     included): the outputs and their gradients are identical, bit for bit.
     A nested model is called as usual (its own `__call__`). Inputs that are
     not float32, symbolic inputs, and a `training` that is not a Python
-    bool take the plain `model(x, training=training)`.
+    bool take the plain `model(x, training=training)`, and so do all inputs
+    on a Keras that lacks the internals this walk reads (one warning; see
+    `keras_mixkd._keras_compat`).
 
     The `Distiller` runs its teacher (inference) and its student (training
     and inference) this way when they allow it (`direct_call_or_model`).
@@ -130,14 +137,19 @@ class DirectGraphCall:
     """
 
     def __init__(self, model):
+        self.model = model
+        functional = functional_class()
+        if functional is None or (isinstance(model, functional) and graph_nodes(model) is None):
+            # A Keras without the internals this walk reads: the plain call (the compat module warned).
+            self._schedule = None
+            return
         problem = direct_call_problem(model)
         if problem is not None:
             raise ValueError(
                 "DirectGraphCall runs a built functional keras.Model of float32 layers without "
                 f"masks, activity regularisers or sublayers; got {problem}."
             )
-        self.model = model
-        nodes = list(_graph_nodes(model))  # the order of Keras's own `_run_through_graph`
+        nodes = graph_nodes(model)  # the order of Keras's own `_run_through_graph`
         self._calls = {training: {id(node.operation): self._direct_call(node.operation, training)
                                   for node in nodes}
                        for training in (False, True)}
@@ -161,17 +173,18 @@ class DirectGraphCall:
         if isinstance(operation, keras.Model):
             return functools.partial(operation, training=training)
         if isinstance(operation, keras.layers.Layer):
-            if operation._call_has_training_arg:
+            if call_takes_training(operation):
                 return functools.partial(operation.call, training=training)
             return operation.call
         return operation  # a bare keras op: its `__call__` is its computation
 
     def __call__(self, inputs, training=False):
         """The model's outputs on `inputs` (`training`: `True` or `False`)."""
-        if not isinstance(training, bool) or any(keras.backend.is_keras_tensor(x) for x in keras.tree.flatten(inputs)):
+        symbolic = any(keras.backend.is_keras_tensor(x) for x in keras.tree.flatten(inputs))
+        if self._schedule is None or not isinstance(training, bool) or symbolic:
             return self.model(inputs, training=training)
-        flat_inputs = self.model._standardize_inputs(inputs)
-        if any(keras.backend.standardize_dtype(x.dtype) != "float32" for x in flat_inputs):
+        flat_inputs = standardize_inputs(self.model, inputs)
+        if flat_inputs is None or any(keras.backend.standardize_dtype(x.dtype) != "float32" for x in flat_inputs):
             return self.model(inputs, training=training)
         calls = self._calls[training]
         tensors = {id(reference): value for reference, value in zip(self.model.inputs, flat_inputs)}
@@ -187,7 +200,7 @@ class DirectGraphCall:
         if missing:
             raise ValueError(f"Outputs {missing} of model {self.model.name!r} are not connected to its inputs.")
         outputs = keras.tree.pack_sequence_as(
-            self.model._outputs_struct, [tensors[id(reference)] for reference in self.model.outputs]
+            self.model.output, [tensors[id(reference)] for reference in self.model.outputs]
         )
         if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
             return outputs[0]

@@ -27,9 +27,28 @@ def add_l2(optimizer, gradient, variable, l2):
     """`gradient + l2 * variable` (coupled weight decay), unless `variable` is excluded."""
     from keras import ops
 
-    if not l2 or not optimizer._use_weight_decay(variable):
+    from keras_mixkd._keras_compat import uses_weight_decay
+
+    if not l2 or not uses_weight_decay(optimizer, variable):
         return gradient
     return ops.add(gradient, ops.multiply(variable, ops.cast(l2, variable.dtype)))
+
+
+def record_weight_decay_exclusions(optimizer, var_list, var_names):
+    """Keep the arguments of `exclude_from_weight_decay` in `optimizer.weight_decay_exclusions`.
+
+    `keras_mixkd._keras_compat.uses_weight_decay` reads them on a Keras without
+    `Optimizer._use_weight_decay`. Like Keras's, a call replaces the exclusions
+    of an earlier one. The variables are kept by `id` (the optimizer would
+    track variables themselves as its own state): the Keras variable's, and
+    on TensorFlow its `tf.Variable`'s, which is what `update_step` may receive.
+    """
+    import keras
+
+    ids = {id(v) for v in var_list or ()}
+    if keras.backend.backend() == "tensorflow":
+        ids |= {id(v.value) for v in var_list or () if isinstance(v, keras.Variable)}
+    optimizer.weight_decay_exclusions = (frozenset(ids), tuple(var_names or ()))
 
 
 def with_weight_decay_config(optimizer, config):

@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_mixkd.optimizers._weight_decay import add_l2
 from keras_mixkd.optimizers._weight_decay import check_weight_decay
+from keras_mixkd.optimizers._weight_decay import record_weight_decay_exclusions
 from keras_mixkd.optimizers._weight_decay import with_weight_decay_config
 
 
@@ -47,6 +48,11 @@ class Adam(keras.optimizers.Adam):
     def update_step(self, gradient, variable, learning_rate):
         gradient = add_l2(self, ops.cast(gradient, variable.dtype), variable, self.l2_weight_decay)
         super().update_step(gradient, variable, learning_rate)
+
+    def exclude_from_weight_decay(self, var_list=None, var_names=None):
+        """Keras's `exclude_from_weight_decay`; the "l2" mode honours it too."""
+        super().exclude_from_weight_decay(var_list=var_list, var_names=var_names)
+        record_weight_decay_exclusions(self, var_list, var_names)
 
     def get_config(self):
         return with_weight_decay_config(self, super().get_config())

@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_mixkd.optimizers._weight_decay import add_l2
 from keras_mixkd.optimizers._weight_decay import check_weight_decay
+from keras_mixkd.optimizers._weight_decay import record_weight_decay_exclusions
 from keras_mixkd.optimizers._weight_decay import with_weight_decay_config
 
 
@@ -82,6 +83,11 @@ class SGD(keras.optimizers.SGD):
         else:
             step = gradient
         self.assign_sub(variable, ops.multiply(step, learning_rate))
+
+    def exclude_from_weight_decay(self, var_list=None, var_names=None):
+        """Keras's `exclude_from_weight_decay`; the "l2" mode honours it too."""
+        super().exclude_from_weight_decay(var_list=var_list, var_names=var_names)
+        record_weight_decay_exclusions(self, var_list, var_names)
 
     def get_config(self):
         return with_weight_decay_config(self, super().get_config())

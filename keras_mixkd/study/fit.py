@@ -94,7 +94,9 @@ def fit_and_record(model, members, train_ds, splits, settings, backup_dir, optio
     fixed_cost.prebuild_for_fit(model, train_ds)  # TensorFlow: one trace of the train step, not two
     try:
         # shuffle=False: the tf.data pipeline shuffles, seeded, itself.
-        model.fit(train_ds, epochs=settings.epochs, verbose=options.verbose, shuffle=False, callbacks=callbacks)
+        # The backup restores the weights; `initial_epoch` tells `fit` where it stopped.
+        model.fit(train_ds, epochs=settings.epochs, initial_epoch=backup.resume_epoch, verbose=options.verbose,
+                  shuffle=False, callbacks=callbacks)
     except RuntimeError as error:
         if "NaN or Inf loss" not in str(error):
             raise

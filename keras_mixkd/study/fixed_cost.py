@@ -85,13 +85,12 @@ def prebuild_for_fit(model, dataset):
         # JAX's and PyTorch's `fit` draw one batch from an extra iterator to build this state
         # (Keras's `Trainer._symbolic_build`): skipping that draw would reshuffle every epoch.
         return
-    metrics = getattr(model, "_compile_metrics", None)
-    loss = getattr(model, "_compile_loss", None)
-    if (metrics is not None and not metrics.built) or (loss is not None and not loss.built):
-        # Symbolic tensors of one batch, as Keras's own `fit` does under a distribution strategy.
-        spec = keras.tree.map_structure(lambda s: keras.KerasTensor(s.shape, str(s.dtype.name)),
-                                        dataset.element_spec)
-        model._symbolic_build(data_batch=spec)
+    from keras_mixkd._keras_compat import symbolic_build
+
+    # Symbolic tensors of one batch, as Keras's own `fit` does under a distribution strategy.
+    spec = keras.tree.map_structure(lambda s: keras.KerasTensor(s.shape, str(s.dtype.name)),
+                                    dataset.element_spec)
+    symbolic_build(model, spec)
     if model.optimizer is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
 

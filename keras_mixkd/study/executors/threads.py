@@ -104,11 +104,6 @@ def _check_jax_threads(threads):
 
 
 def _jax_started():
-    import jax
+    from keras_mixkd._keras_compat import jax_backends_started
 
-    try:
-        from jax._src import xla_bridge
-
-        return bool(xla_bridge._backends)
-    except (ImportError, AttributeError):
-        return bool(jax.devices())
+    return jax_backends_started()
