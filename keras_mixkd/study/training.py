@@ -400,6 +400,7 @@ def train_teacher(splits, model_name, augmentation, *, seed, epochs, optimizer, 
     >>> teacher, record = train_teacher(splits, "digits_cnn", "mixup", seed=0, epochs=5,
     ...                                 optimizer=config["teacher"]["optimizer"], work_dir="t")
     """
+    from keras_mixkd.augment import mixing_implementation
     from keras_mixkd.data import make_dataset
     from keras_mixkd.models.model_card import model_card
 
@@ -427,6 +428,7 @@ def train_teacher(splits, model_name, augmentation, *, seed, epochs, optimizer, 
         "role": "teacher",
         "teacher_model": model_name,
         "teacher_augmentation": augmentation,
+        "mixing_implementation": mixing_implementation(aug),
         "seed": seed,
         "epochs": epochs,
         **summarize_history(history),
@@ -488,6 +490,7 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
     ...     seed=0, epochs=5, optimizer=config["student"]["optimizer"], work_dir="s")
     """
     from keras_mixkd import Distiller
+    from keras_mixkd.augment import mixing_implementation
     from keras_mixkd.data import make_dataset
 
     measure = measure or _default_measure()
@@ -522,6 +525,7 @@ def distill_student(splits, teacher, student_model_name, recipe, *, seed, epochs
     record = distilled_record(student, teacher, student_model_name, recipe, names, seed=seed, epochs=epochs,
                               history=history, measures=measures, seconds=time.time() - start, splits=splits,
                               teacher_cache=cached is not None)
+    record["mixing_implementation"] = mixing_implementation(aug)
     return distiller, record, measures["features"]
 
 
