@@ -325,3 +325,17 @@ def test_fallback_runs_inside_tf_data(name, rng, without_keras_cv):
         assert out["images"].shape == (8, 8, 8, 3)
         if name != "cutout":
             np.testing.assert_allclose(out["labels"].numpy().sum(axis=1), 1.0, atol=1e-5)
+
+
+# -- RandAugment and AugMix: Keras core's layers without KerasCV ------------------------
+@pytest.mark.parametrize("name", ["randaugment", "augmix"])
+def test_randaugment_and_augmix_fall_back_to_keras_core(name, without_keras_cv):
+    owner = {"randaugment": "RandAugment", "augmix": "AugMix"}[name]
+    with pytest.warns(UserWarning, match=f"{owner}: KerasCV cannot be imported .*Keras core's layer"):
+        aug = get_augmentation(name)
+    assert aug.implementation_used == "keras" and aug.get_config()["implementation"] is None
+    with pytest.raises(ImportError) as info:
+        get_augmentation(name, implementation="keras_cv")
+    assert "\n" not in str(info.value)
+    assert f'{owner}(implementation="keras_cv") needs KerasCV' in str(info.value)
+    assert get_augmentation(name, implementation="keras").implementation_used == "keras"
