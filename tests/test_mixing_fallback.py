@@ -339,3 +339,21 @@ def test_randaugment_and_augmix_fall_back_to_keras_core(name, without_keras_cv):
     assert "\n" not in str(info.value)
     assert f'{owner}(implementation="keras_cv") needs KerasCV' in str(info.value)
     assert get_augmentation(name, implementation="keras").implementation_used == "keras"
+
+
+# -- study records --------------------------------------------------------------------
+@pytest.mark.parametrize("keras_cv_imports", [pytest.param(True, marks=needs_keras_cv), False])
+def test_teacher_record_names_the_mixing_that_ran(keras_cv_imports, tmp_path, monkeypatch):
+    from keras_mixkd.study import load_recipe
+    from keras_mixkd.study import training
+
+    if not keras_cv_imports:
+        monkeypatch.setitem(sys.modules, "keras_cv", None)
+    config = load_recipe("digits", smoke=True)
+    splits = training.prepare_data(config["data"])
+    expected = {"standard+mixup": "keras_cv" if keras_cv_imports else "keras_mixkd", "cutout": None}
+    for augmentation, implementation in expected.items():
+        _, record, _ = training.train_teacher(splits, "digits_cnn_small", augmentation, seed=0, epochs=1,
+                                              optimizer=config["teacher"]["optimizer"], batch_size=32,
+                                              work_dir=str(tmp_path / augmentation), verbose=0)
+        assert record["mixing_implementation"] == implementation, augmentation
