@@ -159,7 +159,7 @@ def test_explicit_keras_cv_without_keras_cv_is_a_one_line_error(without_keras_cv
 
 
 def test_unknown_implementation_is_refused():
-    with pytest.raises(ValueError, match=r"implementation must be one of .*'keras_mixkd'\) or None \(automatic\); received 'timm'"):
+    with pytest.raises(ValueError, match=r"must be one of .*'keras_mixkd'\) or None \(automatic\); received 'timm'"):
         Mixing(alpha=1.0, implementation="timm")
 
 
@@ -357,3 +357,13 @@ def test_teacher_record_names_the_mixing_that_ran(keras_cv_imports, tmp_path, mo
                                               optimizer=config["teacher"]["optimizer"], batch_size=32,
                                               work_dir=str(tmp_path / augmentation), verbose=0)
         assert record["mixing_implementation"] == implementation, augmentation
+
+
+def test_a_study_asking_for_keras_cv_without_it_is_a_one_line_error(without_keras_cv):
+    from keras_mixkd.study import training
+
+    with pytest.raises(ValueError) as info:
+        training.build_augmentation(["mixup"], {"mixup": {"implementation": "keras_cv"}}, 10)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("Augmentation 'mixup' with options")
+    assert "needs KerasCV" in message and "implementation=None" in message
