@@ -319,6 +319,7 @@ def _report_markdown(run_dir, config, records, manifest, plot_paths, gain_paths=
         *_recipe_description(config),
         f"- keras-mixkd {manifest.get('keras_mixkd_version')}, backend {', '.join(backends)}; "
         f"data `{data.get('dataset', '?')}`; seeds {seeds}; {len(records)} finished cells.",
+        *_mixing_line(records),
         f"- Every number is the **mean ± sample std over seeds** (the value alone when one seed finished).",
         f"- **Last epoch**: the final epoch of training ({tables.epoch_note(records)}).",
         ("- **Best-validation epoch**: none — no validation split, so no epoch was selected (\"–\" in those "
@@ -392,3 +393,13 @@ def _report_markdown(run_dir, config, records, manifest, plot_paths, gain_paths=
         lines += [f"![{os.path.basename(path)}]({name})", ""]
     lines += ["Per-cell records with per-epoch histories: `results.json`; one row per cell: `results.csv`.", ""]
     return "\n".join(lines)
+
+
+def _mixing_line(records):
+    """Who mixed the images (KerasCV, Keras core or keras-mixkd's ops), when any cell mixed."""
+    used = sorted({r["mixing_implementation"] for r in records if r.get("mixing_implementation")})
+    if not used:
+        return []
+    return ["- Mixed-sample augmentations ran on " + ", ".join(f"`{u}`" for u in used)
+            + " (`keras_mixkd`: keras-mixkd's own TensorFlow ops, which serve `mode=\"batch\"`, partial mixup, "
+            "and every mixing, with KerasCV's distributions, where KerasCV cannot be imported)."]

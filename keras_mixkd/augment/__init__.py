@@ -12,6 +12,8 @@ from keras_mixkd.augment.compose import Compose
 from keras_mixkd.augment.cutout import Cutout
 from keras_mixkd.augment.label_smoothing import LabelSmoothing
 from keras_mixkd.augment.mixing import Mixing
+from keras_mixkd.augment.mixing import default_mixing_implementation
+from keras_mixkd.augment.mixing import mixing_implementation
 from keras_mixkd.augment.mixing_switch_off import MixingSwitchOff
 from keras_mixkd.augment.pad_crop_flip import PadCropFlip
 from keras_mixkd.augment.rand_augment import RandAugment
@@ -30,8 +32,10 @@ __all__ = [
     "MixingSwitchOff",
     "PadCropFlip",
     "RandAugment",
+    "default_mixing_implementation",
     "describe_augmentation",
     "get_augmentation",
     "list_augmentations",
+    "mixing_implementation",
     "recipe_options",
 ]

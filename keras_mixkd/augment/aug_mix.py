@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_mixkd.augment._keras_cv import library_implementation
 from keras_mixkd.augment.augmentation import Augmentation
 from keras_mixkd.augment.augmentation import check_seed
 from keras_mixkd.augment.augmentation import layer_seed
@@ -28,7 +29,10 @@ class AugMix(Augmentation):
         num_chains: number of augmentation chains mixed per image.
         chain_depth: `(min, max)` operations per chain (Keras core takes the max).
         alpha: Dirichlet / Beta concentration of the chain weights.
-        implementation: `"keras_cv"` (default) or `"keras"`.
+        implementation: `None` (default: `"keras_cv"` when KerasCV can be
+            imported, else `"keras"` with a warning, as Keras core's layer
+            draws differently), `"keras_cv"` (an ImportError when KerasCV
+            cannot be imported) or `"keras"`. `implementation_used` says which.
         seed: optional int seed (`None`: drawn from Python's `random`, see
             `augmentation.layer_seed`). Both implementations repeat exactly
             across processes. (KerasCV's own layer does not: it draws from
@@ -51,7 +55,7 @@ class AugMix(Augmentation):
         num_chains=3,
         chain_depth=(1, 3),
         alpha=1.0,
-        implementation="keras_cv",
+        implementation=None,
         seed=None,
     ):
         super().__init__()
@@ -59,10 +63,10 @@ class AugMix(Augmentation):
             raise ValueError(f"severity must be in [0, 1]; received {severity!r}.")
         if not alpha > 0:
             raise ValueError(f"alpha must be > 0; received alpha={alpha!r}.")
-        if implementation not in IMPLEMENTATIONS:
+        if implementation is not None and implementation not in IMPLEMENTATIONS:
             raise ValueError(
-                f"implementation must be one of {IMPLEMENTATIONS}; received "
-                f"{implementation!r}."
+                f"implementation must be one of {IMPLEMENTATIONS} or None "
+                f"(automatic); received {implementation!r}."
             )
         self.severity = float(severity)
         self.num_chains = int(num_chains)
@@ -76,9 +80,10 @@ class AugMix(Augmentation):
         self.chain_depth = tuple(int(d) for d in chain_depth)
         self.alpha = float(alpha)
         self.implementation = implementation
+        self.implementation_used = library_implementation(implementation, "AugMix")
         self.seed = check_seed(seed, "AugMix")
         seed = layer_seed(self.seed)  # None: drawn from Python's random (set_random_seed)
-        if implementation == "keras":
+        if self.implementation_used == "keras":
             self._layer = keras.layers.AugMix(
                 value_range=(0, 1),
                 num_chains=self.num_chains,

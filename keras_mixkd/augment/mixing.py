@@ -5,6 +5,8 @@ import numbers
 import keras
 import tensorflow as tf
 
+from keras_mixkd.augment._keras_cv import keras_cv_import_error
+from keras_mixkd.augment._keras_cv import require_keras_cv
 from keras_mixkd.augment._labels import check_num_classes
 from keras_mixkd.augment._labels import dense_labels
 from keras_mixkd.augment._labels import smooth_labels
@@ -13,7 +15,8 @@ from keras_mixkd.augment.augmentation import check_seed
 from keras_mixkd.augment.augmentation import layer_seed
 
 MODES = ("sample", "batch")
-IMPLEMENTATIONS = ("keras_cv", "keras")
+# Who mixes: KerasCV's layers, Keras core's layers, or the TensorFlow ops of this file.
+IMPLEMENTATIONS = ("keras_cv", "keras", "keras_mixkd")
 
 
 class Mixing(Augmentation):
@@ -31,7 +34,8 @@ class Mixing(Augmentation):
 
     - `mode="sample"` (one lambda per image) with every row mixed: the library
       layers, `keras_cv.layers.MixUp` / `CutMix` (`implementation="keras_cv"`,
-      the default) or `keras.layers.MixUp` / `CutMix` (`implementation="keras"`).
+      the default when KerasCV imports) or `keras.layers.MixUp` / `CutMix`
+      (`implementation="keras"`).
       Both CutMix layers report a label weight that is not the pasted area
       (KerasCV computes it before clipping the box at the image border; Keras
       from float box bounds), so the pasted area is measured exactly: a channel
@@ -45,6 +49,13 @@ class Mixing(Augmentation):
       itself, so neither a shared lambda nor an exact count of mixed rows can
       be asked of them. Here each row is paired with another row, never
       itself: the partners follow one random cycle through the batch.
+    - `implementation="keras_mixkd"`, which the default `None` picks when
+      KerasCV cannot be imported (its last release, 0.9.0, breaks on newer
+      Keras): the same TensorFlow ops also serve `mode="sample"`, with
+      KerasCV's distributions: one lambda per image, the paper's CutMix box
+      clipped at the border, partners by a random permutation of the batch
+      (tested against KerasCV in distribution). `implementation_used` and
+      `mixing_implementation(aug)` say which ran.
 
     Arguments:
         alpha: MixUp's Beta(alpha, alpha) concentration, > 0; `None` turns MixUp off.
@@ -61,8 +72,11 @@ class Mixing(Augmentation):
         fraction: if set, exactly `round(fraction * B)` rows of every batch are
             mixed (half rounds up) and the rest are left untouched; excludes `prob`.
         num_classes: class count, needed when labels are integers.
-        implementation: `"keras_cv"` (default) or `"keras"`, the layers used
-            for `mode="sample"`.
+        implementation: who mixes in `mode="sample"` with every row mixed:
+            `None` (default: `"keras_cv"` when KerasCV can be imported, else
+            `"keras_mixkd"`), `"keras_cv"` (an ImportError when KerasCV cannot
+            be imported), `"keras"` or `"keras_mixkd"`. `mode="batch"` and
+            `fraction` always run on `"keras_mixkd"`'s ops.
         seed: optional int seed of the library layers (`mode="sample"`);
             with `None` their seeds are drawn from Python's `random` when the
             recipe is built (see `augmentation.layer_seed`). The TF-op paths
@@ -91,7 +105,7 @@ class Mixing(Augmentation):
         label_smoothing=0.0,
         fraction=None,
         num_classes=None,
-        implementation="keras_cv",
+        implementation=None,
         seed=None,
     ):
         super().__init__()
@@ -126,10 +140,10 @@ class Mixing(Augmentation):
                 f"fraction={fraction!r} and prob={prob!r}."
             )
         self.num_classes = check_num_classes(num_classes)
-        if implementation not in IMPLEMENTATIONS:
+        if implementation is not None and implementation not in IMPLEMENTATIONS:
             raise ValueError(
-                f"implementation must be one of {IMPLEMENTATIONS}; received "
-                f"{implementation!r}."
+                f"implementation must be one of {IMPLEMENTATIONS} or None "
+                f"(automatic); received {implementation!r}."
             )
         self.implementation = implementation
         if (
@@ -140,9 +154,11 @@ class Mixing(Augmentation):
             raise ValueError(
                 "keras.layers.CutMix takes a Beta concentration in (0, 1]; "
                 f"received cutmix_alpha={cutmix_alpha!r} with "
-                'implementation="keras". Use implementation="keras_cv".'
+                'implementation="keras". Use implementation=None (KerasCV '
+                'or ours) or "keras_mixkd".'
             )
         self.seed = check_seed(seed, "Mixing")
+        self.implementation_used = self._resolve_implementation()
         self._enabled = tf.Variable(True, trainable=False, name="mixing_enabled")
         self._mixup_layer = None
         self._cutmix_layer = None
@@ -164,11 +180,28 @@ class Mixing(Augmentation):
 
     @property
     def uses_library_layers(self):
-        return self.mode == "sample" and self.fraction is None
+        """Whether a library's layers mix (`implementation_used` is not ours)."""
+        return self.implementation_used != "keras_mixkd"
+
+    def _resolve_implementation(self):
+        """The implementation that mixes: `implementation`, or what `None` picks here."""
+        if self.mode != "sample" or self.fraction is not None:
+            # Neither library layer can share a lambda or mix an exact count of rows.
+            return "keras_mixkd"
+        if self.implementation is None:
+            return "keras_cv" if keras_cv_import_error() is None else "keras_mixkd"
+        if self.implementation == "keras_cv":
+            require_keras_cv(
+                'Mixing(implementation="keras_cv")',
+                'pass implementation=None (KerasCV when it imports, else the same '
+                'distributions on our TensorFlow ops) or install a Keras that '
+                'KerasCV supports (keras<3.16)',
+            )
+        return self.implementation
 
     def _build_library_layers(self):
         seed, cutmix_seed = layer_seed(self.seed), layer_seed(self.seed, index=1)
-        if self.implementation == "keras_cv":
+        if self.implementation_used == "keras_cv":
             import keras_cv  # imported when used: it adds seconds to start-up
 
             if self.alpha is not None:
@@ -262,7 +295,11 @@ class Mixing(Augmentation):
         batch_size = tf.shape(images)[0]
         # One draw per batch in "batch" mode, broadcast to every row.
         draws = batch_size if self.mode == "sample" else 1
-        partner = _cyclic_partners(batch_size)
+        if self.mode == "sample" and self.fraction is None:
+            # In KerasCV's place: its partners, a random permutation (rows paired with themselves stay as they are).
+            partner = tf.argsort(tf.random.uniform([batch_size]))
+        else:
+            partner = _cyclic_partners(batch_size)
         partner_images = tf.gather(images, partner)
         partner_labels = tf.gather(labels, partner)
         candidates = []
@@ -310,6 +347,49 @@ class Mixing(Augmentation):
             "implementation": self.implementation,
             "seed": self.seed,
         }
+
+
+def mixing_implementation(augmentation):
+    """Who mixes the images of `augmentation`, as a study's records name it.
+
+    Args:
+        augmentation: an `Augmentation` (a `Compose` included), or `None`.
+
+    Returns:
+        `"keras_cv"`, `"keras"` or `"keras_mixkd"` (our TensorFlow ops); several
+        joined by `"+"` (sorted) when the mixings inside differ; `None` when
+        `augmentation` is `None` or mixes nothing.
+
+    Example:
+
+    >>> mixing_implementation(get_augmentation(["standard", "mixup"], num_classes=10))
+    'keras_cv'
+    >>> mixing_implementation(get_augmentation("partial_mixup", num_classes=10))
+    'keras_mixkd'
+    """
+    if augmentation is None:
+        return None
+    if not hasattr(augmentation, "mixing"):
+        raise TypeError(
+            "mixing_implementation expects an Augmentation or None; received "
+            f"{type(augmentation).__name__}: {augmentation!r}."
+        )
+    used = sorted({mix.implementation_used for mix in augmentation.mixing})
+    return "+".join(used) or None
+
+
+def default_mixing_implementation():
+    """What a default `Mixing` (`mode="sample"`, every row) mixes with here.
+
+    `"keras_cv"` when KerasCV can be imported, else `"keras_mixkd"`: a study
+    writes it to `study.json`.
+
+    Example:
+
+    >>> default_mixing_implementation()
+    'keras_cv'
+    """
+    return "keras_cv" if keras_cv_import_error() is None else "keras_mixkd"
 
 
 # -- validation ------------------------------------------------------------------

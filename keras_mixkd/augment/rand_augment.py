@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_mixkd.augment._keras_cv import library_implementation
 from keras_mixkd.augment.augmentation import Augmentation
 from keras_mixkd.augment.augmentation import check_seed
 from keras_mixkd.augment.augmentation import layer_seed
@@ -22,7 +23,10 @@ class RandAugment(Augmentation):
         num_ops: operations applied per image (Keras's `num_ops`, KerasCV's
             `augmentations_per_image`).
         magnitude: strength in [0, 1] (Keras's `factor`, KerasCV's `magnitude`).
-        implementation: `"keras_cv"` (default) or `"keras"`.
+        implementation: `None` (default: `"keras_cv"` when KerasCV can be
+            imported, else `"keras"` with a warning, as Keras core's layer
+            draws differently), `"keras_cv"` (an ImportError when KerasCV
+            cannot be imported) or `"keras"`. `implementation_used` says which.
         seed: optional int seed.
 
     Example:
@@ -33,23 +37,24 @@ class RandAugment(Augmentation):
     ```
     """
 
-    def __init__(self, num_ops=2, magnitude=0.5, implementation="keras_cv", seed=None):
+    def __init__(self, num_ops=2, magnitude=0.5, implementation=None, seed=None):
         super().__init__()
         if isinstance(num_ops, bool) or not isinstance(num_ops, int) or num_ops < 1:
             raise ValueError(f"num_ops must be a positive int; received {num_ops!r}.")
         if not 0.0 <= magnitude <= 1.0:
             raise ValueError(f"magnitude must be in [0, 1]; received {magnitude!r}.")
-        if implementation not in IMPLEMENTATIONS:
+        if implementation is not None and implementation not in IMPLEMENTATIONS:
             raise ValueError(
-                f"implementation must be one of {IMPLEMENTATIONS}; received "
-                f"{implementation!r}."
+                f"implementation must be one of {IMPLEMENTATIONS} or None "
+                f"(automatic); received {implementation!r}."
             )
         self.num_ops = num_ops
         self.magnitude = float(magnitude)
         self.implementation = implementation
+        self.implementation_used = library_implementation(implementation, "RandAugment")
         self.seed = check_seed(seed, "RandAugment")
         seed = layer_seed(self.seed)  # None: drawn from Python's random (set_random_seed)
-        if implementation == "keras":
+        if self.implementation_used == "keras":
             self._layer = keras.layers.RandAugment(
                 value_range=(0, 1), num_ops=num_ops, factor=magnitude, seed=seed
             )

@@ -112,7 +112,9 @@ def get_augmentation(name_or_names, **options):
     - `cutout`: `size` (default 16 px at 32 px, scaled), `fill_value`, `seed`.
     - `label_smoothing`: `epsilon` (0.1), `num_classes`.
     - `mixup`: `alpha` (1.0), `prob`, `mode` (`"sample"`|`"batch"`),
-      `label_smoothing`, `num_classes`, `implementation` (`"keras_cv"`|`"keras"`), `seed`.
+      `label_smoothing`, `num_classes`, `implementation` (`None`: KerasCV when it
+      imports, else ours with the same distributions; `"keras_cv"`|`"keras"`|`"keras_mixkd"`),
+      `seed`.
     - `cutmix`: the same, `alpha` being CutMix's concentration.
     - `mixup_cutmix`: `alpha`, `cutmix_alpha` (1.0 each), `switch_prob` (0.5) and
       the mixup options.

@@ -34,8 +34,9 @@ def build_augmentation(names, options_by_name, num_classes):
         if "num_classes" in recipe_options(part):
             options.setdefault("num_classes", num_classes)
         try:
+            # An ImportError here is implementation="keras_cv" where KerasCV cannot be imported.
             built.append(get_augmentation(part, **options))
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, ImportError) as error:
             raise ValueError(f"Augmentation {part!r} with options {options}: {error}") from error
     return built[0] if len(built) == 1 else Compose(built)
 

@@ -50,12 +50,16 @@ class TrainingOutcome:
         }
 
 
-def teacher_record(model, model_name, augmentation, outcome, splits):
-    """The record of a model trained on labels alone (a teacher; a baseline takes it and renames its role)."""
+def teacher_record(model, model_name, augmentation, outcome, splits, mixing_implementation=None):
+    """The record of a model trained on labels alone (a teacher; a baseline takes it and renames its role).
+
+    `mixing_implementation`: what mixed its batches (`keras_mixkd.augment.mixing_implementation`).
+    """
     return {
         "role": "teacher",
         "teacher_model": model_name,
         "teacher_augmentation": augmentation,
+        "mixing_implementation": mixing_implementation,
         **outcome.fields(model),
         "model_card": model_card(model, splits=splits, role="teacher", trained={
             "augmentation": augmentation, "epochs": outcome.epochs, "seed": outcome.seed}),

@@ -35,7 +35,9 @@ class RunFolder:
 
     Layout of `runs/<name>/`:
 
-    - `study.json`: the package version, the folder format and the config.
+    - `study.json`: the package version, the folder format, who mixes by default
+      here (`mixing_implementation`: `"keras_cv"`, or `"keras_mixkd"` when KerasCV
+      cannot be imported) and the config.
     - `cells/<key>.json`: one finished cell's record, written once, atomically;
       a cell counts as finished exactly when this file exists.
     - `models/<key>.keras`: each trained teacher (reused by every student
@@ -106,7 +108,10 @@ class RunFolder:
                 f"{self.path} exists, is not empty and has no study.json: it is not a runs "
                 "folder of keras-mixkd. Choose another --name or --runs-dir."
             )
-        manifest = {"format": RUN_FORMAT, "keras_mixkd_version": __version__, "config": _comparable(config)}
+        from keras_mixkd.augment import default_mixing_implementation
+
+        manifest = {"format": RUN_FORMAT, "keras_mixkd_version": __version__,
+                    "mixing_implementation": default_mixing_implementation(), "config": _comparable(config)}
         atomic.write_json(self.manifest_path, manifest)
         return manifest
 

@@ -21,6 +21,7 @@ import keras
 import numpy as np
 
 from keras_mixkd import Distiller
+from keras_mixkd.augment import mixing_implementation
 from keras_mixkd.data import make_dataset
 from keras_mixkd.study.config import ALONE
 from keras_mixkd.study.cell_folders import CellFolders
@@ -104,7 +105,8 @@ def train_teacher(splits, model_name, augmentation, *, seed, settings=None, work
     measures = measure_model(model, splits, batch_size=max(settings.batch_size, 256),
                              ece_bins=settings.measure["ece_bins"], runner=recorder.runner)
     outcome = TrainingOutcome(recorder.history, measures, time.time() - start, seed, epochs)
-    return model, teacher_record(model, model_name, augmentation, outcome, splits), measures["features"]
+    record = teacher_record(model, model_name, augmentation, outcome, splits, mixing_implementation(aug))
+    return model, record, measures["features"]
 
 
 def train_student_alone(splits, model_name, *, seed, settings=None, work_dir, log_dir=None, options=None,
@@ -299,6 +301,7 @@ def _distill(splits, teacher, student_model_name, recipes, seed, settings, folde
         outcome = TrainingOutcome(recorder.history, measures, seconds, seed, epochs)
         record = distilled_record(member.model, teacher, student_model_name, recipe, names, outcome, splits,
                                   teacher_cache=cached is not None)
+        record["mixing_implementation"] = mixing_implementation(aug)
         outcomes.append((member.model, record, measures["features"]))
     return distiller, outcomes
 
