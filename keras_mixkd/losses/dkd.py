@@ -13,6 +13,8 @@ from keras_mixkd.losses._common import check_temperature
 from keras_mixkd.losses._common import label_rows
 from keras_mixkd.losses.base import DistillationLoss
 from keras_mixkd.losses.option import LossOption
+
+_DDOF = "0 (population std) or 1 (unbiased std, as torch.std)"
 from keras_mixkd.losses.standardize import zscore_logits
 
 # Subtracted from a class's logit to take it out of a log-sum-exp.
@@ -190,13 +192,14 @@ class DecoupledDistillation(DistillationLoss):
     needs_labels = True
     # The constructor's options, read by the loss registry and study recipes.
     OPTIONS = (
-        LossOption("alpha", 1.0, lambda v: check_nonnegative(v, "alpha"), "weight of TCKD (>= 0)"),
-        LossOption("beta", 8.0, lambda v: check_nonnegative(v, "beta"), "weight of NCKD (>= 0)"),
-        LossOption("temperature", 4.0, check_temperature, "temperature T (> 0)"),
+        LossOption("alpha", 1.0, lambda v: check_nonnegative(v, "alpha"), "weight of TCKD", "a number >= 0"),
+        LossOption("beta", 8.0, lambda v: check_nonnegative(v, "beta"), "weight of NCKD", "a number >= 0"),
+        LossOption("temperature", 4.0, check_temperature, "temperature T (> 0)", "a number > 0"),
         LossOption("warmup_epochs", 20, lambda v: check_nonnegative_int(v, "warmup_epochs"),
-                   "epochs of the linear warm-up (0 = none)"),
-        LossOption("standardize", False, lambda v: check_bool(v, "standardize"), "z-score the logits first"),
-        LossOption("std_ddof", 1, check_ddof, "ddof of the std when standardising (1 or 0)"),
+                   "epochs of the linear warm-up (0 = none)", "an integer >= 0"),
+        LossOption("standardize", False, lambda v: check_bool(v, "standardize"), "z-score the logits first",
+                   "true or false"),
+        LossOption("std_ddof", 1, check_ddof, "ddof of the std when standardising (1 or 0)", _DDOF),
     )
 
     def __init__(

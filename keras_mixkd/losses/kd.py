@@ -11,6 +11,8 @@ from keras_mixkd.losses._common import check_temperature
 from keras_mixkd.losses._common import kl_from_logits
 from keras_mixkd.losses.base import DistillationLoss
 from keras_mixkd.losses.option import LossOption
+
+_DDOF = "0 (population std) or 1 (unbiased std, as torch.std)"
 from keras_mixkd.losses.standardize import zscore_logits
 
 
@@ -118,10 +120,10 @@ class KnowledgeDistillation(DistillationLoss):
 
     # The constructor's options, read by the loss registry and study recipes.
     OPTIONS = (
-        LossOption("temperature", 4.0, check_temperature, "temperature T (> 0)"),
+        LossOption("temperature", 4.0, check_temperature, "temperature T (> 0)", "a number > 0"),
         LossOption("standardize", False, lambda v: check_bool(v, "standardize"),
-                   "z-score both logit rows first"),
-        LossOption("std_ddof", 1, check_ddof, "ddof of the std when standardising (1 or 0)"),
+                   "z-score both logit rows first", "true or false"),
+        LossOption("std_ddof", 1, check_ddof, "ddof of the std when standardising (1 or 0)", _DDOF),
     )
 
     def __init__(self, temperature=4.0, standardize=False, std_ddof=1, **kwargs):

@@ -21,10 +21,11 @@ class LossOption:
             saying what is expected, returns the value normalised (e.g. a
             float).
         doc: One line saying what the option does.
+        expected: What a valid value is, for error messages ("a number > 0").
 
     Example:
 
-    >>> option = LossOption("beta", 8.0, float, "weight of NCKD")
+    >>> option = LossOption("beta", 8.0, float, "weight of NCKD", "a number >= 0")
     >>> option.check(2)
     2.0
     """
@@ -33,3 +34,4 @@ class LossOption:
     default: Any
     check: Callable[[Any], Any]
     doc: str = ""
+    expected: str = "a valid value"

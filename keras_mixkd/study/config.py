@@ -541,8 +541,10 @@ def _loss_options(entry, loss, path, source):
             continue
         try:
             out[name] = own[name].check(value)
-        except (TypeError, ValueError) as error:
-            raise RecipeError(f"{source.where(path + (name,))}: loss {loss!r}: {error}") from None
+        except (TypeError, ValueError):
+            raise RecipeError(
+                f"{source.where(path + (name,))}: expected {own[name].expected}, got {value!r}."
+            ) from None
     return out
 
 

@@ -39,6 +39,12 @@ class DistillationRecipe(SpecTable):
         "feature_layer": ("features", "name"),
     }
 
+    def __getattr__(self, name):
+        # The loss options (declared by the losses, not here) read as attributes too.
+        if not name.startswith("_") and name in self:
+            return self[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     @staticmethod
     def all_loss_options():
         """`{option name: LossOption}` over every built-in loss (the first declaration of each name)."""
