@@ -526,25 +526,23 @@ def _loss_options(entry, loss, path, source):
             out[name] = own[name].default if name in own else option.default
             continue
         value = entry[name]
+        checker = own.get(name, option)
+        try:
+            checked = checker.check(value)
+        except (TypeError, ValueError):
+            raise RecipeError(
+                f"{source.where(path + (name,))}: expected {checker.expected}, got {value!r}."
+            ) from None
         if name not in own:
             takers = [n for n in losses.list_losses() if name in {o.name for o in losses.loss_options(n)}]
-            try:
-                same = option.check(value) == option.default
-            except (TypeError, ValueError):
-                same = False
-            if not same:
+            if checked != option.default:
                 raise RecipeError(
                     f"{source.where(path + (name,))}: {name!r} is an option of loss "
                     f"{' / '.join(repr(n) for n in takers)}, but this recipe's loss is {loss!r}."
                 )
             out[name] = option.default
             continue
-        try:
-            out[name] = own[name].check(value)
-        except (TypeError, ValueError):
-            raise RecipeError(
-                f"{source.where(path + (name,))}: expected {own[name].expected}, got {value!r}."
-            ) from None
+        out[name] = checked
     return out
 
 
