@@ -248,3 +248,16 @@ def test_dry_run_refuses_with_file_and_line_or_the_folder_difference(tmp_path, c
     status = cli.main(["study", "--recipe", good, "--seeds", "0", "1", "2", "--dry-run",
                        "--runs-dir", str(tmp_path / "runs")])
     assert status == 0 and "cell" in capsys.readouterr().out
+
+
+def test_a_recipe_table_replaces_the_students_as_a_run_builds_it(tmp_path):
+    # The student's mixup options are refused only where a recipe uses them without its own table.
+    text = BASE.replace('[[pairs]]', '[student.augmentation_options.mixup]\nalpha = -2.0\n\n[[pairs]]')
+    text = text.replace('augmentation = "partial_mixup"', 'augmentation = "mixup"')
+    text = text.replace("[distillation.augmentation_options.partial_mixup]\nfraction = 0.25",
+                        "[distillation.augmentation_options.mixup]\nalpha = 0.5")
+    load_recipe(_recipe(tmp_path, text))  # the recipe's own table replaces the student's: alpha 0.5
+    text = text.replace('name = "kd"\n', 'name = "kd"\naugmentation = "mixup"\n')
+    with pytest.raises(RecipeError, match=rf"line {_line(text, 'alpha = -2.0')}: student\.augmentation_options"
+                                          r"\.mixup\.alpha: augmentation 'mixup': alpha must be > 0"):
+        load_recipe(_recipe(tmp_path, text, "second.toml"))

@@ -265,17 +265,16 @@ def _check_augmentations(config, source):
                     f"in [{format_path(path + ('augmentation_options',))}]. {_suggest(name, known)}"
                     f"Known augmentations: {', '.join(known)}."
                 )
-        if path == ("student",):
-            parts = parts + [p for p in student_parts if p not in parts]
-        elif path[0] == "distillation":
-            parts = student_parts + parts
+        if path[0] == "distillation":
+            parts = student_parts + parts  # a run builds the student's augmentation, then the recipe's
         for _, part in parts:
-            given = dict(inherited.get(part, {}), **options.get(part, {}))
+            # As a run builds it: a recipe's table for an augmentation replaces the student's.
+            owner = path if part in options or not inherited else ("student",)
+            given = options[part] if part in options else inherited.get(part, {})
             try:
                 check_augmentation_options(part, given)
             except ValueError as error:
                 option = getattr(error, "option", None)
-                owner = path if part in options and (option is None or option in options[part]) else ("student",)
                 where = owner + ("augmentation_options", part) + ((option,) if option else ())
                 raise RecipeError(f"{source.where(where)}: {error}") from None
 
