@@ -50,4 +50,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'keras_mixkd.study' has no attribute {name!r}")
 
 
-__all__ = ["Cell", "DistillationRecipe", "RecipeError", "StudySpec", "complete_config", "enumerate_cells", "list_recipes", "load_recipe", "scale_milestones", *_LAZY]
+__all__ = ["Cell", "DistillationRecipe", "RecipeError", "StudySpec", "complete_config", "enumerate_cells",
+           "list_recipes", "load_recipe", "scale_milestones", *_LAZY]
