@@ -551,10 +551,10 @@ def cmd_study(args):
     cells = select_cells(all_cells, only)
     check_only(all_cells, only, cells)
     if args.dry_run:
-        from keras_mixkd.study.config import check_names
+        from keras_mixkd.study import check_study
 
-        check_names(config)  # as a real run does
         check_data_name(config["data"])
+        check_study(config, args.runs_dir, name)  # all a real run checks before training
         for index, cell in enumerate(cells, 1):
             print(f"cell {index}/{len(cells)} · {cell.describe()}")
         return 0

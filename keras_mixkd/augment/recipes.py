@@ -1,5 +1,7 @@
 """Named recipes: `get_augmentation(name_or_names, **options)`."""
 
+import difflib
+
 from keras_mixkd.augment.aug_mix import AugMix
 from keras_mixkd.augment.compose import Compose
 from keras_mixkd.augment.cutout import Cutout
@@ -89,6 +91,50 @@ def recipe_options(name):
     """The option names recipe `name` accepts."""
     _check_name(name)
     return list(_RECIPES[name][1])
+
+
+def check_augmentation_options(name, options):
+    """Check a recipe's option names and values by building it once (nothing runs).
+
+    What `get_augmentation` would refuse is refused here, before any training:
+    an unknown recipe or option name (with the closest known one suggested),
+    or a value out of range (e.g. `alpha <= 0`, `fraction > 1`).
+
+    Arguments:
+        name: a recipe name (see `list_augmentations()`).
+        options: `{option: value}` for it.
+
+    Raises:
+        ValueError: naming the recipe, the option and what is expected;
+            `ValueError.option` holds the offending option's name, or None.
+
+    Example:
+
+    >>> check_augmentation_options("mixup", {"alpha": 0.2})
+    >>> check_augmentation_options("mixup", {"alpah": 0.2})
+    Traceback (most recent call last):
+    ...
+    ValueError: Unknown option 'alpah' for augmentation 'mixup'. Did you mean 'alpha'? ...
+    """
+    _check_name(name)
+    accepts = _RECIPES[name][1]
+    for option in options:
+        if option not in accepts:
+            close = difflib.get_close_matches(option, accepts, n=1)
+            hint = f"Did you mean {close[0]!r}? " if close else ""
+            error = ValueError(
+                f"Unknown option {option!r} for augmentation {name!r}. {hint}"
+                f"{name!r} takes {', '.join(accepts) or 'no options'}."
+            )
+            error.option = option
+            raise error
+    try:
+        get_augmentation(name, **options)
+    except (ValueError, TypeError) as error:
+        named = [option for option in options if option in str(error)]
+        checked = ValueError(f"augmentation {name!r}: {error}")
+        checked.option = named[0] if named else None
+        raise checked from None
 
 
 def get_augmentation(name_or_names, **options):

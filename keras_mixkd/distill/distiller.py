@@ -18,13 +18,6 @@ from keras_mixkd.distill.model_info import single_input_shape
 from keras_mixkd.models.direct_graph_call import direct_call_or_model
 
 LOSS_NAMES = kd_losses.LOSS_NAMES
-# The options a named loss takes from the Distiller's own arguments.
-_NAMED_LOSS_OPTIONS = {
-    "kd": ("temperature",),
-    "standardized": ("std_ddof",),
-    "lskd": ("temperature", "std_ddof"),
-    "dkd": ("temperature", "std_ddof"),
-}
 TEACHER_OUTPUTS = ("logits", "probabilities")
 # Below this, a probability is treated as 0 when turned back into a logit.
 PROBABILITY_FLOOR = 1e-12
@@ -283,9 +276,11 @@ class Distiller(keras.Model):
         if isinstance(loss, str):
             self._named_loss = True
             self.distillation_loss_name = loss
+            # A named loss takes those of the Distiller's own arguments that it declares.
             options = {"temperature": self.temperature, "std_ddof": self.std_ddof}
+            declared = {option.name for option in kd_losses.loss_options(loss)}
             self.loss_object = kd_losses.get_loss(
-                loss, **{key: options[key] for key in _NAMED_LOSS_OPTIONS[loss]}
+                loss, **{key: value for key, value in options.items() if key in declared}
             )
         else:
             self._named_loss = False

@@ -37,10 +37,13 @@ from keras_mixkd.losses.kd import logit_standardized_distillation
 from keras_mixkd.losses.kd import per_sample_knowledge_distillation
 from keras_mixkd.losses.kd import per_sample_logit_standardized_distillation
 from keras_mixkd.losses.keras_loss import KerasDistillationLoss
+from keras_mixkd.losses.option import LossOption
 from keras_mixkd.losses.registry import LOSS_NAMES
+from keras_mixkd.losses.registry import check_loss_options
 from keras_mixkd.losses.registry import get_loss
 from keras_mixkd.losses.registry import is_feature_loss
 from keras_mixkd.losses.registry import list_losses
+from keras_mixkd.losses.registry import loss_options
 from keras_mixkd.losses.standardize import standardize_logits
 from keras_mixkd.losses.standardize import zscore_logits
 from keras_mixkd.losses.standardized import StandardizedDistillation
@@ -57,7 +60,10 @@ __all__ = [
     "DecoupledDistillation",
     "FeatureDistillation",
     "KerasDistillationLoss",
+    "LossOption",
     "get_loss",
+    "loss_options",
+    "check_loss_options",
     "list_losses",
     "is_feature_loss",
     "knowledge_distillation",

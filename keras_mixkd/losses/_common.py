@@ -32,6 +32,18 @@ def check_nonnegative(value, name):
     return float(value)
 
 
+def check_nonnegative_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"`{name}` must be an integer >= 0; got {name}={value!r}.")
+    return value
+
+
+def check_bool(value, name):
+    if not isinstance(value, bool):
+        raise TypeError(f"`{name}` must be True or False; got {value!r}.")
+    return value
+
+
 def check_logit_pair(teacher_logits, student_logits):
     """Converts both to float32 tensors of one `(batch, classes)` shape."""
     teacher_logits = ops.cast(ops.convert_to_tensor(teacher_logits), "float32")

@@ -4,12 +4,17 @@ import keras
 from keras import ops
 
 from keras_mixkd.losses._common import center
+from keras_mixkd.losses._common import check_bool
 from keras_mixkd.losses._common import check_ddof
 from keras_mixkd.losses._common import check_logit_pair
 from keras_mixkd.losses._common import check_nonnegative
+from keras_mixkd.losses._common import check_nonnegative_int
 from keras_mixkd.losses._common import check_temperature
 from keras_mixkd.losses._common import label_rows
 from keras_mixkd.losses.base import DistillationLoss
+from keras_mixkd.losses.option import LossOption
+
+_DDOF = "0 (population std) or 1 (unbiased std, as torch.std)"
 from keras_mixkd.losses.standardize import zscore_logits
 
 # Subtracted from a class's logit to take it out of a log-sum-exp.
@@ -185,6 +190,17 @@ class DecoupledDistillation(DistillationLoss):
     """
 
     needs_labels = True
+    # The constructor's options, read by the loss registry and study recipes.
+    OPTIONS = (
+        LossOption("alpha", 1.0, lambda v: check_nonnegative(v, "alpha"), "weight of TCKD", "a number >= 0"),
+        LossOption("beta", 8.0, lambda v: check_nonnegative(v, "beta"), "weight of NCKD", "a number >= 0"),
+        LossOption("temperature", 4.0, check_temperature, "temperature T (> 0)", "a number > 0"),
+        LossOption("warmup_epochs", 20, lambda v: check_nonnegative_int(v, "warmup_epochs"),
+                   "epochs of the linear warm-up (0 = none)", "an integer >= 0"),
+        LossOption("standardize", False, lambda v: check_bool(v, "standardize"), "z-score the logits first",
+                   "true or false"),
+        LossOption("std_ddof", 1, check_ddof, "ddof of the std when standardising (1 or 0)", _DDOF),
+    )
 
     def __init__(
         self,
@@ -200,18 +216,8 @@ class DecoupledDistillation(DistillationLoss):
         self.alpha = check_nonnegative(alpha, "alpha")
         self.beta = check_nonnegative(beta, "beta")
         self.temperature = check_temperature(temperature)
-        if (
-            isinstance(warmup_epochs, bool)
-            or not isinstance(warmup_epochs, int)
-            or warmup_epochs < 0
-        ):
-            raise ValueError(
-                f"`warmup_epochs` must be an integer >= 0; got warmup_epochs={warmup_epochs!r}."
-            )
-        self.warmup_epochs = warmup_epochs
-        if not isinstance(standardize, bool):
-            raise TypeError(f"`standardize` must be True or False; got {standardize!r}.")
-        self.standardize = standardize
+        self.warmup_epochs = check_nonnegative_int(warmup_epochs, "warmup_epochs")
+        self.standardize = check_bool(standardize, "standardize")
         self.std_ddof = check_ddof(std_ddof)
         # -1 until `fit` starts: no warm-up outside training.
         self.epoch = self.add_weight(

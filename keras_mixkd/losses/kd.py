@@ -4,11 +4,15 @@ import keras
 from keras import ops
 
 from keras_mixkd.losses._common import center
+from keras_mixkd.losses._common import check_bool
 from keras_mixkd.losses._common import check_ddof
 from keras_mixkd.losses._common import check_logit_pair
 from keras_mixkd.losses._common import check_temperature
 from keras_mixkd.losses._common import kl_from_logits
 from keras_mixkd.losses.base import DistillationLoss
+from keras_mixkd.losses.option import LossOption
+
+_DDOF = "0 (population std) or 1 (unbiased std, as torch.std)"
 from keras_mixkd.losses.standardize import zscore_logits
 
 
@@ -114,12 +118,18 @@ class KnowledgeDistillation(DistillationLoss):
     0.0
     """
 
+    # The constructor's options, read by the loss registry and study recipes.
+    OPTIONS = (
+        LossOption("temperature", 4.0, check_temperature, "temperature T (> 0)", "a number > 0"),
+        LossOption("standardize", False, lambda v: check_bool(v, "standardize"),
+                   "z-score both logit rows first", "true or false"),
+        LossOption("std_ddof", 1, check_ddof, "ddof of the std when standardising (1 or 0)", _DDOF),
+    )
+
     def __init__(self, temperature=4.0, standardize=False, std_ddof=1, **kwargs):
         super().__init__(**kwargs)
         self.temperature = check_temperature(temperature)
-        if not isinstance(standardize, bool):
-            raise TypeError(f"`standardize` must be True or False; got {standardize!r}.")
-        self.standardize = standardize
+        self.standardize = check_bool(standardize, "standardize")
         self.std_ddof = check_ddof(std_ddof)
 
     def compute_loss(self, teacher_logits, student_logits, labels=None, **kwargs):

@@ -8,6 +8,9 @@ from keras_mixkd.losses._common import check_ddof
 from keras_mixkd.losses._common import check_logit_pair
 from keras_mixkd.losses._common import kl_from_logits
 from keras_mixkd.losses.base import DistillationLoss
+from keras_mixkd.losses.option import LossOption
+
+_DDOF = "0 (population std) or 1 (unbiased std, as torch.std)"
 from keras_mixkd.losses.standardize import standardize_logits
 
 
@@ -67,6 +70,9 @@ class StandardizedDistillation(DistillationLoss):
     >>> round(float(StandardizedDistillation()(t, 3.0 * t)), 6)
     0.0
     """
+
+    # The constructor's options, read by the loss registry and study recipes.
+    OPTIONS = (LossOption("std_ddof", 1, check_ddof, "ddof of the logits' std (1 unbiased, 0 population)", _DDOF),)
 
     def __init__(self, std_ddof=1, **kwargs):
         super().__init__(**kwargs)

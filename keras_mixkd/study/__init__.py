@@ -8,6 +8,7 @@ Example (what `keras-mixkd study` runs):
 
 >>> from keras_mixkd.study import load_recipe, run_study
 >>> config = load_recipe("digits")           # or a TOML file; smoke=True for tiny
+>>> check_study(config, "runs")               # what a run refuses, refused now
 >>> records = run_study(config, runs_dir="runs")
 >>> records = run_study(config, executor="ray", workers=2)   # cells as Ray tasks
 """
@@ -15,11 +16,14 @@ Example (what `keras-mixkd study` runs):
 import importlib
 
 from keras_mixkd.study.config import RecipeError
+from keras_mixkd.study.config import complete_config
 from keras_mixkd.study.config import list_recipes
 from keras_mixkd.study.config import load_recipe
 from keras_mixkd.study.config import scale_milestones
 from keras_mixkd.study.grid import Cell
 from keras_mixkd.study.grid import enumerate_cells
+from keras_mixkd.study.spec import DistillationRecipe
+from keras_mixkd.study.spec import StudySpec
 
 _LAZY = {
     "run_study": "keras_mixkd.study.runner",
@@ -32,6 +36,7 @@ _LAZY = {
     "TrainingSettings": "keras_mixkd.study.training_settings",
     "StudyProgress": "keras_mixkd.study.progress",
     "RunFolder": "keras_mixkd.study.run_folder",
+    "check_study": "keras_mixkd.study.check",
     "train_teacher": "keras_mixkd.study.training",
     "distill_student": "keras_mixkd.study.training",
     "distill_students": "keras_mixkd.study.training",
@@ -49,4 +54,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'keras_mixkd.study' has no attribute {name!r}")
 
 
-__all__ = ["Cell", "RecipeError", "enumerate_cells", "list_recipes", "load_recipe", "scale_milestones", *_LAZY]
+__all__ = ["Cell", "DistillationRecipe", "RecipeError", "StudySpec", "complete_config", "enumerate_cells",
+           "list_recipes", "load_recipe", "scale_milestones", *_LAZY]

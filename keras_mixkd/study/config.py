@@ -1,16 +1,19 @@
-"""Study recipes: TOML files that describe a whole study, validated with line numbers.
+"""Study recipes: TOML files that describe a whole study, checked whole with line numbers.
 
 A recipe names the data, the teachers (model x augmentation), the students, the
 distillation recipes and the seeds. `load_recipe` reads a packaged recipe by
 name ("digits", "study_a_cifar10", "study_b_cifar100") or any TOML file, fills
 in defaults, applies the recipe's `[smoke]` scale if asked, then command-line
-overrides, and checks every key and value. An unknown key is reported with the
-file and line it is on (`tomllib` gives no line numbers, so the line is found
-by scanning the file's text).
+overrides, and checks every key and value: an error gives the file and line it
+is on. It returns a typed `StudySpec` (see `keras_mixkd.study.spec`), which is
+also the dict earlier versions returned.
 
-This module does not import Keras: the command line parses and checks a recipe
-before the backend is chosen. Names of models and augmentations are checked
-against the zoo later, by `check_names`, once Keras may be imported.
+The keys are declared once, on the spec classes (`StudySpec.FIELDS` ...); a
+loss's options beside the loss (`keras_mixkd.losses.loss_options`), and an
+augmentation's options by its registry (`keras_mixkd.augment`): both are
+checked at load time, which imports Keras then (the command line chooses the
+backend first). Model names are checked by `check_names` (the model zoo), and
+what a run checks of the data and of its runs folder by `check_study`.
 """
 
 import copy
@@ -20,132 +23,58 @@ import os
 import re
 import tomllib
 
-# ---------------------------------------------------------------------------
-# Schema: key -> (default, kind). Kinds are checked by `_check_value`.
-# A nested dict is a sub-table; "table" is a free-form table of options.
-# ---------------------------------------------------------------------------
+from keras_mixkd.study.spec.diff import GRID_LISTS
+from keras_mixkd.study.spec.pair import PairSpec
+from keras_mixkd.study.spec.recipe import DistillationRecipe
+from keras_mixkd.study.spec.source import RecipeSource
+from keras_mixkd.study.spec.source import format_path
+from keras_mixkd.study.spec.study import StudySpec
+from keras_mixkd.study.spec.table import SpecTable
 
-_OPTIMIZER = {
-    "name": ("sgd", "optimizer"),
-    "learning_rate": (0.05, "positive"),
-    "momentum": (0.9, "fraction"),
-    "nesterov": (False, "bool"),
-    "weight_decay": (5e-4, "nonnegative"),
-    # "l2": wd * w added to the gradient before momentum (torch.optim.SGD / Adam);
-    # "decoupled": w -= lr * wd * w (torch.optim.AdamW, Keras's own weight_decay).
-    # "default": "l2" for sgd and adam, "decoupled" for adamw.
-    "weight_decay_mode": ("default", "weight_decay_mode"),
-    # Epochs at which the learning rate is multiplied by `decay`.
-    "milestones": ([], "epochs_list"),
-    "decay": (0.1, "positive"),
-    # Per-model learning rates (e.g. 0.01 for MobileNetV2 / ShuffleNet students).
-    "model_learning_rates": ({}, "rates"),
-}
+# key -> (default, kind) for values, key -> dict for tables, derived from the spec
+# classes. Kept for callers of earlier versions; the classes are the declaration.
+_SCHEMA = StudySpec.schema()
+_OPTIMIZER = _SCHEMA["teacher"]["optimizer"]
+_PAIR = PairSpec.schema()
 
-_SCHEMA = {
-    "name": ("study", "name"),
-    "description": ("", "str"),
-    "seeds": ([0, 1, 2], "seeds"),
-    # Back a training run up at most this often (seconds; the last epoch always):
-    # a kill loses at most this much training. Does not change results.
-    "backup_interval_seconds": (30.0, "nonnegative"),
-    # Compute each teacher's logits of the training split once and let its students read
-    # them, where the teacher sees each image as loaded (no augmentation, or teacher_sees =
-    # "clean"). Equal to running the teacher every batch up to float round-off.
-    "teacher_cache": (True, "bool"),
-    # Layout of the tensors inside every model a cell builds: "auto" (channels-first on the
-    # PyTorch backend for the models that offer it, where it is faster; channels-last
-    # elsewhere, and for every model of a study with a feature-based recipe such as
-    # FitNets), "channels_last" or "channels_first". Changes float round-off only; the
-    # models take images as loaded either way (see `keras_mixkd.models.get_model`).
-    "data_format": ("auto", "data_format"),
-    "data": {
-        "dataset": ("digits", "str"),
-        # File or folder for the "npz" and "folder" sources.
-        "path": ("", "str"),
-        # Share of the training split held out for choosing the best epoch; 0 trains
-        # on the whole training split (the reference protocol): no epoch is then
-        # selected, the last one is reported.
-        "validation_fraction": (0.1, "validation_fraction"),
-        # The validation split is fixed by this seed, the same for every run seed.
-        "split_seed": (0, "int"),
-        # Resize images to [height, width] (folder sources, or digits at CIFAR size).
-        "image_size": ([], "size"),
-        "batch_size": (64, "positive_int"),
-        # Keep only this many training / test examples (0 = all): smoke runs.
-        "train_examples": (0, "nonnegative_int"),
-        "test_examples": (0, "nonnegative_int"),
-    },
-    "teacher": {
-        "augmentations": (["none"], "names"),
-        # Options per augmentation name, e.g. [teacher.augmentation_options.mixup] alpha = 1.0
-        "augmentation_options": ({}, "options_by_name"),
-        "epochs": (10, "positive_int"),
-        "optimizer": _OPTIMIZER,
-    },
-    "student": {
-        # Augmentation of the distillation data before any recipe's own mixing
-        # (study B distils with pad-crop + flip; study A without augmentation).
-        "augmentation": (["none"], "names"),
-        "augmentation_options": ({}, "options_by_name"),
-        "epochs": (10, "positive_int"),
-        "optimizer": _OPTIMIZER,
-        # Train every student model once per seed without a teacher (cross-entropy,
-        # the same augmentation, optimizer and schedule): the "student alone" column.
-        "baseline": (True, "bool"),
-    },
-    # [[pairs]] teacher = "resnet110" student = "resnet20"
-    "pairs": ([], "pairs"),
-    # [[distillation]] name = "kd" loss = "kd" temperature = 4.0 ...
-    "distillation": ([], "recipes"),
-    "measure": {
-        # Class-discrimination of the model being trained, every this many epochs.
-        "every": (1, "nonnegative_int"),
-        # Split of those per-epoch measures: "val" (skipped when there is no
-        # validation split) or "test" (only when asked: it is never used to choose).
-        "split": ("val", "measure_split"),
-        "max_examples": (2000, "positive_int"),
-        "ece_bins": (15, "positive_int"),
-        "projection": ("pca", "projection"),
-        # Points per teacher kept for the 2-D projection plot.
-        "projection_examples": (1000, "positive_int"),
-    },
-}
 
-_DISTILLATION = {
-    "name": (None, "name"),
-    "loss": ("kd", "loss"),
-    "temperature": (4.0, "positive"),
-    "student_loss_weight": (0.1, "fraction"),
-    # Mixing applied at distillation time, after the student augmentation.
-    "augmentation": (["none"], "names"),
-    "augmentation_options": ({}, "options_by_name"),
-    # What the teacher sees when the batch is mixed: "same" (study B) or "clean".
-    "teacher_sees": ("same", "teacher_sees"),
-    # Weight of the distillation term; -1 means 1 - student_loss_weight (the
-    # default). DKD's reference: 1 with student_loss_weight = 1; LS-KD's: 9 with 0.1.
-    "distillation_loss_weight": (-1.0, "weight_or_default"),
-    # Std of the standardising losses: 1 = unbiased (torch.std), 0 = population.
-    "std_ddof": (1, "ddof"),
-    # DKD (loss = "dkd"): TCKD / NCKD weights and the epochs of its linear warm-up.
-    "alpha": (1.0, "nonnegative"),
-    "beta": (8.0, "nonnegative"),
-    "warmup_epochs": (20, "nonnegative_int"),
-    # Z-score the logits before the loss (DKD + logit standardisation).
-    "standardize": (False, "bool"),
-    # FitNets feature distillation on the penultimate layer (0 = off), with a
-    # trainable projector from the student's width to the teacher's.
-    "feature_loss_weight": (0.0, "nonnegative"),
-    "feature_layer": ("features", "name"),
-}
+class _RecipeSchema(dict):
+    """A recipe's keys and the built-in losses' options, read from the loss registry on first use."""
 
-_PAIR = {"teacher": (None, "str"), "student": (None, "str")}
+    def _load(self):
+        if not dict.__len__(self):
+            dict.update(self, DistillationRecipe.schema())
+            for name, option in DistillationRecipe.all_loss_options().items():
+                dict.__setitem__(self, name, (option.default, "loss_option"))
 
-# Built-in losses of keras_mixkd.losses (kept here: this module imports no Keras).
-KNOWN_LOSSES = ("kd", "standardized", "lskd", "dkd")
-# Recipe keys that only a given loss reads: set for another, they are refused.
-_LOSS_ONLY_KEYS = {"alpha": ("dkd",), "beta": ("dkd",), "warmup_epochs": ("dkd",), "standardize": ("dkd",),
-                   "std_ddof": ("standardized", "lskd", "dkd")}
+    def __getitem__(self, key):
+        self._load()
+        return super().__getitem__(key)
+
+    def __contains__(self, key):
+        self._load()
+        return super().__contains__(key)
+
+    def __iter__(self):
+        self._load()
+        return super().__iter__()
+
+    def __len__(self):
+        self._load()
+        return super().__len__()
+
+    def items(self):
+        self._load()
+        return super().items()
+
+    def keys(self):
+        self._load()
+        return super().keys()
+
+
+_DISTILLATION = _RecipeSchema()
+_TABLES = {"recipes": DistillationRecipe, "pairs": PairSpec}
+
 KNOWN_OPTIMIZERS = ("sgd", "adam", "adamw")
 KNOWN_WEIGHT_DECAY_MODES = ("default", "l2", "decoupled")
 KNOWN_PROJECTIONS = ("pca", "tsne")
@@ -203,7 +132,7 @@ def load_recipe(name_or_path="digits", *, smoke=False, overrides=None):
             flags), e.g. `{"seeds": [0], "teacher.epochs": 2}`.
 
     Returns:
-        The complete configuration, a JSON-serialisable dict.
+        The complete, checked `StudySpec` (a JSON-serialisable dict too).
 
     Example:
 
@@ -220,7 +149,7 @@ def load_recipe(name_or_path="digits", *, smoke=False, overrides=None):
         raise RecipeError(f"Recipe {path} is not valid TOML: {error}") from None
     text = raw.decode("utf-8")
     smoke_table = data.pop("smoke", None)
-    source = _Source(path, text)
+    source = RecipeSource(path, text)
     _check_keys(data, _SCHEMA, (), source)
     if smoke_table is not None:
         if not isinstance(smoke_table, dict):
@@ -230,6 +159,7 @@ def load_recipe(name_or_path="digits", *, smoke=False, overrides=None):
         if smoke_table is None:
             raise RecipeError(f"Recipe {path} has no [smoke] table, so --smoke cannot apply.")
         data = _deep_merge(data, smoke_table)
+    _resolve_data_path(data, path)
     config = complete_config(data, source=source)
     if overrides:
         config = apply_overrides(config, overrides)
@@ -238,25 +168,30 @@ def load_recipe(name_or_path="digits", *, smoke=False, overrides=None):
 
 
 def complete_config(data, *, source=None):
-    """Fill defaults into a partial config dict and check every value."""
-    source = source or _Source("<dict>", "")
+    """Fill defaults into a partial config dict and check every value; returns a `StudySpec`.
+
+    Example:
+
+    >>> spec = complete_config({"pairs": [{"teacher": "digits_cnn", "student": "digits_mlp"}],
+    ...                         "distillation": [{"name": "kd"}]})
+    >>> spec.distillation[0].temperature
+    4.0
+    """
+    source = source or RecipeSource("<dict>", "")
     _check_keys(data, _SCHEMA, (), source)
-    config = _fill(data, _SCHEMA, (), source)
+    config = _fill(data, StudySpec, (), source)
     config["distillation"] = [
-        _fill_entry(entry, _DISTILLATION, ("distillation", i), source)
+        _fill_entry(entry, DistillationRecipe, ("distillation", i), source)
         for i, entry in enumerate(config["distillation"])
     ]
     config["pairs"] = [
-        _fill_entry(entry, _PAIR, ("pairs", i), source)
+        _fill_entry(entry, PairSpec, ("pairs", i), source)
         for i, entry in enumerate(config["pairs"])
     ]
     if not config["pairs"]:
         raise RecipeError(f"{source.name}: a study needs at least one [[pairs]] teacher/student entry.")
     if not config["distillation"]:
         raise RecipeError(f"{source.name}: a study needs at least one [[distillation]] recipe.")
-    for i, entry in enumerate(config["distillation"]):
-        _check_loss_keys(data.get("distillation", [])[i] if i < len(data.get("distillation", [])) else {},
-                         entry, ("distillation", i), source)
     names = [entry["name"] for entry in config["distillation"]]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -286,17 +221,62 @@ def complete_config(data, *, source=None):
                 f"{source.where((role, 'optimizer', 'milestones'))}: milestones must be "
                 f"increasing, got {milestones}."
             )
+    _check_augmentations(config, source)
     return config
 
 
-def _check_loss_keys(given, entry, path, source):
-    """Refuses a loss option set for a loss that does not read it (e.g. `beta` with "kd")."""
-    for key, losses in _LOSS_ONLY_KEYS.items():
-        if key in given and given[key] != _DISTILLATION[key][0] and entry["loss"] not in losses:
-            raise RecipeError(
-                f"{source.where(path + (key,))}: {key!r} is an option of loss "
-                f"{' / '.join(repr(n) for n in losses)}, but this recipe's loss is {entry['loss']!r}."
-            )
+def _resolve_data_path(data, recipe_file):
+    # A relative data.path in a recipe file is the file's neighbour, wherever the command runs.
+    table = data.get("data")
+    if isinstance(table, dict) and isinstance(table.get("path"), str) and table["path"]:
+        if not os.path.isabs(table["path"]):
+            folder = os.path.dirname(os.path.abspath(recipe_file))
+            table["path"] = os.path.normpath(os.path.join(folder, table["path"]))
+
+
+def _check_augmentations(config, source):
+    """Refuse unknown augmentation names and option tables, and options their registry refuses."""
+    from keras_mixkd.augment import check_augmentation_options
+    from keras_mixkd.augment import list_augmentations
+
+    known = list_augmentations()
+    student_parts = [(("student", "augmentation"), part) for name in config["student"]["augmentation"]
+                     for part in split_augmentation(name)]
+    roles = [(("teacher",), "augmentations", config["teacher"]["augmentation_options"], {})]
+    roles.append((("student",), "augmentation", config["student"]["augmentation_options"], {}))
+    for i, recipe in enumerate(config["distillation"]):
+        roles.append((("distillation", i), "augmentation", recipe["augmentation_options"],
+                      config["student"]["augmentation_options"]))
+    for path, key, options, inherited in roles:
+        table = config
+        for part in path:
+            table = table[part]
+        parts = [(path + (key,), part) for name in table[key] for part in split_augmentation(name)]
+        for where, part in parts:
+            if part not in known:
+                raise RecipeError(
+                    f"{source.where(where)}: unknown augmentation {part!r}. {_suggest(part, known)}"
+                    f"Known augmentations: {', '.join(known)}."
+                )
+        for name in options:
+            if name not in known:
+                raise RecipeError(
+                    f"{source.where(path + ('augmentation_options', name))}: unknown augmentation {name!r} "
+                    f"in [{format_path(path + ('augmentation_options',))}]. {_suggest(name, known)}"
+                    f"Known augmentations: {', '.join(known)}."
+                )
+        if path[0] == "distillation":
+            parts = student_parts + parts  # a run builds the student's augmentation, then the recipe's
+        for _, part in parts:
+            # As a run builds it: a recipe's table for an augmentation replaces the student's.
+            owner = path if part in options or not inherited else ("student",)
+            given = options[part] if part in options else inherited.get(part, {})
+            try:
+                check_augmentation_options(part, given)
+            except ValueError as error:
+                option = getattr(error, "option", None)
+                where = owner + ("augmentation_options", part) + ((option,) if option else ())
+                raise RecipeError(f"{source.where(where)}: {error}") from None
 
 
 def apply_overrides(config, overrides):
@@ -305,7 +285,7 @@ def apply_overrides(config, overrides):
     Unknown keys raise `RecipeError` naming the key and the closest known ones.
     """
     config = copy.deepcopy(config)
-    source = _Source("command line", "")
+    source = RecipeSource("command line", "")
     for dotted, value in overrides.items():
         path = tuple(dotted.split("."))
         schema = _SCHEMA
@@ -483,66 +463,6 @@ def split_augmentation(name):
 # ---------------------------------------------------------------------------
 
 
-class _Source:
-    """Where a recipe came from, to point at a key's line."""
-
-    def __init__(self, name, text):
-        self.name = name
-        self.lines = text.splitlines()
-
-    def line_of(self, path):
-        """1-based line of the dotted key `path` (indices dropped), or None."""
-        target = [p for p in path if isinstance(p, str)]
-        if not target or not self.lines:
-            return None
-        header = []
-        fallback = None
-        header_re = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-        key_re = re.compile(r"^\s*([A-Za-z0-9_\-\.\"' ]+?)\s*=")
-        for number, line in enumerate(self.lines, 1):
-            match = header_re.match(line)
-            if match:
-                header = _split_dotted(match.group(1))
-                if header == target:
-                    return number
-                continue
-            match = key_re.match(line)
-            if not match:
-                inline = re.search(rf"[{{,]\s*{re.escape(target[-1])}\s*=", line)
-                if inline and fallback is None:
-                    fallback = number
-                continue
-            key = header + _split_dotted(match.group(1))
-            if key == target:
-                return number
-            if key[-1] == target[-1] and fallback is None:
-                fallback = number
-            if key == target[: len(key)] and "{" in line and target[-1] in line:
-                fallback = number  # an inline table holding the key
-        return fallback
-
-    def where(self, path):
-        dotted = _format_path(path)
-        line = self.line_of(path)
-        if line is None:
-            return f"{self.name}: {dotted}"
-        return f"{self.name}, line {line}: {dotted}"
-
-
-def _split_dotted(text):
-    return [part.strip().strip("\"'") for part in text.split(".")]
-
-
-def _format_path(path):
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + part
-    return out
-
-
 def _dotted_keys(schema=_SCHEMA, prefix=""):
     keys = []
     for key, value in schema.items():
@@ -563,7 +483,7 @@ def _check_keys(data, schema, path, source):
         if key not in schema:
             raise RecipeError(
                 f"{source.where(path + (key,))}: unknown key {key!r}"
-                f"{' in [' + _format_path(path) + ']' if path else ''}. "
+                f"{' in [' + format_path(path) + ']' if path else ''}. "
                 f"{_suggest(key, list(schema))}Known keys here: {', '.join(schema)}."
             )
         sub = schema[key]
@@ -581,23 +501,58 @@ def _check_keys(data, schema, path, source):
                 _check_keys(entry, entry_schema, path + (key, i), source)
 
 
-def _fill(data, schema, path, source):
+def _fill(data, cls, path, source):
+    """`cls` (a `SpecTable`) from `data`: defaults filled, every value checked."""
     out = {}
-    for key, spec in schema.items():
-        if isinstance(spec, dict):
+    for key, spec in cls.FIELDS.items():
+        if isinstance(spec, type) and issubclass(spec, SpecTable):
             out[key] = _fill(data.get(key, {}), spec, path + (key,), source)
             continue
         default, kind = spec
         value = data.get(key, copy.deepcopy(default))
         if value is None:
-            raise RecipeError(f"{source.where(path + (key,))}: {_format_path(path + (key,))} is required.")
+            raise RecipeError(f"{source.where(path + (key,))}: {format_path(path + (key,))} is required.")
         out[key] = _check_value(value, kind, path + (key,), source)
+    return cls(out)
+
+
+def _fill_entry(entry, cls, path, source):
+    _check_keys(entry, _DISTILLATION if cls is DistillationRecipe else cls.schema(), path, source)
+    out = _fill(entry, cls, path, source)
+    if cls is DistillationRecipe:
+        out.update(_loss_options(entry, out["loss"], path, source))
     return out
 
 
-def _fill_entry(entry, schema, path, source):
-    _check_keys(entry, schema, path, source)
-    return _fill(entry, schema, path, source)
+def _loss_options(entry, loss, path, source):
+    """A recipe's loss options, checked by the loss registry; others' options at their defaults."""
+    from keras_mixkd import losses
+
+    own = {option.name: option for option in losses.loss_options(loss)}
+    out = {}
+    for name, option in DistillationRecipe.all_loss_options().items():
+        if name not in entry:
+            out[name] = own[name].default if name in own else option.default
+            continue
+        value = entry[name]
+        checker = own.get(name, option)
+        try:
+            checked = checker.check(value)
+        except (TypeError, ValueError):
+            raise RecipeError(
+                f"{source.where(path + (name,))}: expected {checker.expected}, got {value!r}."
+            ) from None
+        if name not in own:
+            takers = [n for n in losses.list_losses() if name in {o.name for o in losses.loss_options(n)}]
+            if checked != option.default:
+                raise RecipeError(
+                    f"{source.where(path + (name,))}: {name!r} is an option of loss "
+                    f"{' / '.join(repr(n) for n in takers)}, but this recipe's loss is {loss!r}."
+                )
+            out[name] = option.default
+            continue
+        out[name] = checked
+    return out
 
 
 def _check_value(value, kind, path, source):
@@ -694,8 +649,10 @@ def _check_value(value, kind, path, source):
             )
         return value
     if kind == "loss":
-        if value not in KNOWN_LOSSES:
-            raise fail(f"one of {', '.join(KNOWN_LOSSES)}")
+        from keras_mixkd.losses import list_losses
+
+        if value not in list_losses():
+            raise fail(f"one of {', '.join(list_losses())}")
         return value
     if kind == "weight_or_default":
         if not number or not (value >= 0 or value == -1):

@@ -7,6 +7,9 @@ import os
 import shutil
 
 from keras_mixkd.study import atomic
+from keras_mixkd.study.spec.diff import GRID_LISTS
+from keras_mixkd.study.spec.diff import entry_key
+from keras_mixkd.study.spec.diff import spec_differences
 from keras_mixkd.version import __version__
 
 # Version of the layout of a runs folder. Bump it when a change makes old
@@ -51,10 +54,14 @@ class RunFolder:
     - `results.json`, `results.csv`, `report.md`, `plots/*.png`: derived from
       `cells/` and rewritten (atomically) after every cell.
 
-    Rule for reruns: the same config continues the study; a different config
-    or a folder written by another format (or another minor version of
-    keras-mixkd) is refused with a message saying what differs. Pick a new
-    `--name` to start another study.
+    Rule for reruns: the same config continues the study; a config that only
+    adds seeds, distillation recipes, teacher augmentations or pairs extends
+    it (its finished cells are kept: cells are independent, and study.json
+    then holds the extended config); any other difference (a changed setting
+    of an existing cell, a dropped seed or recipe) or a folder written by
+    another format (or another minor version of keras-mixkd) is refused with
+    a message saying what differs, one `dotted.key: old -> new` per value.
+    Pick a new `--name` to start another study.
 
     Arguments:
         path: the folder.
@@ -88,8 +95,12 @@ class RunFolder:
         return os.path.join(self.path, "features", f"{key}.npz")
 
     # -- manifest --
-    def open(self, config):
-        """Create the folder for `config`, or check that it was made for it."""
+    def check(self, config):
+        """Refuse `config` where `open` would, writing nothing; returns the study.json it would hold.
+
+        Returns the manifest as it is (a new folder: None), or extended when
+        `config` adds seeds, recipes, teacher augmentations or pairs.
+        """
         if os.path.exists(self.manifest_path):
             manifest = self.read_manifest()
             check_version(manifest, self.path)
@@ -98,16 +109,28 @@ class RunFolder:
                 shown = "; ".join(differences[:8]) + (" ..." if len(differences) > 8 else "")
                 raise ValueError(
                     f"The runs folder {self.path} holds a study with another config ({shown}). "
-                    "Rerun with the same recipe and flags to continue it, or choose another "
-                    "--name (or --runs-dir) to start a new study."
+                    "Rerun with the same recipe and flags to continue it (adding seeds or recipes "
+                    "extends it), or choose another --name (or --runs-dir) to start a new study."
                 )
-            _remove_partial_files(self.path)
+            new = _comparable(config)
+            if new != _comparable(manifest["config"]):
+                manifest = dict(manifest, config=new)  # extended by new cells
             return manifest
         if os.path.isdir(self.path) and os.listdir(self.path):
             raise ValueError(
                 f"{self.path} exists, is not empty and has no study.json: it is not a runs "
                 "folder of keras-mixkd. Choose another --name or --runs-dir."
             )
+        return None
+
+    def open(self, config):
+        """Create the folder for `config`, or check that it was made for it (or extend it)."""
+        manifest = self.check(config)
+        if manifest is not None:
+            if os.path.exists(self.manifest_path) and manifest != self.read_manifest():
+                atomic.write_json(self.manifest_path, manifest)
+            _remove_partial_files(self.path)
+            return manifest
         from keras_mixkd.augment import default_mixing_implementation
 
         manifest = {"format": RUN_FORMAT, "keras_mixkd_version": __version__,
@@ -213,10 +236,51 @@ def check_version(manifest, where):
 
 
 def config_differences(old, new):
-    """Human-readable differences between two configs, as "key: old -> new"."""
+    """What keeps `new` from continuing a study made with `old`, one "dotted.key: old -> new" each.
+
+    New seeds, distillation recipes, teacher augmentations and pairs are not
+    differences (they extend the study); a dropped one is, and so is a changed
+    setting of one kept (named by its index in `new`, e.g.
+    `distillation[0].temperature: 4.0 -> 8.0`).
+
+    Example:
+
+    >>> config_differences(config, dict(config, seeds=[0, 1, 2, 3]))
+    []
+    """
+    old, new = _comparable(old), _comparable(new)
     out = []
-    _diff(_comparable(old), _comparable(new), "", out)
+    for dotted in GRID_LISTS:
+        before, after = _pop(old, dotted), _pop(new, dotted)
+        if not isinstance(before, list) or not isinstance(after, list):
+            spec_differences_into(before, after, dotted, out)
+            continue
+        index = {repr(entry_key(dotted, entry)): i for i, entry in enumerate(after)}
+        dropped = [entry_key(dotted, e) for e in before if repr(entry_key(dotted, e)) not in index]
+        if dropped:
+            out.append(f"{dotted}: {', '.join(map(repr, dropped))} dropped (a study is extended by new "
+                       "entries, not shrunk: --only runs a part of it)")
+        for entry in before:
+            i = index.get(repr(entry_key(dotted, entry)))
+            if i is not None:
+                spec_differences_into(entry, after[i], f"{dotted}[{i}]", out)
+    out += spec_differences(old, new)
     return out
+
+
+def spec_differences_into(old, new, prefix, out):
+    """Append `spec_differences(old, new)` with each line under `prefix`."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out += [f"{prefix}.{line}" for line in spec_differences(old, new)]
+    elif old != new:
+        out.append(f"{prefix}: {old!r} -> {new!r}")
+
+
+def _pop(config, dotted):
+    *tables, key = dotted.split(".")
+    for table in tables:
+        config = config.get(table, {})
+    return config.pop(key, None)
 
 
 def _comparable(config):
@@ -226,16 +290,11 @@ def _comparable(config):
     config["smoke"] = bool(recipe.get("smoke", config.get("smoke", False)))
     for key in RUN_ONLY_KEYS:
         config.pop(key, None)
+    data = config.get("data")
+    if isinstance(data, dict) and data.get("path"):
+        # A recipe file's relative path is now read next to it (before: from the working folder).
+        data["path"] = os.path.realpath(data["path"])
     return config
-
-
-def _diff(old, new, prefix, out):
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in sorted(set(old) | set(new)):
-            _diff(old.get(key), new.get(key), f"{prefix}{key}." if True else key, out)
-        return
-    if old != new:
-        out.append(f"{prefix.rstrip('.')}: {old!r} -> {new!r}")
 
 
 def _remove_partial_files(folder):
