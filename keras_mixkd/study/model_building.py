@@ -126,6 +126,10 @@ def build_distillation_augmentation(student_augmentation, augmentation_options, 
     return names, build_augmentation(names, options, num_classes)
 
 
+# The options of a named loss that the Distiller takes as its own arguments.
+DISTILLER_LOSS_ARGUMENTS = {"temperature", "std_ddof"}
+
+
 def distiller_loss_arguments(recipe):
     """`Distiller` keyword arguments of a `[[distillation]]` recipe's loss keys.
 
@@ -141,11 +145,12 @@ def distiller_loss_arguments(recipe):
         return recipe.get(key, defaults[key])
 
     name = recipe["loss"]
+    # The loss's own options, as its registry declares them. A loss whose options are all Distiller
+    # arguments goes by name (a saved Distiller then names it); any other is built by the registry.
+    declared = [option.name for option in losses.loss_options(name)]
     loss = name
-    if name == "dkd":
-        loss = losses.DecoupledDistillation(
-            alpha=get("alpha"), beta=get("beta"), temperature=get("temperature"),
-            warmup_epochs=get("warmup_epochs"), standardize=get("standardize"), std_ddof=get("std_ddof"))
+    if set(declared) - DISTILLER_LOSS_ARGUMENTS:
+        loss = losses.get_loss(name, **{key: get(key) for key in declared})
     arguments = {"loss": loss, "temperature": get("temperature"), "std_ddof": get("std_ddof")}
     if get("distillation_loss_weight") >= 0:
         arguments["distillation_loss_weight"] = get("distillation_loss_weight")
