@@ -119,8 +119,8 @@ def as_graph_model(model):
 
     A Sequential built by `fit` or `build` (no `keras.Input` first) has no
     symbolic input, so nothing can be cut out of it (its features) nor
-    called on a new input. The functional model returned shares its layers
-    and weights and takes any batch size.
+    called on a new input. The functional model returned holds copies of
+    its layers with the same weights, and takes any batch size.
 
     Example:
 
@@ -145,7 +145,11 @@ def as_graph_model(model):
     inputs = keras.Input(shape=tuple(model.input_shape[1:]), name="images")
     outputs = inputs
     for layer in model.layers:
-        outputs = layer(outputs)
+        # A copy of each layer: the Sequential's own already belong to its inner graph,
+        # where a layer's `input` (what a feature extractor cuts at) would point.
+        copy = layer.__class__.from_config(layer.get_config())
+        outputs = copy(outputs)
+        copy.set_weights(layer.get_weights())
     return keras.Model(inputs, outputs, name=model.name)
 
 
