@@ -30,6 +30,7 @@ _LAZY_SUBMODULES = (
     "models",
     "optimizers",
     "precision",
+    "saving",
     "study",
 )
 

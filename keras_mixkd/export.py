@@ -393,6 +393,12 @@ def _check_export_dir(export_dir, overwrite):
     if not export_dir:
         raise ValueError("`export_dir` must be a non-empty path.")
     if not os.path.lexists(export_dir):
+        existing = os.path.dirname(os.path.abspath(export_dir))
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+            raise ValueError(f"Cannot write the SavedModel {export_dir}: {existing} is not a writable folder; "
+                             "export elsewhere.")
         return export_dir
     if not overwrite:
         raise ValueError(
@@ -410,35 +416,20 @@ def _check_export_dir(export_dir, overwrite):
     return export_dir
 
 
-def _register_keras_mixkd_objects():
-    """Imports the modules whose classes a `.keras` file of ours may name."""
-    import importlib
-    import pkgutil
-
-    import keras_mixkd.distill.distiller  # noqa: F401
-    import keras_mixkd.distill.standardized_logits  # noqa: F401
-    import keras_mixkd.models as models
-
-    for info in pkgutil.iter_modules(models.__path__):
-        importlib.import_module(f"keras_mixkd.models.{info.name}")
-
-
 def _load_keras_file(path):
-    import keras
+    from keras_mixkd._checks import keras_file_problem
+    from keras_mixkd.saving import load_model
 
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"No model file at {path}.")
-    if not path.endswith(".keras") or not os.path.isfile(path):
+    problem = keras_file_problem(path)
+    if problem:
+        raise ValueError(f"{path} exists but cannot be loaded: {problem}.")
+    if os.path.exists(path) and (not path.endswith(".keras") or not os.path.isfile(path)):
         raise ValueError(
             f"Expected a `.keras` file (saved by model.save) of a Distiller or a "
             f"student; got {path}."
         )
-    _register_keras_mixkd_objects()
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except Exception as error:  # Corrupt or foreign file: name it.
-        raise ValueError(f"Cannot load {path} as a Keras model: {error}") from error
+    return load_model(path, part="distiller", compile=False)
 
 
 def _resolve_student(model_or_path):

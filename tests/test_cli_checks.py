@@ -8,6 +8,7 @@ import subprocess
 import sys
 import zipfile
 
+import keras
 import numpy as np
 import pytest
 
@@ -161,11 +162,19 @@ def test_output_checks_and_messages(capsys, tmp_path):
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".work")]
 
 
-def test_python_only_advice_is_translated():
-    message = ("The teacher 't' ends in a softmax, so it outputs probabilities, not logits. Pass "
-               "teacher_outputs='probabilities' (its outputs are turned back into logits by log)")
-    assert "--teacher-outputs probabilities" in cli.cli_advice(message)
-    assert "Use None" not in cli.cli_advice("alpha must be > 0; received alpha=0. Use None to turn it off.")
+def test_library_messages_carry_the_command_line_advice():
+    # The command line prints library errors as they are: each names the flag too.
+    from keras_mixkd import Distiller
+    from keras_mixkd.augment import get_augmentation
+    from keras_mixkd.models import get_model
+
+    logits = get_model("digits_cnn_small", 10, (8, 8, 1))
+    teacher = keras.Model(logits.inputs, keras.layers.Softmax()(logits.outputs[0]))
+    with pytest.raises(ValueError, match="--teacher-outputs probabilities"):
+        Distiller(teacher, get_model("digits_cnn_small", 10, (8, 8, 1)))
+    with pytest.raises(ValueError, match="leave that augmentation out"):
+        get_augmentation("mixup", alpha=0.0, num_classes=10)
+    assert not hasattr(cli, "cli_advice")
 
 
 def test_npz_and_folder_data_are_refused_with_counts(capsys, tmp_path):

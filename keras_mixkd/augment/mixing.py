@@ -401,7 +401,8 @@ def _check_alpha(name, value):
     if not value > 0:
         raise ValueError(
             f"{name} must be > 0 (the Beta(alpha, alpha) concentration); "
-            f"received {name}={value!r}. Use None to turn it off."
+            f"received {name}={value!r}. Use None to turn it off (on the command line, "
+            "leave that augmentation out)."
         )
     return float(value)
 

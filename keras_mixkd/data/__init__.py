@@ -28,6 +28,7 @@ Example:
 """
 
 import dataclasses
+import os
 
 from keras_mixkd.data.pipeline import make_dataset
 from keras_mixkd.data.splits import DatasetSplits
@@ -40,6 +41,56 @@ DEFAULT_FOLDER_IMAGE_SIZE = (32, 32)
 def list_datasets():
     """Names accepted by `load_dataset`."""
     return list(_SOURCES)
+
+
+# name -> one line saying what the data set is (`keras-mixkd list datasets`).
+_DESCRIPTIONS = {
+    "digits": "scikit-learn's 8x8 handwritten digits, 10 classes, embedded (no download)",
+    "cifar10": "CIFAR-10, 32x32 colour, 10 classes (keras.datasets; downloads once)",
+    "cifar100": "CIFAR-100, 32x32 colour, 100 classes (keras.datasets; downloads once)",
+    "folder": "your images: --data-path DIR with one subfolder per class (or DIR/train and DIR/test)",
+    "npz": "your arrays: --data-path FILE.npz with x_train, y_train, x_test, y_test (optional class_names)",
+}
+
+
+def describe_dataset(name):
+    """One line saying what the data set `name` is and where it comes from.
+
+    Example:
+
+    >>> from keras_mixkd.data import describe_dataset
+    >>> describe_dataset("cifar10")
+    'CIFAR-10, 32x32 colour, 10 classes (keras.datasets; downloads once)'
+    """
+    check_data_source(name)
+    return _DESCRIPTIONS[name]
+
+
+def check_data_source(name, path=None, *, need_path=False):
+    """Refuse an unknown data set name, or a missing file or folder, before anything loads.
+
+    Arguments:
+        name: a data set name (`list_datasets()`).
+        path: the file or folder of the "npz" and "folder" sources.
+        need_path: also refuse those two sources without a `path` (what
+            loading would do; `describe_dataset` leaves it out).
+
+    Example:
+
+    >>> from keras_mixkd.data import check_data_source
+    >>> check_data_source("mnist")
+    Traceback (most recent call last):
+    ...
+    ValueError: Unknown data set 'mnist' (data.dataset in a recipe, --dataset on the command line); known: digits, cifar10, cifar100, folder, npz.
+    """
+    if name not in _SOURCES:
+        raise ValueError(f"Unknown data set {name!r} (data.dataset in a recipe, --dataset on the command "
+                         f"line); known: {', '.join(_SOURCES)}.")
+    if name in _NEEDS_PATH and need_path and not path:
+        raise ValueError(f"The {name!r} data set needs a path (data.path in a recipe, --data-path on the "
+                         "command line).")
+    if name in _NEEDS_PATH and path and not os.path.exists(path):
+        raise FileNotFoundError(f"data.path / --data-path {path}: no such file or folder.")
 
 
 def load_dataset(name="digits", *, path=None, validation_fraction=0.1, seed=0, image_size=None):
@@ -136,4 +187,4 @@ def _resized(splits, image_size):
     )
 
 
-__all__ = ["DatasetSplits", "list_datasets", "load_dataset", "make_dataset"]
+__all__ = ["DatasetSplits", "check_data_source", "describe_dataset", "list_datasets", "load_dataset", "make_dataset"]

@@ -473,7 +473,8 @@ class Distiller(keras.Model):
             raise ValueError(
                 f"The teacher {teacher.name!r} ends in a softmax, so it outputs "
                 "probabilities, not logits. Pass teacher_outputs='probabilities' (its "
-                "outputs are turned back into logits by log) or remove the softmax."
+                "outputs are turned back into logits by log; --teacher-outputs probabilities "
+                "on the command line) or remove the softmax."
             )
 
     def _cache_with_features_message(self):

@@ -98,6 +98,44 @@ def list_models():
     return sorted(_REGISTRY)
 
 
+# name -> one line saying what the model is (`keras-mixkd list models`).
+_DESCRIPTIONS = {
+    **{f"resnet{depth}": f"CIFAR ResNet-{depth} (He et al.; 16/32/64 channels)"
+       for depth in (8, 14, 20, 32, 44, 56, 110)},
+    "resnet8x4": "CIFAR ResNet-8, 4x wider (64/128/256 channels)",
+    "resnet32x4": "CIFAR ResNet-32, 4x wider (64/128/256 channels)",
+    **{f"wrn_{depth}_{width}": f"Wide ResNet, depth {depth}, width {width}"
+       for depth, width in ((16, 1), (16, 2), (40, 1), (40, 2))},
+    **{f"vgg{depth}": f"VGG-{depth} with batch norm (CIFAR)" for depth in (8, 11, 13, 16, 19)},
+    "resnet18": "ResNet-18 with a CIFAR stem (study A's teacher)",
+    "mobilenetv2": "MobileNetV2, half width (CIFAR distillation benchmark student)",
+    "shufflev1": "ShuffleNetV1 (CIFAR)",
+    "shufflev2": "ShuffleNetV2 (CIFAR)",
+    "lenet5": "LeNet-5 (study A's student; images >= 16x16)",
+    "alexnet": "AlexNet for small images (study A's student; images >= 29x29)",
+    "digits_cnn": "small CNN for the embedded 8x8 digits (teacher)",
+    "digits_cnn_small": "tiny CNN for the embedded 8x8 digits (student)",
+}
+
+
+def describe_model(name):
+    """One line saying what the model `name` (a `list_models()` name or an alias) is.
+
+    Arguments:
+        name: a name `get_model` accepts.
+
+    Returns:
+        The description, e.g. "Wide ResNet, depth 40, width 2".
+
+    Example:
+
+    >>> from keras_mixkd.models import describe_model
+    >>> describe_model("wrn_40_2")
+    'Wide ResNet, depth 40, width 2'
+    """
+    return _DESCRIPTIONS[_registry_key(name)]
+
+
 def get_model(name, num_classes, input_shape=(32, 32, 3), data_format=None):
     """Build a model of the zoo by name.
 
@@ -272,6 +310,7 @@ def _all_layers(model):
 
 
 __all__ = [
+    "describe_model",
     "BatchNormalization",
     "DirectGraphCall",
     "direct_call_or_model",

@@ -45,6 +45,14 @@ _LAZY = {
     "measure_model": "keras_mixkd.study.training",
     "ResumableBackup": "keras_mixkd.study.backup",
     "EpochRecorder": "keras_mixkd.study.epoch_recorder",
+    "study_config": "keras_mixkd.study.milestones",
+    "choose_cells": "keras_mixkd.study.selection",
+    "RunSettings": "keras_mixkd.study.single_run",
+    "train_teacher_file": "keras_mixkd.study.single_run",
+    "distill_file": "keras_mixkd.study.single_run",
+    "distillation_recipe": "keras_mixkd.study.single_run",
+    "evaluate_file": "keras_mixkd.study.single_run",
+    "measure_file": "keras_mixkd.study.single_run",
 }
 
 

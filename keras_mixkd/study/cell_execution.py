@@ -114,23 +114,12 @@ def _train(cells, config, splits, teacher_path, folders, options):
 
 
 def load_teacher(path, num_classes):
-    """Load a saved teacher and check it predicts `num_classes` classes."""
+    """Load a saved teacher and check it predicts `num_classes` classes (see `keras_mixkd.saving.load_model`)."""
+    from keras_mixkd.saving import load_model
+
     if not os.path.exists(path):
         raise FileNotFoundError(
             f"Teacher file {path} is missing although its cell is recorded as finished. "
             "Delete the matching file in cells/ to train that teacher again."
         )
-    try:
-        # Registers the library's saved classes (its optimizers, StandardizedLogits) in this process,
-        # which may be a fresh Ray worker that never imported them.
-        import keras_mixkd.distill  # noqa: F401
-        import keras_mixkd.models  # noqa: F401  (BatchNormalization of PyTorch-built models)
-        import keras_mixkd.optimizers  # noqa: F401
-
-        teacher = keras.saving.load_model(path)
-    except Exception as error:  # a corrupt or foreign file: say which file
-        from keras_mixkd._checks import keras_file_problem
-
-        raise ValueError(f"Cannot load the teacher {path}: {keras_file_problem(path) or error}") from error
-    check_teacher_classes(teacher, num_classes, where=f"teacher {path}")
-    return teacher
+    return load_model(path, num_classes=num_classes, what="teacher")

@@ -1,0 +1,369 @@
+"""One model at a time: train a teacher, distil a student, evaluate or measure a `.keras` file.
+
+What `keras-mixkd train-teacher`, `distill`, `evaluate` and `measure` run,
+callable from Python. Settings come from a recipe (or a runs folder) as in a
+study, then arguments override them:
+
+>>> from keras_mixkd.study.single_run import (RunSettings, distill_file, distillation_recipe,
+...                                           evaluate_file, train_teacher_file)
+>>> settings = RunSettings.from_recipe("teacher", "digits", epochs=4)
+>>> print(*settings.notes, sep="\\n")              # e.g. how the milestones were scaled
+>>> record = train_teacher_file("teacher.keras", "digits_cnn", settings, augmentation="mixup")
+>>> student_settings = RunSettings.from_recipe("student", "digits", augmentations=["partial_mixup"])
+>>> recipe = distillation_recipe(temperature=1.0, augmentation="partial_mixup", fraction=0.1,
+...                              augmentation_options=student_settings.augmentation_options)
+>>> record = distill_file("student.keras", "teacher.keras", "digits_cnn_small", student_settings, recipe)
+>>> results = evaluate_file("student.keras", student_settings)
+
+Each run trains in `<output>.work` (rerunning with the same output continues
+an interrupted run), then writes `<output>` and its record `<output>.json`
+atomically.
+"""
+
+import dataclasses
+import os
+import shutil
+
+from keras_mixkd.data import check_data_source
+from keras_mixkd.study import atomic
+from keras_mixkd.study.config import load_recipe
+from keras_mixkd.study.config import parse_override
+from keras_mixkd.study.config import split_augmentation
+from keras_mixkd.study.milestones import fit_milestones
+from keras_mixkd.study.run_options import RunOptions
+from keras_mixkd.study.training_settings import TrainingSettings
+
+MIXING = ("mixup", "cutmix", "partial_mixup", "mixup_cutmix")
+DEFAULT_MEASURES = ("class_discrimination", "gdv", "class_separation", "nc1", "accuracy",
+                    "expected_calibration_error", "mean_entropy", "logit_std")
+
+
+@dataclasses.dataclass
+class RunSettings:
+    """The settings of one run: data, epochs, optimizer, augmentation options.
+
+    Build it with `RunSettings.from_recipe`; `notes` holds what the caller
+    should tell the user (milestones scaled or kept).
+
+    Attributes:
+        role: "teacher" or "student": the recipe table the settings come from.
+        config: the whole recipe (or runs folder) config they come from.
+        data: the [data] table, with the data set and path overrides.
+        epochs: epochs to train.
+        optimizer: the optimizer table, milestones fitted to `epochs`.
+        augmentation_options: `{augmentation: {option: value}}` of the
+            augmentations the run uses.
+        notes: sentences for the user ("note: ...", "warning: ...").
+
+    Example:
+
+    >>> settings = RunSettings.from_recipe("teacher", "digits", epochs=6, options=["mixup.alpha=0.2"],
+    ...                                    augmentations=["mixup"])
+    >>> settings.augmentation_options
+    {'mixup': {'alpha': 0.2}}
+    """
+
+    role: str
+    config: dict
+    data: dict
+    epochs: int
+    optimizer: dict
+    augmentation_options: dict
+    notes: list = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def from_recipe(cls, role, recipe="digits", *, run_dir=None, dataset=None, data_path=None, epochs=None,
+                    keep_milestones=False, options=(), augmentations=("none",)):
+        """Settings of a `role` run from a recipe (or a runs folder's config), then overrides.
+
+        Arguments:
+            role: "teacher" or "student".
+            recipe: a packaged recipe name or a TOML file.
+            run_dir: take the config of this runs folder instead of `recipe`.
+            dataset, data_path: override data.dataset and data.path.
+            epochs: override the recipe's epochs (>= 1); its milestones are
+                scaled to them unless `keep_milestones`.
+            options: "AUGMENTATION.KEY=VALUE" strings (values in TOML syntax)
+                overriding the recipe's augmentation options.
+            augmentations: the augmentations the run uses (e.g.
+                ["standard+mixup"]): options of others are refused.
+        """
+        if role not in ("teacher", "student"):
+            raise ValueError(f"role must be 'teacher' or 'student', got {role!r}.")
+        if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+            raise ValueError(f"--epochs must be a whole number >= 1, got {epochs} (epochs= in Python).")
+        if run_dir:
+            from keras_mixkd.study.run_folder import RunFolder
+
+            config = RunFolder(run_dir).read_manifest()["config"]
+        else:
+            config = load_recipe(recipe)
+        data = dict(config["data"])
+        data["dataset"] = dataset or data["dataset"]
+        data["path"] = data_path or data["path"]
+        check_data_source(data["dataset"], data["path"])
+        table, notes = config[role], []
+        optimizer = dict(table["optimizer"])
+        if epochs is not None and epochs != table["epochs"]:
+            optimizer["milestones"], note = fit_milestones(optimizer.get("milestones"), table["epochs"], epochs,
+                                                           role, keep=keep_milestones)
+            notes += [note] if note else []
+        options = augmentation_options(config, role, data, augmentations, options)
+        return cls(role, config, data, epochs or table["epochs"], optimizer, options, notes)
+
+
+def augmentation_options(config, role, data, augmentations, options=()):
+    """The augmentation options of a single run: the recipe's, fitted to the data, then `options`.
+
+    The recipe's pixel sizes are its data's (1 px / 4 px on 8x8 digits): on
+    other data the layers scale them with the image instead (pad-crop side /
+    8, cutout side / 2: 4 px and 16 px at 32x32).
+
+    Arguments:
+        config: the recipe's config.
+        role: "teacher" or "student".
+        data: the run's [data] table.
+        augmentations: names of the augmentations the run uses.
+        options: "AUGMENTATION.KEY=VALUE" strings.
+
+    Returns:
+        `{augmentation: {option: value}}` of the augmentations used.
+    """
+    result = {name: dict(values) for name, values in config[role]["augmentation_options"].items()}
+    recipe_data = config["data"]
+    if (data["dataset"], data["path"], list(data["image_size"] or [])) != (
+            recipe_data["dataset"], recipe_data["path"], list(recipe_data["image_size"] or [])):
+        result.get("standard", {}).pop("padding", None)
+        result.get("cutout", {}).pop("size", None)
+    named = []
+    for text in options:
+        key, value = parse_override(text)
+        if "." not in key:
+            raise ValueError(f"--option expects AUGMENTATION.KEY=VALUE (e.g. mixup.alpha=0.2), got {text!r}.")
+        name, option = key.split(".", 1)
+        result.setdefault(name, {})[option] = value
+        named.append(name)
+    used = [part for name in augmentations for part in split_augmentation(name)]
+    unused = sorted(set(named) - set(used))
+    if unused:
+        raise ValueError(f"--option names {', '.join(unused)}, which this run does not use (augmentation: "
+                         f"{'+'.join(used) or 'none'}).")
+    return {name: values for name, values in result.items() if name in used}
+
+
+def distillation_recipe(*, loss="kd", temperature=4.0, student_loss_weight=0.1, augmentation="none",
+                        augmentation_options=None, fraction=None, alpha=None, teacher_sees="same",
+                        teacher_outputs="logits"):
+    """The distillation recipe of one student (what a study's [[recipes]] entry holds).
+
+    Arguments:
+        loss: "kd", "standardized", "lskd" or "dkd".
+        temperature: the softmax temperature.
+        student_loss_weight: w in w * CE + (1 - w) * KD.
+        augmentation: mixing at distillation time, e.g. "partial_mixup".
+        augmentation_options: `{augmentation: {option: value}}`.
+        fraction: the fraction partial_mixup mixes, in (0, 1].
+        alpha: the Beta(alpha, alpha) concentration of every mixing
+            augmentation used, > 0.
+        teacher_sees: "same" (the mixed batch) or "clean".
+        teacher_outputs: "logits" or "probabilities".
+
+    Example:
+
+    >>> distillation_recipe(temperature=1.0, augmentation="partial_mixup", fraction=0.1)["augmentation_options"]
+    {'partial_mixup': {'fraction': 0.1}}
+    """
+    if alpha is not None and not alpha > 0:
+        raise ValueError(f"--alpha must be > 0 (the Beta(alpha, alpha) concentration), got {alpha:g}; to "
+                         "distil without mixing, leave mixup / cutmix out of --augmentation (alpha= in Python).")
+    if fraction is not None and not 0 < fraction <= 1:
+        raise ValueError(f"--fraction must lie in (0, 1], got {fraction:g} (fraction= in Python).")
+    options = {name: dict(values) for name, values in (augmentation_options or {}).items()}
+    for name in (n for n in augmentation.split("+") if n in MIXING):
+        if fraction is not None and name == "partial_mixup":
+            options.setdefault(name, {})["fraction"] = fraction
+        if alpha is not None:
+            options.setdefault(name, {})["alpha"] = alpha
+    return {"name": "cli", "loss": loss, "temperature": temperature, "student_loss_weight": student_loss_weight,
+            "augmentation": [augmentation], "augmentation_options": options, "teacher_sees": teacher_sees,
+            "teacher_outputs": teacher_outputs}
+
+
+def check_output(output, overwrite=False):
+    """Refuse an existing `output` without `overwrite`, and one in a folder that cannot be written."""
+    if os.path.isdir(output):
+        raise IsADirectoryError(f"--output {output} is a folder; give the path of the .keras file to write.")
+    if os.path.exists(output) and not overwrite:
+        raise FileExistsError(f"--output {output} already exists; pass --overwrite (overwrite=True) to replace "
+                              "it, or choose another path.")
+    folder = os.path.dirname(os.path.abspath(output))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"--output {output}: cannot create its folder {folder} ({error.strerror}).") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"--output {output}: its folder {folder} is not writable; write elsewhere.")
+
+
+def train_teacher_file(output, model, settings, *, augmentation="none", seed=0, overwrite=False, verbose=0):
+    """Train one teacher and save it to `output` (.keras) with its record `output + ".json"`.
+
+    Arguments:
+        output: the .keras file to write.
+        model: a model name (`keras_mixkd.models.list_models()`).
+        settings: `RunSettings.from_recipe("teacher", ...)`.
+        augmentation: e.g. "mixup" or "standard+mixup".
+        seed: the run's seed.
+        overwrite: replace an existing `output`.
+        verbose: `fit`'s verbosity.
+
+    Returns:
+        The record (also written as JSON).
+    """
+    from keras_mixkd.study.training import prepare_data
+    from keras_mixkd.study.training import train_teacher
+
+    check_output(output, overwrite)
+    splits = prepare_data(settings.data)
+
+    training = TrainingSettings(epochs=settings.epochs, optimizer=settings.optimizer,
+                                batch_size=settings.data["batch_size"],
+                                augmentation_options=settings.augmentation_options,
+                                measure=settings.config["measure"])
+
+    def train(work_dir):
+        return train_teacher(splits, model, augmentation, seed=seed, settings=training, work_dir=work_dir,
+                             options=RunOptions(verbose=verbose))
+
+    trained, record, _ = _run_in_work_dir(output, train)
+    return _save_run(trained, record, output, data_record(splits, settings))
+
+
+def distill_file(output, teacher, student, settings, recipe, *, seed=0, overwrite=False, verbose=0):
+    """Distil one student from a saved teacher and save it to `output` (.keras) with its record.
+
+    Arguments:
+        output: the student's .keras file to write.
+        teacher: the teacher's .keras file (a saved Distiller: its student;
+            see `keras_mixkd.saving.load_model`).
+        student: a model name.
+        settings: `RunSettings.from_recipe("student", ...)`.
+        recipe: `distillation_recipe(...)`.
+        seed, overwrite, verbose: as `train_teacher_file`.
+
+    Returns:
+        The record (also written as JSON); its model card names the teacher's
+        file and, when it has one, the teacher's own card.
+    """
+    from keras_mixkd.export import read_model_card
+    from keras_mixkd.saving import load_model
+    from keras_mixkd.study.training import distill_student
+    from keras_mixkd.study.training import prepare_data
+
+    check_output(output, overwrite)
+    if not os.path.isfile(teacher):
+        raise FileNotFoundError(f"--teacher {teacher}: no such file (give a teacher's .keras file, e.g. one "
+                                "written by train-teacher).")
+    splits = prepare_data(settings.data)
+    model = load_model(teacher, num_classes=splits.num_classes, what="teacher")
+
+    training = TrainingSettings(epochs=settings.epochs, optimizer=settings.optimizer,
+                                batch_size=settings.data["batch_size"], measure=settings.config["measure"])
+
+    def train(work_dir):
+        return distill_student(splits, model, student, recipe, seed=seed, settings=training, work_dir=work_dir,
+                               options=RunOptions(verbose=verbose))
+
+    distiller, record, _ = _run_in_work_dir(output, train)
+    teacher_file = os.path.abspath(teacher)
+    card = record.get("model_card") or {}
+    if card.get("distilled_from") is not None:
+        card["distilled_from"]["teacher_file"] = teacher_file
+        teacher_card = read_model_card(teacher)
+        if teacher_card:
+            card["distilled_from"].update(teacher_model=teacher_card.get("model"),
+                                          teacher_trained=teacher_card.get("trained"))
+    extra = data_record(splits, settings)
+    extra.update(augmentation_options=recipe["augmentation_options"], teacher_file=teacher_file, teacher_outputs=recipe["teacher_outputs"],
+                 teacher_sees=recipe["teacher_sees"])
+    return _save_run(distiller.student, record, output, extra)
+
+
+def evaluate_file(path, settings, split="both"):
+    """Accuracy and expected calibration error of a saved model on `split` ("val", "test" or "both").
+
+    Returns:
+        `{split: {"accuracy", "expected_calibration_error", "examples"}}`;
+        with "both" and no validation split (`validation_fraction = 0`),
+        the test split only.
+    """
+    from keras_mixkd.saving import load_model
+    from keras_mixkd.study.training import measure_model
+    from keras_mixkd.study.training import prepare_data
+
+    splits = prepare_data(settings.data)
+    model = load_model(path, num_classes=splits.num_classes)
+    chosen = ("val", "test") if split == "both" else (split,)
+    if split == "both" and len(splits.y_val) == 0:
+        chosen = ("test",)
+    results = {}
+    for name in chosen:
+        values = measure_model(model, splits, ece_bins=settings.config["measure"]["ece_bins"], split=name)
+        results[name] = {"accuracy": values["accuracy"],
+                         "expected_calibration_error": values["expected_calibration_error"],
+                         "examples": int(len(getattr(splits, f"y_{name}")))}
+    return results
+
+
+def measure_file(path, settings, split="test", measures=None, layer=None):
+    """Latent-space and output measures of a saved model's penultimate features on `split`.
+
+    Returns:
+        `({measure: value}, examples)`.
+    """
+    from keras_mixkd.callbacks import LatentMeasures
+    from keras_mixkd.saving import load_model
+    from keras_mixkd.study.training import model_inputs
+    from keras_mixkd.study.training import prepare_data
+
+    splits = prepare_data(settings.data)
+    model = load_model(path, num_classes=splits.num_classes)
+    x, y = model_inputs(model, splits, split)  # Images in [0, 1], or normalised for an old file.
+    callback = LatentMeasures(x, y, measures=list(measures or DEFAULT_MEASURES), teacher=None, layer_name=layer,
+                              num_bins=settings.config["measure"]["ece_bins"])
+    return {name: float(value) for name, value in callback.compute(model).items()}, len(y)
+
+
+def data_record(splits, settings):
+    """What a record JSON says of its data and augmentation, so the run can be read and redone."""
+    import keras
+
+    data = settings.data
+    return {
+        "dataset": data["dataset"], "data_path": data["path"] or None, "num_classes": int(splits.num_classes),
+        "class_names": [str(name) for name in splits.class_names], "input_shape": list(splits.input_shape),
+        "normalization": {"mean": list(map(float, splits.normalization[0])),
+                          "std": list(map(float, splits.normalization[1]))},
+        "augmentation_options": settings.augmentation_options, "backend": keras.backend.backend(),
+    }
+
+
+def _run_in_work_dir(output, train):
+    """Run `train(work_dir)`; a failure that leaves nothing to continue from removes the work folder."""
+    work_dir = output + ".work"
+    os.makedirs(work_dir, exist_ok=True)
+    try:
+        return train(work_dir)
+    except BaseException:
+        if not any(files for _, _, files in os.walk(work_dir)):
+            shutil.rmtree(work_dir, ignore_errors=True)  # nothing to resume from
+        raise
+
+
+def _save_run(model, record, output, extra):
+    record = {**record, **extra}
+    with atomic.atomic_path(output) as tmp:
+        model.save(tmp)
+    atomic.write_json(output + ".json", record)
+    shutil.rmtree(output + ".work", ignore_errors=True)
+    return record
