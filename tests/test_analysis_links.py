@@ -1,4 +1,4 @@
-"""The studies' analyses in the report, and the top-level analysis/ scripts on a real smoke study."""
+"""The studies' analyses in the report, and the top-level analysis/ scripts on a real tiny study."""
 
 import csv
 import json
@@ -39,6 +39,7 @@ def ranks_reference(values):
     return [np.mean([i + 1 for i, v in enumerate(ordered) if v == value]) for value in values]
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize("offset", [0.0, 1e6])
 def test_pearson_and_spearman_against_their_definitions(rng, offset):
     for size in (3, 7, 40):
@@ -54,6 +55,7 @@ def test_pearson_and_spearman_against_their_definitions(rng, offset):
         pearson([1, 2, 3], [1, 2])
 
 
+@pytest.mark.backend_independent
 def test_link_table_and_heatmap_grid_on_synthetic_records(rng):
     records = synthetic_records(rng)
     header, rows = link_table(records, CONFIG)
@@ -72,6 +74,7 @@ def test_link_table_and_heatmap_grid_on_synthetic_records(rng):
     assert means[augmentations.index("mixup"), 0] == pytest.approx(expected)
 
 
+@pytest.mark.backend_independent
 def test_report_holds_the_studies_analyses(rng, tmp_path):
     run = str(tmp_path / "run")
     write_run(run, synthetic_records(rng), rng)
@@ -84,6 +87,7 @@ def test_report_holds_the_studies_analyses(rng, tmp_path):
     assert text.startswith("# Study `synthetic` on the embedded digits data")
 
 
+@pytest.mark.backend_independent
 def test_teachers_only_and_folder_runs_are_described_as_they_are(rng, tmp_path):
     teachers = [r for r in synthetic_records(rng) if r["role"] == "teacher"]
     table = main_table(teachers, CONFIG)
@@ -101,22 +105,6 @@ def test_teachers_only_and_folder_runs_are_described_as_they_are(rng, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    """One tiny real study, with --tensorboard: one teacher and its student, one epoch each."""
-    from keras_mixkd import cli
-
-    runs = str(tmp_path_factory.mktemp("runs"))
-    status = cli.main([
-        "study", "--smoke", "--runs-dir", runs, "--name", "tiny", "--tensorboard",
-        "--set", "data.train_examples=48", "--set", "data.test_examples=32",
-        "--set", 'teacher.augmentations=["mixup"]', "--set", 'distillation=[{name = "kd_T1", temperature = 1.0}]',
-        "--set", "measure.projection_examples=32", "--set", "student.baseline=false",
-    ])
-    assert status == 0
-    return os.path.join(runs, "tiny")
-
-
-@pytest.fixture(scope="module")
 def synthetic_run(tmp_path_factory):
     """A runs folder of synthetic records: three augmentations, three seeds, two temperatures."""
     rng = np.random.default_rng(3)
@@ -125,25 +113,29 @@ def synthetic_run(tmp_path_factory):
     return run
 
 
-def test_every_cell_logs_a_csv_and_tensorboard(smoke_run):
+def test_every_cell_logs_a_csv_and_tensorboard(tiny_study):
+    """The session's tiny study (tests/conftest.py) ran with TensorBoard logs: five cells, two epochs each."""
+    smoke_run = str(tiny_study[0])
     cells = json.load(open(os.path.join(smoke_run, "results.json")))["cells"]
-    assert len(cells) == 2
+    assert len(cells) == 5
     for cell in cells:
         folder = os.path.join(smoke_run, "logs", cell["key"])
         with open(os.path.join(folder, "history.csv")) as f:
             rows = list(csv.DictReader(f))
-        assert [int(r["epoch"]) for r in rows] == [0]  # CSVLogger counts from 0; one epoch
-        assert float(rows[0]["val_accuracy"]) == pytest.approx(cell["history"][0]["val_accuracy"], abs=1e-6)
+        assert [int(r["epoch"]) for r in rows] == [0, 1]  # CSVLogger counts from 0; two epochs
+        for row, epoch in zip(rows, cell["history"]):
+            assert float(row["val_accuracy"]) == pytest.approx(epoch["val_accuracy"], abs=1e-6)
         events = [name for _, _, files in os.walk(os.path.join(folder, "tensorboard")) for name in files]
         assert any(name.startswith("events.out.tfevents") for name in events)
     text = open(os.path.join(smoke_run, "report.md")).read()
     assert "plots/curves.png" in text and "plots/links.png" in text
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_analysis_scripts_rebuild_their_figure(smoke_run, synthetic_run, tmp_path, script):
-    """Every script on the synthetic run (all axes); the table and curves also on the real smoke run."""
-    runs = [synthetic_run] + ([smoke_run] if script in ("accuracy_table", "curves") else [])
+def test_analysis_scripts_rebuild_their_figure(tiny_study, synthetic_run, tmp_path, script):
+    """Every script on the synthetic run (all axes); the table and curves also on the session's real tiny study."""
+    runs = [synthetic_run] + ([str(tiny_study[0])] if script in ("accuracy_table", "curves") else [])
     for number, run in enumerate(runs):
         out = str(tmp_path / f"{script}{number}")
         process = subprocess.run([sys.executable, os.path.join(ROOT, "analysis", f"{script}.py"), run,

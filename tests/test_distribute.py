@@ -17,6 +17,7 @@ import pytest
 
 from keras_mixkd import cli
 from keras_mixkd.distribute import data_parallel
+from tests.helpers import tiny_study_argv
 
 BACKEND = keras.backend.backend()
 
@@ -166,12 +167,8 @@ def test_bad_device_requests_are_refused():
 
 
 # A one-teacher, one-student study: the grid the crash tests use, smaller.
-TINY_STUDY = [
-    "study", "--smoke", "--teacher-epochs", "1", "--student-epochs", "1",
-    "--set", 'teacher.augmentations=["mixup"]', "--set", 'distillation=[{name = "kd"}]',
-    "--set", "data.train_examples=64", "--set", "data.test_examples=32",
-    "--set", "student.baseline=false", "--verbose", "0", "--no-report",
-]
+TINY_STUDY = tiny_study_argv("--set", 'teacher.augmentations=["mixup"]', "--set", 'distillation=[{name = "kd"}]',
+                             "--set", "student.baseline=false", teacher_epochs=1, student_epochs=1)
 
 
 def test_study_runs_every_cell_on_two_devices(tmp_path, capsys):

@@ -23,6 +23,7 @@ def _write(tmp_path, extra):
     return str(path)
 
 
+@pytest.mark.backend_independent
 def test_methods_recipe_names_every_method_at_its_reference_setting():
     config = load_recipe("methods_cifar100")
     recipes = {r["name"]: r for r in config["distillation"]}
@@ -52,6 +53,7 @@ def test_recipe_loss_keys_reach_the_distiller():
     assert fitnet["feature_loss_weight"] == 100.0 and "distillation_loss_weight" not in fitnet
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize(
     "extra,match",
     [
