@@ -171,6 +171,16 @@ TINY_STUDY = tiny_study_argv("--set", 'teacher.augmentations=["mixup"]', "--set"
                              "--set", "student.baseline=false", teacher_epochs=1, student_epochs=1)
 
 
+def check_tiny_study_cells(cells):
+    """Both cells of TINY_STUDY ran their epoch to a result."""
+    assert sorted(cell["key"] for cell in cells) == [
+        "student__digits_cnn_small__kd__from__digits_cnn__mixup__s0", "teacher__digits_cnn__mixup__s0"]
+    for cell in cells:
+        assert [row["epoch"] for row in cell["history"]] == [1] and cell["backend"] == BACKEND
+        assert 0.0 <= cell["test_accuracy_last"] <= 1.0 and np.isfinite(cell["history"][0]["loss"])
+        assert cell["history"][0]["test_accuracy"] == pytest.approx(cell["test_accuracy_last"])
+
+
 def test_study_runs_every_cell_on_two_devices(tmp_path, capsys):
     """The study clears the session per cell, so it must enter the device scope per cell."""
     argv = [*TINY_STUDY, "--runs-dir", str(tmp_path), "--name", "two", "--devices", "2"]
@@ -183,9 +193,7 @@ def test_study_runs_every_cell_on_two_devices(tmp_path, capsys):
     completed = subprocess.run([sys.executable, "-m", "keras_mixkd.cli", *argv], env=env,
                                capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr[-3000:]
-    cells = json.load(open(tmp_path / "two" / "results.json"))["cells"]
-    assert len(cells) == 2
-    assert all(np.isfinite(cell["test_accuracy_last"]) for cell in cells)
+    check_tiny_study_cells(json.load(open(tmp_path / "two" / "results.json"))["cells"])
 
 
 def test_study_trains_every_cell_under_mixed_precision(tmp_path, capsys):
@@ -195,5 +203,4 @@ def test_study_trains_every_cell_under_mixed_precision(tmp_path, capsys):
     student = keras.saving.load_model(
         tmp_path / "bf16" / "models" / "student__digits_cnn_small__kd__from__digits_cnn__mixup__s0.keras")
     assert student.get_layer("features").dtype_policy.name == "mixed_bfloat16"
-    cells = json.load(open(tmp_path / "bf16" / "results.json"))["cells"]
-    assert len(cells) == 2 and all(np.isfinite(cell["test_accuracy_last"]) for cell in cells)
+    check_tiny_study_cells(json.load(open(tmp_path / "bf16" / "results.json"))["cells"])

@@ -405,7 +405,14 @@ def test_smoke_scale_of_every_recipe_runs(tmp_path):
         records = run_study(config, runs_dir=str(tmp_path), only=only, verbose=0, report=False,
                             print_fn=lambda *a: None)
         assert sorted(r["role"] for r in records) == ["student", "teacher"]
-        assert all(np.isfinite(r["test_accuracy_last"]) for r in records)
+        (student,) = [r for r in records if r["role"] == "student"]
+        assert student["recipe"] == config["distillation"][-1]["name"]
+        assert student["teacher_augmentation"] == teacher["augmentations"][-1]
+        for record in records:
+            epochs = config["teacher" if record["role"] == "teacher" else "student"]["epochs"]
+            assert [row["epoch"] for row in record["history"]] == list(range(1, epochs + 1)), (name, record["key"])
+            assert 0.0 <= record["test_accuracy_last"] <= 1.0
+            assert record["history"][-1]["test_accuracy"] == pytest.approx(record["test_accuracy_last"])
 
 
 def test_a_finished_backup_is_restored_without_training(tmp_path):
