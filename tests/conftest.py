@@ -1,4 +1,11 @@
-"""Shared test setup. The backend is fixed by KERAS_BACKEND before Keras is imported."""
+"""Shared test setup. The backend is fixed by KERAS_BACKEND before Keras is imported.
+
+`make test` runs the suite once per backend. Tests marked `backend_independent`
+(configs, reports, analysis scripts, progress lines: nothing Keras computes)
+run under one backend only, `KERAS_MIXKD_INDEPENDENT_BACKEND` (the Makefile sets
+the first of its BACKENDS; tensorflow by default), and are skipped, with the
+reason, under the others. Set it to `all` to run them under every backend.
+"""
 
 import os
 
@@ -17,10 +24,21 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 BACKEND = keras.backend.backend()
+INDEPENDENT_BACKEND = os.environ.get("KERAS_MIXKD_INDEPENDENT_BACKEND", "tensorflow")
 
 
 def pytest_report_header(config):
-    return f"keras {keras.__version__}, backend {BACKEND}"
+    where = "every backend" if INDEPENDENT_BACKEND == "all" else INDEPENDENT_BACKEND
+    return f"keras {keras.__version__}, backend {BACKEND}; backend-independent tests under {where}"
+
+
+def pytest_collection_modifyitems(config, items):
+    if INDEPENDENT_BACKEND in ("all", BACKEND):
+        return
+    skip = pytest.mark.skip(reason=f"backend-independent: run under KERAS_BACKEND={INDEPENDENT_BACKEND} only")
+    for item in items:
+        if item.get_closest_marker("backend_independent"):
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)
@@ -35,3 +53,38 @@ def _fresh_keras_state():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def splits():
+    """The digits data set with a 10 % validation split (seed 0), loaded once. Read it, never change it."""
+    from keras_mixkd.data import load_dataset
+
+    return load_dataset("digits", validation_fraction=0.1, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory):
+    """One tiny study, run once for the session and read by the study, report, analysis and CLI tests.
+
+    Two teachers (no augmentation, mixup), each distilled into one student with
+    partial mixup at T = 1, and the student trained alone: five cells, two
+    epochs each, with TensorBoard logs, the report and its plots. Returns
+    `(run_dir, records, lines)`: the run folder (a `pathlib.Path`), the records
+    `run_study` returned and the lines it printed. Tests that change the folder
+    work on a copy.
+    """
+    from tests.helpers import PMU
+    from tests.helpers import tiny_config
+
+    from keras_mixkd.study import RunOptions
+    from keras_mixkd.study import run_study
+
+    keras.backend.clear_session(free_memory=False)
+    keras.utils.set_random_seed(0)
+    runs = tmp_path_factory.mktemp("tiny_study")
+    lines = []
+    config = tiny_config(**{"teacher.augmentations": ["none", "mixup"], "distillation": [PMU]})
+    records = run_study(config, runs_dir=str(runs), name="tiny", print_fn=lines.append,
+                        options=RunOptions(verbose=0, tensorboard=True))
+    return runs / "tiny", records, lines

@@ -14,6 +14,8 @@ from keras_mixkd.analysis import project_2d
 from keras_mixkd.analysis import write_report
 from keras_mixkd.study import atomic
 
+pytestmark = pytest.mark.backend_independent  # tables, plots, progress lines: nothing Keras computes
+
 AUGMENTATIONS = ["none", "mixup", "cutmix"]
 RECIPES = ["kd", "kd_T1"]
 SEEDS = [0, 1, 2]

@@ -1,4 +1,4 @@
-"""The studies' analyses in the report, and the top-level analysis/ scripts on a real smoke study."""
+"""The studies' analyses in the report, and the top-level analysis/ scripts on a real tiny study."""
 
 import csv
 import json
@@ -39,6 +39,7 @@ def ranks_reference(values):
     return [np.mean([i + 1 for i, v in enumerate(ordered) if v == value]) for value in values]
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize("offset", [0.0, 1e6])
 def test_pearson_and_spearman_against_their_definitions(rng, offset):
     for size in (3, 7, 40):
@@ -54,6 +55,7 @@ def test_pearson_and_spearman_against_their_definitions(rng, offset):
         pearson([1, 2, 3], [1, 2])
 
 
+@pytest.mark.backend_independent
 def test_link_table_and_heatmap_grid_on_synthetic_records(rng):
     records = synthetic_records(rng)
     header, rows = link_table(records, CONFIG)
@@ -72,6 +74,7 @@ def test_link_table_and_heatmap_grid_on_synthetic_records(rng):
     assert means[augmentations.index("mixup"), 0] == pytest.approx(expected)
 
 
+@pytest.mark.backend_independent
 def test_report_holds_the_studies_analyses(rng, tmp_path):
     run = str(tmp_path / "run")
     write_run(run, synthetic_records(rng), rng)
@@ -84,6 +87,7 @@ def test_report_holds_the_studies_analyses(rng, tmp_path):
     assert text.startswith("# Study `synthetic` on the embedded digits data")
 
 
+@pytest.mark.backend_independent
 def test_teachers_only_and_folder_runs_are_described_as_they_are(rng, tmp_path):
     teachers = [r for r in synthetic_records(rng) if r["role"] == "teacher"]
     table = main_table(teachers, CONFIG)
@@ -101,22 +105,6 @@ def test_teachers_only_and_folder_runs_are_described_as_they_are(rng, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    """One tiny real study, with --tensorboard: one teacher, its student and the student alone, one epoch each."""
-    from keras_mixkd import cli
-
-    runs = str(tmp_path_factory.mktemp("runs"))
-    status = cli.main([
-        "study", "--smoke", "--runs-dir", runs, "--name", "tiny", "--tensorboard",
-        "--set", "data.train_examples=48", "--set", "data.test_examples=32",
-        "--set", 'teacher.augmentations=["mixup"]', "--set", 'distillation=[{name = "kd_T1", temperature = 1.0}]',
-        "--set", "measure.projection_examples=32",
-    ])
-    assert status == 0
-    return os.path.join(runs, "tiny")
-
-
-@pytest.fixture(scope="module")
 def synthetic_run(tmp_path_factory):
     """A runs folder of synthetic records: three augmentations, three seeds, two temperatures."""
     rng = np.random.default_rng(3)
@@ -125,25 +113,29 @@ def synthetic_run(tmp_path_factory):
     return run
 
 
-def test_every_cell_logs_a_csv_and_tensorboard(smoke_run):
+def test_every_cell_logs_a_csv_and_tensorboard(tiny_study):
+    """The session's tiny study (tests/conftest.py) ran with TensorBoard logs: five cells, two epochs each."""
+    smoke_run = str(tiny_study[0])
     cells = json.load(open(os.path.join(smoke_run, "results.json")))["cells"]
-    assert sorted(cell["role"] for cell in cells) == ["alone", "student", "teacher"]
+    assert len(cells) == 5
     for cell in cells:
         folder = os.path.join(smoke_run, "logs", cell["key"])
         with open(os.path.join(folder, "history.csv")) as f:
             rows = list(csv.DictReader(f))
-        assert [int(r["epoch"]) for r in rows] == [0]  # CSVLogger counts from 0; one epoch
-        assert float(rows[0]["val_accuracy"]) == pytest.approx(cell["history"][0]["val_accuracy"], abs=1e-6)
+        assert [int(r["epoch"]) for r in rows] == [0, 1]  # CSVLogger counts from 0; two epochs
+        for row, epoch in zip(rows, cell["history"]):
+            assert float(row["val_accuracy"]) == pytest.approx(epoch["val_accuracy"], abs=1e-6)
         events = [name for _, _, files in os.walk(os.path.join(folder, "tensorboard")) for name in files]
         assert any(name.startswith("events.out.tfevents") for name in events)
     text = open(os.path.join(smoke_run, "report.md")).read()
     assert "plots/curves.png" in text and "plots/links.png" in text
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_analysis_scripts_rebuild_their_figure(smoke_run, synthetic_run, tmp_path, script):
-    """Every script on the synthetic run (all axes); the table and curves also on the real smoke run."""
-    runs = [synthetic_run] + ([smoke_run] if script in ("accuracy_table", "curves") else [])
+def test_analysis_scripts_rebuild_their_figure(tiny_study, synthetic_run, tmp_path, script):
+    """Every script on the synthetic run (all axes); the table and curves also on the session's real tiny study."""
+    runs = [synthetic_run] + ([str(tiny_study[0])] if script in ("accuracy_table", "curves") else [])
     for number, run in enumerate(runs):
         out = str(tmp_path / f"{script}{number}")
         process = subprocess.run([sys.executable, os.path.join(ROOT, "analysis", f"{script}.py"), run,
@@ -155,27 +147,38 @@ def test_analysis_scripts_rebuild_their_figure(smoke_run, synthetic_run, tmp_pat
             assert os.listdir(out) and all(name.endswith(".png") for name in os.listdir(out))
 
 
-def test_kd_gain_script_on_the_smoke_study(smoke_run, tmp_path):
+def test_kd_gain_script_on_the_smoke_study(tiny_study, tmp_path):
     """analysis/kd_gain.py on a real study: the gain it prints and draws is distilled − alone from results.csv."""
     from keras_mixkd.analysis import kd_gain_figure
     from keras_mixkd.analysis import load_results
     from tests.test_kd_gain import drawn_gains
 
+    smoke_run = str(tiny_study[0])
     out = str(tmp_path / "kd_gain")
     process = subprocess.run([sys.executable, os.path.join(ROOT, "analysis", "kd_gain.py"), smoke_run, "--out", out],
                              capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=ROOT))
     assert process.returncode == 0, process.stderr
     assert sorted(os.listdir(out)) == ["kd_gain.png", "kd_gain_best.png"]
     with open(os.path.join(smoke_run, "results.csv"), newline="") as f:
-        rows = {r["role"]: r for r in csv.DictReader(f)}
-    gain = 100 * (float(rows["student"]["test_accuracy_last"]) - float(rows["alone"]["test_accuracy_last"]))
+        rows = list(csv.DictReader(f))
+    alone = {r["seed"]: float(r["test_accuracy_last"]) for r in rows if r["role"] == "alone"}
+    expected = {(r["teacher_model"], r["student_model"], r["teacher_augmentation"], r["recipe"]):
+                100 * (float(r["test_accuracy_last"]) - alone[r["seed"]]) for r in rows if r["role"] == "student"}
+    assert len(expected) == 2  # two teacher augmentations, one recipe, one seed
     lines = process.stdout.splitlines()
     title = next(i for i, line in enumerate(lines) if line.startswith("KD gain") and "last epoch" in line)
-    augmentation, printed = lines[title + 3].split()
-    assert augmentation == "mixup" and float(printed) == pytest.approx(gain, abs=0.005 + 1e-3)
+    printed = {}
+    for line in lines[title + 1:]:
+        if not line.strip():
+            break
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in {key[2] for key in expected}:
+            printed[parts[0]] = float(parts[1])
+    assert printed == pytest.approx({key[2]: gain for key, gain in expected.items()}, abs=0.005 + 1e-3)
     config, records, _ = load_results(smoke_run)
     drawn = drawn_gains(kd_gain_figure(records, config))
-    assert list(drawn) == [("digits_cnn", "digits_cnn_small", "mixup", "kd_T1")]
-    assert next(iter(drawn.values()))[0] == pytest.approx(gain, abs=1e-3)
+    assert set(drawn) == set(expected)
+    for key, gain in expected.items():
+        assert drawn[key][0] == pytest.approx(gain, abs=1e-3)
     report = open(os.path.join(smoke_run, "report.md")).read()
     assert report.index("plots/kd_gain.png") < report.index("\n## ")  # the report opens with it

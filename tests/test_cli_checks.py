@@ -13,15 +13,7 @@ import numpy as np
 import pytest
 
 from keras_mixkd import cli
-
-
-def run_main(capsys, *argv):
-    try:
-        status = cli.main(list(argv))
-    except SystemExit as exit_:
-        status = exit_.code
-    out, err = capsys.readouterr()
-    return status, out, err
+from tests.helpers import run_cli
 
 
 def _options(parser, name="keras-mixkd"):
@@ -33,6 +25,7 @@ def _options(parser, name="keras-mixkd"):
             yield name, action
 
 
+@pytest.mark.backend_independent
 def test_every_option_help_states_its_default():
     options = list(_options(cli.build_parser()))
     assert len(options) > 40
@@ -40,26 +33,27 @@ def test_every_option_help_states_its_default():
         assert action.required or "default" in action.help.lower(), (command, action.option_strings)
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize("what,expected", [("models", "resnet20"), ("augmentations", "mixup"),
                                            ("recipes", "study_b_cifar100"), ("datasets", "npz")])
 def test_list_prints_one_described_line_per_name(capsys, what, expected):
-    status, out, _ = run_main(capsys, "list", what)
+    status, out, _ = run_cli(capsys, "list", what)
     assert status == 0
     lines = {line.split()[0]: line for line in out.strip().splitlines()}
     assert expected in lines and len(lines[expected].split()) > 2  # a description follows the name
     if what == "recipes":
         path = lines[expected].split(" · ")[-1]
         assert path.endswith("study_b_cifar100.toml") and os.path.isfile(path)
-    status, _, err = run_main(capsys, "list", "colours")
+    status, _, err = run_cli(capsys, "list", "colours")
     assert status == 2 and "invalid choice" in err
 
 
 def test_epochs_below_one_are_refused_naming_the_flag(capsys, tmp_path):
     for epochs in ("0", "-1"):
-        status, _, err = run_main(capsys, "train-teacher", "--model", "digits_cnn_small", "--epochs", epochs,
+        status, _, err = run_cli(capsys, "train-teacher", "--model", "digits_cnn_small", "--epochs", epochs,
                                   "--output", str(tmp_path / "t.keras"))
         assert status == 2 and f"--epochs must be a whole number >= 1, got {epochs}" in err
-        status, _, err = run_main(capsys, "distill", "--teacher", str(tmp_path / "t.keras"), "--student",
+        status, _, err = run_cli(capsys, "distill", "--teacher", str(tmp_path / "t.keras"), "--student",
                                   "digits_cnn_small", "--epochs", epochs, "--output", str(tmp_path / "s.keras"))
         assert status == 2 and "--epochs must be" in err
     assert not os.listdir(tmp_path)  # nothing left behind, no .work folder
@@ -77,6 +71,7 @@ def test_distiller_fit_refuses_negative_epochs():
             distiller.fit(x, y, epochs=epochs, verbose=0)
 
 
+@pytest.mark.backend_independent
 def test_scale_milestones_against_the_definition():
     from keras_mixkd.study import scale_milestones
 
@@ -96,6 +91,7 @@ def test_scale_milestones_against_the_definition():
         scale_milestones([5], 10, 0)
 
 
+@pytest.mark.backend_independent
 def test_changed_epochs_scale_the_milestones_or_keep_them(capsys):
     args = cli.build_parser().parse_args(["study", "--teacher-epochs", "24", "--dry-run"])
     config = cli.study_config_from_args(args)
@@ -114,23 +110,25 @@ def test_changed_epochs_scale_the_milestones_or_keep_them(capsys):
     assert "milestones [9] (kept by --keep-milestones) come at or after the last epoch" in err
 
 
+@pytest.mark.backend_independent
 def test_only_matching_nothing_lists_the_valid_values(capsys):
-    status, _, err = run_main(capsys, "study", "--only", "teacher_augmentation=mixpu", "--dry-run")
+    status, _, err = run_cli(capsys, "study", "--only", "teacher_augmentation=mixpu", "--dry-run")
     assert status == 2
     assert "'mixpu' matches no cell" in err and "none, standard, cutout, label_smoothing, mixup, cutmix" in err
-    status, _, err = run_main(capsys, "study", "--only", "seed=7", "--dry-run")
+    status, _, err = run_cli(capsys, "study", "--only", "seed=7", "--dry-run")
     assert status == 2 and "valid values of seed: 0, 1, 2" in err
 
 
+@pytest.mark.backend_independent
 def test_dry_run_checks_names_as_a_run_does(capsys, tmp_path):
-    status, _, err = run_main(capsys, "study", "--set", 'teacher.augmentations=["mixupp"]', "--dry-run")
+    status, _, err = run_cli(capsys, "study", "--set", 'teacher.augmentations=["mixupp"]', "--dry-run")
     assert status == 2 and "unknown augmentation 'mixupp'" in err
-    status, _, err = run_main(capsys, "study", "--set", 'pairs=[{teacher = "resnet21", student = "lenet5"}]',
+    status, _, err = run_cli(capsys, "study", "--set", 'pairs=[{teacher = "resnet21", student = "lenet5"}]',
                               "--dry-run")
     assert status == 2 and "unknown model 'resnet21'" in err
-    status, _, err = run_main(capsys, "study", "--dataset", "cifar11", "--dry-run")
+    status, _, err = run_cli(capsys, "study", "--dataset", "cifar11", "--dry-run")
     assert status == 2 and "Unknown data set 'cifar11'" in err
-    status, _, err = run_main(capsys, "study", "--dataset", "npz", "--data-path", str(tmp_path / "no.npz"),
+    status, _, err = run_cli(capsys, "study", "--dataset", "npz", "--data-path", str(tmp_path / "no.npz"),
                               "--dry-run")
     assert status == 2 and "no.npz: no such file" in err
 
@@ -138,26 +136,26 @@ def test_dry_run_checks_names_as_a_run_does(capsys, tmp_path):
 def test_output_checks_and_messages(capsys, tmp_path):
     existing = tmp_path / "t.keras"
     existing.write_bytes(b"old")
-    status, _, err = run_main(capsys, "train-teacher", "--model", "digits_cnn_small", "--output", str(existing))
+    status, _, err = run_cli(capsys, "train-teacher", "--model", "digits_cnn_small", "--output", str(existing))
     assert status == 2 and "already exists; pass --overwrite" in err and existing.read_bytes() == b"old"
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    status, _, err = run_main(capsys, "train-teacher", "--model", "digits_cnn_small",
+    status, _, err = run_cli(capsys, "train-teacher", "--model", "digits_cnn_small",
                               "--output", str(blocker / "t.keras"))
     assert status == 2 and f"--output {blocker / 't.keras'}" in err and ".work" not in err
-    status, _, err = run_main(capsys, "distill", "--teacher", str(tmp_path / "missing.keras"), "--student",
+    status, _, err = run_cli(capsys, "distill", "--teacher", str(tmp_path / "missing.keras"), "--student",
                               "digits_cnn_small", "--output", str(tmp_path / "s.keras"))
     assert status == 2 and "--teacher" in err and "missing.keras: no such file" in err and "cell" not in err
-    status, _, err = run_main(capsys, "distill", "--teacher", str(existing), "--student", "digits_cnn_small",
+    status, _, err = run_cli(capsys, "distill", "--teacher", str(existing), "--student", "digits_cnn_small",
                               "--augmentation", "mixup", "--alpha", "0", "--output", str(tmp_path / "s.keras"))
     assert status == 2 and "--alpha must be > 0" in err and "None" not in err
-    status, _, err = run_main(capsys, "export", str(existing), str(tmp_path / "out"))
+    status, _, err = run_cli(capsys, "export", str(existing), str(tmp_path / "out"))
     assert status == 2 and "exists but cannot be loaded" in err and "not a .keras archive" in err
     from keras_mixkd.models import get_model
 
     good = str(tmp_path / "good.keras")
     get_model("digits_cnn_small", 10, (8, 8, 1)).save(good)
-    status, _, err = run_main(capsys, "export", good, str(blocker / "out"))
+    status, _, err = run_cli(capsys, "export", good, str(blocker / "out"))
     assert status == 2 and f"{blocker}" in err and "keras-mixkd-export" not in err
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".work")]
 
@@ -182,7 +180,7 @@ def test_npz_and_folder_data_are_refused_with_counts(capsys, tmp_path):
     skipping = tmp_path / "skip.npz"
     np.savez(skipping, x_train=rng.random((30, 8, 8, 1)), y_train=np.repeat([0, 3, 6], 10),
              x_test=rng.random((6, 8, 8, 1)), y_test=np.repeat([0, 3, 6], 2))
-    status, _, err = run_main(capsys, "study", "--dataset", "npz", "--data-path", str(skipping), "--smoke")
+    status, _, err = run_cli(capsys, "study", "--dataset", "npz", "--data-path", str(skipping), "--smoke")
     assert status == 2 and "skips class id(s) 1, 2, 4, 5" in err and "0: 10, 3: 10, 6: 10" in err
     npy = tmp_path / "arrays.npz"
     with open(npy, "wb") as f:
@@ -190,7 +188,7 @@ def test_npz_and_folder_data_are_refused_with_counts(capsys, tmp_path):
     text = tmp_path / "notes.npz"
     text.write_text("hello")
     for path, kind in ((npy, "a single NumPy array (.npy)"), (text, "not a NumPy archive")):
-        status, _, err = run_main(capsys, "study", "--dataset", "npz", "--data-path", str(path), "--smoke")
+        status, _, err = run_cli(capsys, "study", "--dataset", "npz", "--data-path", str(path), "--smoke")
         assert status == 2 and f"is {kind}" in err
     from keras_mixkd.data import load_dataset
 
@@ -206,7 +204,7 @@ def test_npz_and_folder_data_are_refused_with_counts(capsys, tmp_path):
 
 
 def test_splits_too_small_for_the_measures_are_refused_before_training(capsys, tmp_path):
-    status, _, err = run_main(capsys, "train-teacher", "--model", "digits_cnn_small", "--epochs", "1",
+    status, _, err = run_cli(capsys, "train-teacher", "--model", "digits_cnn_small", "--epochs", "1",
                               "--output", str(tmp_path / "t.keras"), "--recipe", "digits",
                               "--run", str(_tiny_run(tmp_path, test_examples=1)))
     assert status == 2 and "The test split of 'digits' is too small for the measures" in err
@@ -235,6 +233,7 @@ def _png():
     return buffer.getvalue()
 
 
+@pytest.mark.backend_independent
 def test_outputs_follow_the_umask(tmp_path):
     from keras_mixkd.study import atomic
 
@@ -265,7 +264,7 @@ def test_train_teacher_record_and_options_suit_the_data(capsys, tmp_path):
     output = str(tmp_path / "t.keras")
     argv = ["train-teacher", "--model", "digits_cnn_small", "--augmentation", "standard+cutout", "--epochs", "1",
             "--dataset", "npz", "--data-path", str(data), "--output", output, "--option", "cutout.fill_value=0.5"]
-    status, out, err = run_main(capsys, *argv)
+    status, out, err = run_cli(capsys, *argv)
     assert status == 0, err
     record = json.load(open(output + ".json"))
     assert record["dataset"] == "npz" and record["class_names"] == ["a", "b", "c"]
@@ -276,9 +275,9 @@ def test_train_teacher_record_and_options_suit_the_data(capsys, tmp_path):
 
     assert record["backend"] == keras.backend.backend()
     assert not os.path.exists(output + ".work")
-    status, _, err = run_main(capsys, *argv)
+    status, _, err = run_cli(capsys, *argv)
     assert status == 2 and "already exists" in err
-    status, _, err = run_main(capsys, *argv, "--overwrite", "--option", "mixup.alpha=0.2")
+    status, _, err = run_cli(capsys, *argv, "--overwrite", "--option", "mixup.alpha=0.2")
     assert status == 2 and "--option names mixup, which this run does not use" in err
 
 
@@ -305,12 +304,12 @@ def test_evaluate_both_splits_without_a_validation_split_measures_the_test_split
     splits = load_dataset("digits", validation_fraction=0.0)
     model_path = str(tmp_path / "m.keras")
     with_preprocessing(get_model("digits_cnn_small", 10, splits.input_shape), splits.normalization).save(model_path)
-    status, out, err = run_main(capsys, "evaluate", model_path, "--recipe", str(recipe), "--json",
+    status, out, err = run_cli(capsys, "evaluate", model_path, "--recipe", str(recipe), "--json",
                                 str(tmp_path / "e.json"))
     assert status == 0, err
     lines = out.strip().splitlines()
     assert lines[0] == "val: none (data.validation_fraction = 0: no validation split); the test split only"
     assert lines[1].startswith("test: accuracy ") and lines[2:] == [f"wrote {tmp_path / 'e.json'}"]
     assert list(json.load(open(tmp_path / "e.json"))) == ["test"]
-    status, _, err = run_main(capsys, "evaluate", model_path, "--recipe", str(recipe), "--split", "val")
+    status, _, err = run_cli(capsys, "evaluate", model_path, "--recipe", str(recipe), "--split", "val")
     assert status == 2 and "The val split of 'digits' is empty" in err, err

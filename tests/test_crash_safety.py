@@ -1,9 +1,13 @@
-"""SIGKILL `keras-mixkd study` five times at random moments, then let it finish.
+"""SIGKILL `keras-mixkd study` five times, then let it finish: nothing lost, nothing doubled.
 
-The final results must hold every cell exactly once and have the structure of
-an uninterrupted run of the same command (same cells, same columns, same
-per-cell fields, same files). Between kills, whatever is on disk must already
-be readable: every cell file and table parses, no cell appears twice.
+One kill lands mid-cell, right after a student's backup of an epoch before its
+last: the rerun must keep the epochs trained before the kill and continue from
+there. The other four come at random moments (setting up, inside a cell, right
+after a result is written). The final results must hold every cell exactly once
+and have the structure of an uninterrupted run of the same command (same cells,
+same columns, same per-cell fields, same files). Between kills, whatever is on
+disk must already be readable: every cell file and table parses, no cell
+appears twice. The finished run folder makes a report.
 """
 
 import csv
@@ -18,28 +22,32 @@ import time
 
 import keras
 import numpy as np
+import pytest
 
-from keras_mixkd import cli
 from keras_mixkd.study.run_folder import CSV_COLUMNS
+from tests.helpers import run_cli_ok
+from tests.helpers import tiny_study_argv
 
 BACKEND = keras.backend.backend()
 KILLS = 5
+TEACHER_EPOCHS = 2
+# Three student epochs: a backup of epoch 1 or 2 is a cell caught mid-training.
+STUDENT_EPOCHS = 3
 
 # Four cells: a mixup teacher, then three students: plain KD at T=1 alone, and partial mixup with
 # KD and with standardised KD, one group sharing the teacher's pass (`keras_mixkd.study.groups`).
-STUDY = [
-    "study", "--smoke", "--teacher-epochs", "2", "--student-epochs", "2",
+STUDY = tiny_study_argv(
     "--set", 'teacher.augmentations=["mixup"]',
     "--set", 'distillation=[{name = "kd_T1", temperature = 1.0}, {name = "pmu", augmentation = '
              '"partial_mixup", augmentation_options = {partial_mixup = {fraction = 0.5}}}, {name = "pmu_std", '
              'loss = "standardized", augmentation = "partial_mixup", augmentation_options = {partial_mixup = '
              '{fraction = 0.5}}}]',
-    "--set", "data.train_examples=64", "--set", "data.test_examples=32",
-    "--set", "backup_interval_seconds=0", "--set", "student.baseline=false", "--verbose", "0", "--no-report",
-]
+    "--set", "student.baseline=false", teacher_epochs=TEACHER_EPOCHS, student_epochs=STUDENT_EPOCHS)
+TEACHER = "teacher__digits_cnn__mixup__s0"
+ALONE_STUDENT = "student__digits_cnn_small__kd_T1__from__digits_cnn__mixup__s0"
 CELLS = {
-    "teacher__digits_cnn__mixup__s0",
-    "student__digits_cnn_small__kd_T1__from__digits_cnn__mixup__s0",
+    TEACHER,
+    ALONE_STUDENT,
     "student__digits_cnn_small__pmu__from__digits_cnn__mixup__s0",
     "student__digits_cnn_small__pmu_std__from__digits_cnn__mixup__s0",
 }
@@ -49,8 +57,18 @@ def study_args(runs, name):
     return [*STUDY, "--runs-dir", runs, "--name", name]
 
 
+def backed_up_mid_cell(run_dir, key):
+    """The epoch of `key`'s backup while the cell is unfinished and has epochs left, else None."""
+    metadata = os.path.join(run_dir, "work", key, "backup", "training_metadata.json")
+    if not os.path.exists(metadata) or os.path.exists(os.path.join(run_dir, "cells", key + ".json")):
+        return None
+    epoch = json.load(open(metadata))["epoch"]
+    return epoch if 1 <= epoch < STUDENT_EPOCHS else None
+
+
 def start_and_kill(argv, trigger, delay, timeout=240):
-    """Start the real command; SIGKILL it `delay` s after it prints a line holding `trigger`."""
+    """Start the real command; SIGKILL it `delay` s after it prints a line holding `trigger`,
+    or, when `trigger` is a function, as soon as it returns true (polled every 20 ms)."""
     env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
     process = subprocess.Popen([sys.executable, "-m", "keras_mixkd.cli", *argv], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -61,10 +79,13 @@ def start_and_kill(argv, trigger, delay, timeout=240):
     try:
         while time.time() < deadline and process.poll() is None:
             try:
-                output.append(lines.get(timeout=0.05))
+                output.append(lines.get(timeout=0.02))
             except queue.Empty:
-                continue
-            if trigger in output[-1]:
+                pass
+            if callable(trigger):
+                if trigger():
+                    break
+            elif output and trigger in output[-1]:
                 time.sleep(delay)
                 break
         finished = process.poll() is not None
@@ -101,39 +122,41 @@ def read_run(run_dir):
     return results, rows, files
 
 
-def run_in_process(capsys, argv):
-    status = cli.main(argv)
-    out, err = capsys.readouterr()
-    assert status == 0, err
-    return out
-
-
-def test_five_random_kills_then_finish_match_an_uninterrupted_run(capsys, tmp_path):
+def test_five_kills_then_finish_match_an_uninterrupted_run(capsys, tmp_path):
     runs = str(tmp_path / "runs")
     seed = int(time.time()) % 10_000
     rng = np.random.default_rng(seed)
     run_dir = os.path.join(runs, "crash")
     progress = []
-    # Random moments in each phase: while the folder and data are set up, inside a cell
+    # The second kill: mid-cell, right after the student alone backed up an epoch before its last.
+    mid_cell = (lambda: backed_up_mid_cell(run_dir, ALONE_STUDENT) is not None)
+    # Random moments in each other phase: while the folder and data are set up, inside a cell
     # (training, saving), and right after a cell's result is written (tables being rebuilt).
-    triggers = ["study ", "cell ", "test accuracy", "cell ", "test accuracy"]
+    triggers = ["study ", mid_cell, "test accuracy", "cell ", "test accuracy"]
     assert len(triggers) == KILLS
+    kept = None
     for trigger in triggers:
-        delay = float(rng.uniform(0.0, 0.5 if trigger == "test accuracy" else 3.0))
+        delay = 0.0 if callable(trigger) else float(rng.uniform(0.0, 0.5 if trigger == "test accuracy" else 3.0))
         began = time.time()
         finished, output = start_and_kill(study_args(runs, "crash"), trigger, delay)
         assert "Traceback" not in output, (seed, output)
-        progress.append((trigger, round(delay, 2), len(check_readable(run_dir)), finished,
-                         round(time.time() - began, 1)))
+        if callable(trigger):
+            kept = backed_up_mid_cell(run_dir, ALONE_STUDENT)
+            assert kept is not None and not finished, ("no mid-cell kill", seed, output)
+            history_before = json.load(open(os.path.join(run_dir, "work", ALONE_STUDENT, "history.json")))
+            assert [row["epoch"] for row in history_before][:kept] == list(range(1, kept + 1))
+        progress.append(("mid-cell" if callable(trigger) else trigger, round(delay, 2),
+                         len(check_readable(run_dir)), finished, round(time.time() - began, 1)))
     assert progress[2][2] >= 1, progress  # later kills met finished cells, to skip and keep
 
     began = time.time()
-    out = run_in_process(capsys, study_args(runs, "crash"))  # the same command, to the end
+    out = run_cli_ok(capsys, *study_args(runs, "crash"))  # the same command, to the end, in this process
     progress.append(round(time.time() - began, 1))
     began = time.time()
     assert f"{len(CELLS)} cells" in out
+    assert any(line.startswith("study ") and "already finished" in line for line in out.splitlines()), out
     crashed, crashed_rows, crashed_files = read_run(run_dir)
-    reference_out = run_in_process(capsys, study_args(runs, "reference"))
+    reference_out = run_cli_ok(capsys, *study_args(runs, "reference"))
     assert "2 student cells in 1 groups" in reference_out
     reference, reference_rows, reference_files = read_run(os.path.join(runs, "reference"))
     progress.append(round(time.time() - began, 1))
@@ -146,10 +169,14 @@ def test_five_random_kills_then_finish_match_an_uninterrupted_run(capsys, tmp_pa
     assert crashed["config"] == reference["config"]
     by_key = {cell["key"]: cell for cell in reference["cells"]}
     for cell in crashed["cells"]:
+        epochs = TEACHER_EPOCHS if cell["key"] == TEACHER else STUDENT_EPOCHS
         assert set(cell) == set(by_key[cell["key"]]), (cell["key"], note)
-        assert [row["epoch"] for row in cell["history"]] == [1, 2], (cell["key"], note)
+        assert [row["epoch"] for row in cell["history"]] == list(range(1, epochs + 1)), (cell["key"], note)
         assert [set(row) for row in cell["history"]] == [set(row) for row in by_key[cell["key"]]["history"]]
         assert cell["backend"] == BACKEND
+    # The epochs trained before the mid-cell kill were kept as they were; training went on from there.
+    resumed = next(cell for cell in crashed["cells"] if cell["key"] == ALONE_STUDENT)
+    assert resumed["history"][:kept] == history_before[:kept], note
     assert crashed_rows[0] == reference_rows[0] == list(CSV_COLUMNS)
     assert len(crashed_rows) == len(reference_rows) == 1 + len(CELLS)
     assert sorted(row[0] for row in crashed_rows[1:]) == sorted(CELLS)
@@ -157,8 +184,12 @@ def test_five_random_kills_then_finish_match_an_uninterrupted_run(capsys, tmp_pa
     assert not os.listdir(os.path.join(run_dir, "work")), note  # nothing left in progress
     leftovers = [name for _, _, names in os.walk(run_dir) for name in names if ".partial" in name]
     assert not leftovers, note  # temporary files of writes cut short were removed on resume
+    # The resumed run folder makes a report like any other.
+    out = run_cli_ok(capsys, "report", run_dir)
+    assert "teacher augmentation" in out and os.path.exists(os.path.join(run_dir, "report.md"))
 
 
+@pytest.mark.backend_independent
 def test_reopening_a_study_removes_the_temporary_files_of_writes_cut_short(tmp_path):
     from keras_mixkd.study import load_recipe
     from keras_mixkd.study.run_folder import RunFolder

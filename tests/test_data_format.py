@@ -158,14 +158,13 @@ def test_zoo_uses_the_fused_layer_only_under_torch():
 
 
 def _study_config(**overrides):
-    from keras_mixkd.study import load_recipe
+    from tests.helpers import tiny_config
 
-    return load_recipe("digits", smoke=True, overrides={
-        "teacher.augmentations": ["none"], "data.train_examples": 96, "data.test_examples": 64,
-        "teacher.epochs": 1, "student.epochs": 2, "backup_interval_seconds": 0.0,
-        "distillation": [{"name": "kd"}], **overrides})
+    return tiny_config(**{"teacher.augmentations": ["none"], "teacher.epochs": 1, "distillation": [{"name": "kd"}],
+                          **overrides})
 
 
+@pytest.mark.backend_independent
 def test_study_data_format_defaults_to_auto_and_falls_back_for_feature_recipes():
     from keras_mixkd.study.config import study_data_format
 
@@ -176,6 +175,7 @@ def test_study_data_format_defaults_to_auto_and_falls_back_for_feature_recipes()
     assert study_data_format(_study_config(data_format="channels_first")) == "channels_first"
 
 
+@pytest.mark.backend_independent
 def test_study_refuses_bad_data_formats_early():
     from keras_mixkd.study import RecipeError
     from keras_mixkd.study.config import check_names

@@ -17,7 +17,6 @@ import pytest
 from keras_mixkd import Distiller
 from keras_mixkd.augment import get_augmentation
 from keras_mixkd.augment._keras_cv import keras_cv_import_error
-from keras_mixkd.data import load_dataset
 from keras_mixkd.data import make_dataset
 from keras_mixkd.models import get_model
 
@@ -26,11 +25,6 @@ BATCH = 64
 EXAMPLES = 128
 STEPS = EXAMPLES // BATCH
 TOLERANCE = 1e-6
-
-
-@pytest.fixture(scope="module")
-def splits():
-    return load_dataset("digits", validation_fraction=0.1, seed=0)
 
 
 def train_ds(splits, seed, augmentation, teacher_sees="same"):

@@ -17,6 +17,7 @@ import pytest
 
 from keras_mixkd import cli
 from keras_mixkd.distribute import data_parallel
+from tests.helpers import tiny_study_argv
 
 BACKEND = keras.backend.backend()
 
@@ -166,12 +167,18 @@ def test_bad_device_requests_are_refused():
 
 
 # A one-teacher, one-student study: the grid the crash tests use, smaller.
-TINY_STUDY = [
-    "study", "--smoke", "--teacher-epochs", "1", "--student-epochs", "1",
-    "--set", 'teacher.augmentations=["mixup"]', "--set", 'distillation=[{name = "kd"}]',
-    "--set", "data.train_examples=64", "--set", "data.test_examples=32",
-    "--set", "student.baseline=false", "--verbose", "0", "--no-report",
-]
+TINY_STUDY = tiny_study_argv("--set", 'teacher.augmentations=["mixup"]', "--set", 'distillation=[{name = "kd"}]',
+                             "--set", "student.baseline=false", teacher_epochs=1, student_epochs=1)
+
+
+def check_tiny_study_cells(cells):
+    """Both cells of TINY_STUDY ran their epoch to a result."""
+    assert sorted(cell["key"] for cell in cells) == [
+        "student__digits_cnn_small__kd__from__digits_cnn__mixup__s0", "teacher__digits_cnn__mixup__s0"]
+    for cell in cells:
+        assert [row["epoch"] for row in cell["history"]] == [1] and cell["backend"] == BACKEND
+        assert 0.0 <= cell["test_accuracy_last"] <= 1.0 and np.isfinite(cell["history"][0]["loss"])
+        assert cell["history"][0]["test_accuracy"] == pytest.approx(cell["test_accuracy_last"])
 
 
 def test_study_runs_every_cell_on_two_devices(tmp_path, capsys):
@@ -186,9 +193,7 @@ def test_study_runs_every_cell_on_two_devices(tmp_path, capsys):
     completed = subprocess.run([sys.executable, "-m", "keras_mixkd.cli", *argv], env=env,
                                capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr[-3000:]
-    cells = json.load(open(tmp_path / "two" / "results.json"))["cells"]
-    assert len(cells) == 2
-    assert all(np.isfinite(cell["test_accuracy_last"]) for cell in cells)
+    check_tiny_study_cells(json.load(open(tmp_path / "two" / "results.json"))["cells"])
 
 
 def test_study_trains_every_cell_under_mixed_precision(tmp_path, capsys):
@@ -198,5 +203,4 @@ def test_study_trains_every_cell_under_mixed_precision(tmp_path, capsys):
     student = keras.saving.load_model(
         tmp_path / "bf16" / "models" / "student__digits_cnn_small__kd__from__digits_cnn__mixup__s0.keras")
     assert student.get_layer("features").dtype_policy.name == "mixed_bfloat16"
-    cells = json.load(open(tmp_path / "bf16" / "results.json"))["cells"]
-    assert len(cells) == 2 and all(np.isfinite(cell["test_accuracy_last"]) for cell in cells)
+    check_tiny_study_cells(json.load(open(tmp_path / "bf16" / "results.json"))["cells"])

@@ -10,6 +10,8 @@ from keras_mixkd.study import Cell
 from keras_mixkd.study import progress as progress_module
 from keras_mixkd.study.progress import StudyProgress
 
+pytestmark = pytest.mark.backend_independent  # tables, plots, progress lines: nothing Keras computes
+
 CONTROL = re.compile(r"\x1b|\r")
 RECORD = {"test_accuracy_last": 0.5, "test_accuracy_best": 0.625, "last_epoch": 3, "best_epoch": 2,
           "class_discrimination_last": 0.1234, "seconds": 4.25}

@@ -18,6 +18,7 @@ from keras_mixkd.study.training import summarize_history
 # ---------------------------------------------------------------- the grid
 
 
+@pytest.mark.backend_independent
 def test_alone_cells_once_per_student_model_and_seed_before_the_teachers():
     config = load_recipe("study_b_cifar100", overrides={"seeds": [0, 1]})
     cells = enumerate_cells(config)
@@ -40,6 +41,7 @@ def test_alone_cells_once_per_student_model_and_seed_before_the_teachers():
     assert [c.key for c in enumerate_cells(off)] == [c.key for c in cells if c.kind != "alone"]
 
 
+@pytest.mark.backend_independent
 def test_only_filters_the_alone_cells_sensibly():
     config = load_recipe("study_b_cifar100", overrides={"seeds": [0, 1]})
     cells = enumerate_cells(config)
@@ -66,6 +68,7 @@ def test_only_filters_the_alone_cells_sensibly():
 # ---------------------------------------------------------------- recipe keys
 
 
+@pytest.mark.backend_independent
 def test_the_new_keys_take_their_values_and_refuse_bad_ones(tmp_path):
     config = load_recipe("digits", overrides={"data.validation_fraction": 0, "measure.split": "test",
                                               "student.baseline": False})
@@ -113,6 +116,7 @@ def _records(rng, offset):
     return records
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize("offset", [0.0, 1e4])
 def test_gain_is_distilled_minus_alone_paired_by_seed(rng, offset):
     records = _records(rng, offset)
@@ -147,6 +151,7 @@ def test_gain_is_distilled_minus_alone_paired_by_seed(rng, offset):
     assert "small · student alone" not in pair_table(without, "big", "small", "test_accuracy_last")[0]
 
 
+@pytest.mark.backend_independent
 def test_summaries_without_a_validation_split_select_no_epoch():
     history = [{"epoch": e + 1, "test_accuracy": 0.5 + 0.1 * e} for e in range(3)]
     summary = summarize_history(history)

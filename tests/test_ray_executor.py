@@ -22,18 +22,17 @@ import keras
 import pytest
 
 from keras_mixkd import cli
+from tests.helpers import run_cli_ok
+from tests.helpers import tiny_study_argv
 
 ray = pytest.importorskip("ray", reason="the ray executor needs the ray extra: pip install 'keras-mixkd[ray]'")
 
 BACKEND = keras.backend.backend()
-STUDY_ANY_THREADS = [
-    "study", "--smoke", "--teacher-epochs", "2", "--student-epochs", "2",
+STUDY_ANY_THREADS = tiny_study_argv(
     "--set", 'teacher.augmentations=["mixup"]',
     "--set", 'distillation=[{name = "pmu", temperature = 1.0, augmentation = "partial_mixup", '
              'augmentation_options = {partial_mixup = {fraction = 0.5}}}]',
-    "--set", "data.train_examples=64", "--set", "data.test_examples=32",
-    "--set", "backup_interval_seconds=0", "--set", "student.baseline=false", "--verbose", "0", "--no-report",
-]
+    "--set", "student.baseline=false")
 # One math thread in every cell, under both executors: the thread count changes a CPU's round-off
 # (see keras_mixkd.study.executors.threads), and with it equal the results are identical.
 STUDY = [*STUDY_ANY_THREADS, "--threads", "1"]
@@ -63,11 +62,8 @@ def reference(tmp_path_factory):
     return str(runs / "in_process")
 
 
-def run_cli(capsys, runs, name, *extra):
-    status = cli.main([*STUDY, "--runs-dir", str(runs), "--name", name, "--executor", "ray", *extra])
-    out, err = capsys.readouterr()
-    assert status == 0, err
-    return out
+def run_ray(capsys, runs, name, *extra):
+    return run_cli_ok(capsys, *STUDY, "--runs-dir", str(runs), "--name", name, "--executor", "ray", *extra)
 
 
 def rows(run_dir):
@@ -100,7 +96,7 @@ def check_every_cell_once(run_dir):
 
 
 def test_ray_gives_the_in_process_results(cluster, reference, capsys, tmp_path):
-    out = run_cli(capsys, tmp_path, "ray")
+    out = run_ray(capsys, tmp_path, "ray")
     run_dir = str(tmp_path / "ray")
     assert not CONTROL.search(out), repr(out)  # not a terminal: plain lines only
     lines = out.splitlines()
@@ -151,7 +147,7 @@ def test_a_worker_killed_mid_cell_is_retried_and_every_cell_done_once(cluster, r
 
     killer = threading.Thread(target=kill_the_worker, daemon=True)
     killer.start()
-    out = run_cli(capsys, os.path.dirname(run_dir), "killed")
+    out = run_ray(capsys, os.path.dirname(run_dir), "killed")
     killer.join()
     assert killed, "the worker finished its cell before it could be killed"
     assert any(line.startswith("study ") and "1 already finished" in line for line in out.splitlines())
@@ -195,7 +191,7 @@ def test_a_killed_driver_is_resumed_by_the_rerun(cluster, reference, capsys, tmp
             except ProcessLookupError:
                 pass
     assert "Traceback" not in output and not CONTROL.search(output), output
-    out = run_cli(capsys, tmp_path, "driver")
+    out = run_ray(capsys, tmp_path, "driver")
     assert any(line.startswith("study ") and "1 already finished" in line for line in out.splitlines())
     check_every_cell_once(run_dir)
     # The rerun continued the student from the backup the killed driver's worker left.

@@ -1,9 +1,10 @@
 """Bad input, through the Python API and the `keras-mixkd` command: a clear error, never a traceback.
 
-Each case names what was wrong and what to do. Command-line cases that fail
-before Keras is imported (recipes, backends) run the real `keras-mixkd` in a
-subprocess; the others call `keras_mixkd.cli.main` in this process (same
-code, no second Keras import) and check it prints one line and exits 2.
+Each case names what was wrong and what to do. The command-line cases call
+`keras_mixkd.cli.main` in this process (same code, no second Keras import) and
+check it prints one line and exits 2; one test runs the installed
+`keras-mixkd` in a fresh process, for a bad recipe and for an unknown
+KERAS_BACKEND (read when Keras is first imported).
 """
 
 import errno
@@ -19,11 +20,12 @@ import numpy as np
 import pytest
 
 from keras_mixkd import Distiller
-from keras_mixkd import cli
 from keras_mixkd._checks import NonFiniteLossError
 from keras_mixkd._checks import explain_error
 from keras_mixkd.data import make_dataset
 from keras_mixkd.models import get_model
+from tests.helpers import run_cli
+from tests.helpers import tiny_study_argv
 
 BACKEND = keras.backend.backend()
 NUM_CLASSES = 10
@@ -42,16 +44,6 @@ def with_value(array, index, value):
     array = array.copy()
     array.flat[index] = value
     return array
-
-
-def run_cli(capsys, *argv):
-    """`keras-mixkd argv` in this process: (exit status, stdout, stderr)."""
-    try:
-        status = cli.main(list(argv))
-    except SystemExit as exit_:  # argparse
-        status = exit_.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def assert_one_clear_line(status, err, *fragments):
@@ -221,20 +213,31 @@ BAD_RECIPES = {
 }
 
 
-def test_corrupt_recipes_and_unknown_backends_through_the_real_command(tmp_path):
+@pytest.mark.backend_independent
+def test_corrupt_recipes_and_unknown_backends_are_one_line(capsys, tmp_path):
     for name, (text, fragments) in BAD_RECIPES.items():
         path = tmp_path / name
         path.write_bytes(text if isinstance(text, bytes) else text.encode())
-        status, out, err = run_subprocess("study", "--recipe", str(path), "--dry-run")
+        status, out, err = run_cli(capsys, "study", "--recipe", str(path), "--dry-run")
         assert_one_clear_line(status, err, str(path), *fragments)
-    status, _, err = run_subprocess("study", "--recipe", str(tmp_path / "absent.toml"))
+    status, _, err = run_cli(capsys, "study", "--recipe", str(tmp_path / "absent.toml"))
     assert_one_clear_line(status, err, "absent.toml", "does not exist")
 
     # --backend is checked by argparse: its usage line, then the error naming the choices.
-    status, _, err = run_subprocess("--backend", "foo", "study", "--dry-run")
+    status, _, err = run_cli(capsys, "--backend", "foo", "study", "--dry-run")
     assert status == 2 and "Traceback" not in err
     assert "argument --backend: invalid choice: 'foo'" in err.strip().splitlines()[-1]
     assert "tensorflow" in err and "jax" in err and "torch" in err
+
+
+@pytest.mark.backend_independent
+def test_the_installed_command_prints_one_line_for_a_bad_recipe_and_an_unknown_backend(tmp_path):
+    """The real `keras-mixkd` in a fresh process: KERAS_BACKEND is read when Keras is first imported."""
+    text, fragments = BAD_RECIPES["key.toml"]
+    path = tmp_path / "key.toml"
+    path.write_text(text)
+    status, _, err = run_subprocess("study", "--recipe", str(path), "--dry-run")
+    assert_one_clear_line(status, err, str(path), *fragments)
     status, _, err = run_subprocess("study", "--dry-run", backend="foo")
     assert_one_clear_line(status, err, "Unknown backend 'foo' (from KERAS_BACKEND)",
                           "choose one of tensorflow, jax, torch")
@@ -243,11 +246,9 @@ def test_corrupt_recipes_and_unknown_backends_through_the_real_command(tmp_path)
 # ------------------------------------------------------- disks and folders
 
 
-SMALL_STUDY = [
-    "study", "--smoke", "--set", "teacher.augmentations=[\"none\"]",
-    "--set", 'distillation=[{name = "kd"}]', "--set", "data.test_examples=32",
-    "--set", "backup_interval_seconds=0", "--set", "student.baseline=false", "--verbose", "0", "--no-report",
-]
+SMALL_STUDY = tiny_study_argv("--set", 'teacher.augmentations=["none"]', "--set", 'distillation=[{name = "kd"}]',
+                              "--set", "student.baseline=false", teacher_epochs=1, student_epochs=1,
+                              train_examples=128)
 
 
 def test_unwritable_output_folder_is_one_line(capsys, tmp_path):
@@ -363,6 +364,7 @@ def test_bad_data_files_stop_the_study_before_training(capsys, tmp_path):
         assert "cell 1/" not in out  # refused before any cell started
 
 
+@pytest.mark.backend_independent
 def test_a_damaged_result_file_is_named(capsys, tmp_path):
     from keras_mixkd.study import load_recipe
     from keras_mixkd.study.run_folder import RunFolder

@@ -12,7 +12,6 @@ import pytest
 from keras_mixkd import Distiller
 from keras_mixkd import SharedTeacherDistiller  # the deprecated alias, tested at the end
 from keras_mixkd.augment import get_augmentation
-from keras_mixkd.data import load_dataset
 from keras_mixkd.data import make_dataset
 from keras_mixkd.losses import FeatureDistillation
 from keras_mixkd.models import get_model
@@ -31,11 +30,6 @@ RECIPES = {
     "kd_t1": ({"loss": "kd", "temperature": 1.0, "student_loss_weight": 0.5}, 12),
     "standardized": ({"loss": "standardized", "student_loss_weight": 0.1}, 13),
 }
-
-
-@pytest.fixture(scope="module")
-def splits():
-    return load_dataset("digits", validation_fraction=0.1, seed=0)
 
 
 def train_ds(splits):

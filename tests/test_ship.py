@@ -24,6 +24,7 @@ from keras_mixkd.distill import StandardizedLogits
 from keras_mixkd.models import get_model
 from keras_mixkd.models import input_normalization
 from keras_mixkd.models import with_preprocessing
+from tests.helpers import run_cli_ok
 
 tf = pytest.importorskip("tensorflow")
 
@@ -229,13 +230,6 @@ def _write_png_folder(root, per_class_train=50, per_class_test=8):
             tf.io.write_file(os.path.join(folder, f"{number:03d}.png"), tf.io.encode_png(rgb))
 
 
-def _run(capsys, *argv):
-    status = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    assert status == 0, err
-    return out
-
-
 def test_png_folder_to_savedmodel_on_image_over_255_gives_the_measured_accuracy(tmp_path, capsys):
     root = str(tmp_path / "pngs")
     _write_png_folder(root)
@@ -248,13 +242,13 @@ def test_png_folder_to_savedmodel_on_image_over_255_gives_the_measured_accuracy(
     recipe_path.write_text(recipe.replace("batch_size = 64", "batch_size = 8\nimage_size = [8, 8]"))
     data = ["--recipe", str(recipe_path), "--dataset", "folder", "--data-path", root]
     teacher, student = str(tmp_path / "teacher.keras"), str(tmp_path / "student.keras")
-    _run(capsys, "train-teacher", "--model", "digits_cnn_small", "--epochs", "4", "--output", teacher,
+    run_cli_ok(capsys, "train-teacher", "--model", "digits_cnn_small", "--epochs", "4", "--output", teacher,
          "--verbose", "0", *data)
     # Plain KD here (it learns this tiny set in a few epochs); the standardised student's export
     # is checked on digits above.
-    _run(capsys, "distill", "--teacher", teacher, "--student", "digits_cnn_small", "--student-loss-weight", "0.5",
+    run_cli_ok(capsys, "distill", "--teacher", teacher, "--student", "digits_cnn_small", "--student-loss-weight", "0.5",
          "--epochs", "4", "--output", student, "--verbose", "0", *data)
-    _run(capsys, "measure", student, "--measures", "accuracy", "expected_calibration_error",
+    run_cli_ok(capsys, "measure", student, "--measures", "accuracy", "expected_calibration_error",
          "--json", str(tmp_path / "measure.json"), *data)
     measured = json.load(open(tmp_path / "measure.json"))
     record = json.load(open(student + ".json"))
@@ -264,7 +258,7 @@ def test_png_folder_to_savedmodel_on_image_over_255_gives_the_measured_accuracy(
     assert card["distilled_from"]["loss"] == "kd" and card["distilled_from"]["temperature"] == 4.0
     assert card["input"]["normalization_inside"] and card["input"]["range"] == [0.0, 1.0]
     export_dir = str(tmp_path / "export" / "student")
-    out = _run(capsys, "export", student, export_dir)
+    out = run_cli_ok(capsys, "export", student, export_dir)
     metadata_path = os.path.join(export_dir, "metadata.json")
     assert metadata_path in out
 

@@ -16,23 +16,16 @@ from keras_mixkd.study.config import parse_override
 from keras_mixkd.study.run_folder import RunFolder
 from keras_mixkd.study.training import summarize_history
 
-# The tiny grid every run test shares: 2 teacher augmentations x 1 recipe, one seed.
-TINY = {
-    "teacher.augmentations": ["none", "mixup"],
-    "distillation": [
-        {"name": "pmu", "temperature": 1.0, "augmentation": "partial_mixup",
-         "augmentation_options": {"partial_mixup": {"fraction": 0.5}}},
-    ],
-    "data.train_examples": 96,
-    "data.test_examples": 64,
-    "teacher.epochs": 2,
-    "student.epochs": 2,
-    "backup_interval_seconds": 0.0,
-}
+from tests.helpers import PMU
+from tests.helpers import tiny_config as _tiny_config
+
+# The tiny grid of the run tests (the session's `tiny_study` in tests/conftest.py):
+# 2 teacher augmentations x 1 recipe, one seed.
+GRID = {"teacher.augmentations": ["none", "mixup"], "distillation": [PMU]}
 
 
 def tiny_config(**extra):
-    return load_recipe("digits", smoke=True, overrides={**TINY, **extra})
+    return _tiny_config(**GRID, **extra)
 
 
 def write(tmp_path, text, name="recipe.toml"):
@@ -55,6 +48,7 @@ name = "kd"
 # ---------------------------------------------------------------- recipes
 
 
+@pytest.mark.backend_independent
 def test_packaged_recipes_load_at_both_scales_and_name_real_parts():
     names = list_recipes()
     assert {"digits", "study_a_cifar10", "study_b_cifar100"} <= set(names)
@@ -65,6 +59,7 @@ def test_packaged_recipes_load_at_both_scales_and_name_real_parts():
             assert enumerate_cells(config)
 
 
+@pytest.mark.backend_independent
 def test_digits_default_is_the_main_job():
     config = load_recipe("digits")
     assert config["teacher"]["augmentations"] == [
@@ -77,6 +72,7 @@ def test_digits_default_is_the_main_job():
     assert recipes["partial_mixup"]["teacher_sees"] == "same"
 
 
+@pytest.mark.backend_independent
 def test_study_recipes_follow_the_papers():
     a = load_recipe("study_a_cifar10")
     assert a["data"]["dataset"] == "cifar10"
@@ -102,6 +98,7 @@ def test_study_recipes_follow_the_papers():
     assert all(config["student"]["baseline"] for config in (a, b))
 
 
+@pytest.mark.backend_independent
 def test_unknown_key_names_key_file_and_line(tmp_path):
     path = write(tmp_path, GOOD + "\n[teacher.optimizer]\nlearning_rate = 0.1\nmomentm = 0.9\n")
     with pytest.raises(RecipeError, match=r"recipe\.toml, line 12: .*'momentm'.*Did you mean 'momentum'"):
@@ -111,6 +108,7 @@ def test_unknown_key_names_key_file_and_line(tmp_path):
         load_recipe(path)
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize("extra, message", [
     ("[teacher]\nepochs = 0\n", "integer >= 1"),
     ("[teacher]\nepochs = 'ten'\n", "integer >= 1"),
@@ -127,6 +125,7 @@ def test_bad_values_are_refused_with_the_line(tmp_path, extra, message):
         assert "recipe.toml, line " in str(error)
 
 
+@pytest.mark.backend_independent
 def test_bad_recipes_and_overrides(tmp_path):
     with pytest.raises(RecipeError, match="not valid TOML"):
         load_recipe(write(tmp_path, "name = \n"))
@@ -156,6 +155,7 @@ def test_bad_recipes_and_overrides(tmp_path):
 # ---------------------------------------------------------------- grid, files
 
 
+@pytest.mark.backend_independent
 def test_grid_trains_each_teacher_once_before_its_students():
     config = load_recipe("digits", overrides={"seeds": [0, 1]})
     cells = enumerate_cells(config)
@@ -169,6 +169,7 @@ def test_grid_trains_each_teacher_once_before_its_students():
         assert position[student.teacher_key] < position[student.key]
 
 
+@pytest.mark.backend_independent
 def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
     path = tmp_path / "r.json"
     atomic.write_json(path, {"a": 1, "nan": float("nan")})
@@ -186,6 +187,7 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
     assert os.listdir(tmp_path) == ["r.json"]  # no temporary file left behind
 
 
+@pytest.mark.backend_independent
 def test_run_folder_refuses_changed_config_other_version_and_foreign_folders(tmp_path):
     config = tiny_config()
     folder = RunFolder(tmp_path / "run")
@@ -193,7 +195,7 @@ def test_run_folder_refuses_changed_config_other_version_and_foreign_folders(tmp
     folder.open(dict(config, recipe={"source": "elsewhere.toml", "smoke": True}))  # same study
     folder.open(dict(config, backup_interval_seconds=99.0))  # runs differently, same results
     with pytest.raises(ValueError, match=r"another config \(teacher\.epochs: 2 -> 5\)"):
-        folder.open(load_recipe("digits", smoke=True, overrides={**TINY, "teacher.epochs": 5}))
+        folder.open(tiny_config(**{"teacher.epochs": 5}))
     manifest = folder.read_manifest()
     atomic.write_json(folder.manifest_path, dict(manifest, keras_mixkd_version="0.0.1"))
     with pytest.raises(ValueError, match="made by keras-mixkd 0.0.1"):
@@ -207,6 +209,7 @@ def test_run_folder_refuses_changed_config_other_version_and_foreign_folders(tmp
         RunFolder(tmp_path / "other").open(config)
 
 
+@pytest.mark.backend_independent
 def test_best_epoch_is_chosen_on_validation_never_on_test():
     rng = np.random.default_rng(0)
     val = rng.uniform(0.5, 0.9, size=8)
@@ -226,24 +229,10 @@ def test_best_epoch_is_chosen_on_validation_never_on_test():
 # ---------------------------------------------------------------- running
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """The tiny grid, run once for the module (teachers, students, report)."""
+def test_tiny_grid_end_to_end(tiny_study):
     import keras
 
-    from keras_mixkd.study import run_study
-
-    keras.utils.set_random_seed(0)
-    runs = tmp_path_factory.mktemp("runs")
-    lines = []
-    records = run_study(tiny_config(), runs_dir=str(runs), name="tiny", verbose=0, print_fn=lines.append)
-    return runs / "tiny", records, lines
-
-
-def test_tiny_grid_end_to_end(tiny_run):
-    import keras
-
-    run_dir, records, lines = tiny_run
+    run_dir, records, lines = tiny_study
     assert len(records) == 2 + 2 + 1  # two teachers, two students, the student alone
     teachers = [r for r in records if r["role"] == "teacher"]
     students = [r for r in records if r["role"] == "student"]
@@ -283,10 +272,14 @@ def test_tiny_grid_end_to_end(tiny_run):
     assert teacher.output_shape[-1] == 10
 
 
-def test_rerun_skips_finished_cells(tiny_run):
+def test_rerun_skips_finished_cells(tiny_study, tmp_path):
+    import shutil
+
     from keras_mixkd.study import run_study
 
-    run_dir, records, _ = tiny_run
+    shared, records, _ = tiny_study
+    run_dir = tmp_path / "tiny"
+    shutil.copytree(shared, run_dir)  # copy2: the cells' times are kept
     before = {name: os.path.getmtime(run_dir / "cells" / name) for name in os.listdir(run_dir / "cells")}
     lines = []
     again = run_study(tiny_config(), runs_dir=str(run_dir.parent), name="tiny", verbose=0, report=False,
@@ -412,7 +405,14 @@ def test_smoke_scale_of_every_recipe_runs(tmp_path):
         records = run_study(config, runs_dir=str(tmp_path), only=only, verbose=0, report=False,
                             print_fn=lambda *a: None)
         assert sorted(r["role"] for r in records) == ["student", "teacher"]
-        assert all(np.isfinite(r["test_accuracy_last"]) for r in records)
+        (student,) = [r for r in records if r["role"] == "student"]
+        assert student["recipe"] == config["distillation"][-1]["name"]
+        assert student["teacher_augmentation"] == teacher["augmentations"][-1]
+        for record in records:
+            epochs = config["teacher" if record["role"] == "teacher" else "student"]["epochs"]
+            assert [row["epoch"] for row in record["history"]] == list(range(1, epochs + 1)), (name, record["key"])
+            assert 0.0 <= record["test_accuracy_last"] <= 1.0
+            assert record["history"][-1]["test_accuracy"] == pytest.approx(record["test_accuracy_last"])
 
 
 def test_a_finished_backup_is_restored_without_training(tmp_path):

@@ -12,6 +12,7 @@ from keras_mixkd.study import load_recipe
 from keras_mixkd.study.groups import group_identity
 from keras_mixkd.study.groups import grouping_problem
 from keras_mixkd.study.groups import plan_groups
+from tests.helpers import TINY_SETTINGS
 
 # Library MixUp draws its seed, when built, from the seeded state the student's construction
 # leaves: a group must reproduce it for every student.
@@ -28,16 +29,14 @@ FEATURES = [
     {"name": "fit_a", "temperature": 4.0, "feature_loss_weight": 1.0, **MIX},
     {"name": "fit_b", "temperature": 1.0, "feature_loss_weight": 2.0, **MIX},
 ]
-TINY = {
+# On top of the suite's tiny settings (tests/helpers.py): one teacher epoch, no student alone.
+GRID = {
     "teacher.augmentations": ["none"],
     "distillation": GROUP + FEATURES,
-    "data.train_examples": 96,
-    "data.test_examples": 64,
     "teacher.epochs": 1,
-    "student.epochs": 2,
     "student.baseline": False,
-    "backup_interval_seconds": 0.0,
 }
+TINY = {**TINY_SETTINGS, **GRID}
 KEYS = [f"student__digits_cnn_small__{r['name']}__from__digits_cnn__none__s0" for r in GROUP]
 FEATURE_KEYS = [f"student__digits_cnn_small__{r['name']}__from__digits_cnn__none__s0" for r in FEATURES]
 TEACHER = "teacher__digits_cnn__none__s0"

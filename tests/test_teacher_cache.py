@@ -19,7 +19,6 @@ import pytest
 
 from keras_mixkd import Distiller
 from keras_mixkd.augment import get_augmentation
-from keras_mixkd.data import load_dataset
 from keras_mixkd.data import make_dataset
 from keras_mixkd.distill import compute_teacher_logits
 from keras_mixkd.losses import FeatureDistillation
@@ -33,11 +32,6 @@ EPOCHS = 2
 LOGIT_TOLERANCE = 1e-6
 LOSS_TOLERANCE = 1e-6
 WEIGHT_TOLERANCE = 1e-4
-
-
-@pytest.fixture(scope="module")
-def splits():
-    return load_dataset("digits", validation_fraction=0.1, seed=0)
 
 
 @pytest.fixture(scope="module")

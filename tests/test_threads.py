@@ -16,12 +16,14 @@ from keras_mixkd.study.executors.threads import thread_environment
 BACKEND = keras.backend.backend()
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
 def test_bad_thread_counts_are_refused_with_what_was_given(bad):
     with pytest.raises(ValueError, match=f"threads must be a whole number >= 1.*got {bad!r}"):
         check_threads(bad)
 
 
+@pytest.mark.backend_independent
 def test_thread_environment_per_backend():
     assert thread_environment(None, "tensorflow") == {}
     env = thread_environment(3, "tensorflow")
@@ -32,6 +34,7 @@ def test_thread_environment_per_backend():
         thread_environment(2, "jax")
 
 
+@pytest.mark.backend_independent
 def test_run_study_refuses_bad_threads_before_writing_anything(tmp_path):
     config = load_recipe("digits", smoke=True)
     with pytest.raises(ValueError, match="threads must be a whole number"):
@@ -39,6 +42,7 @@ def test_run_study_refuses_bad_threads_before_writing_anything(tmp_path):
     assert not os.listdir(tmp_path)
 
 
+@pytest.mark.backend_independent
 def test_cli_refuses_bad_threads_in_one_line(capsys, tmp_path):
     argv = ["study", "--smoke", "--runs-dir", str(tmp_path), "--name", "bad", "--threads", "0"]
     assert cli.main(argv) == 2

@@ -1,0 +1,66 @@
+"""Helpers the test files share: the command line in this process, and the tiny study's settings.
+
+Fixtures live in `tests/conftest.py`; plain functions and constants live here so
+that test files can import them by name.
+"""
+
+import keras
+
+from keras_mixkd import cli
+
+BACKEND = keras.backend.backend()
+
+# The smallest study that still exercises what the tests look at: a few dozen
+# digits, two epochs, a backup every epoch. Tests add their own grid on top.
+TINY_SETTINGS = {
+    "data.train_examples": 96,
+    "data.test_examples": 64,
+    "teacher.epochs": 2,
+    "student.epochs": 2,
+    "backup_interval_seconds": 0.0,
+}
+
+# Partial mixup at T = 1 on half of every batch: the distillation recipe of most tiny studies.
+PMU = {"name": "pmu", "temperature": 1.0, "augmentation": "partial_mixup",
+       "augmentation_options": {"partial_mixup": {"fraction": 0.5}}}
+
+
+def tiny_config(**overrides):
+    """The digits recipe at its smoke scale with `TINY_SETTINGS`, then `overrides` (dotted keys).
+
+    Example:
+
+    >>> config = tiny_config(**{"teacher.augmentations": ["none"]})
+    """
+    from keras_mixkd.study import load_recipe
+
+    return load_recipe("digits", smoke=True, overrides={**TINY_SETTINGS, **overrides})
+
+
+def tiny_study_argv(*extra, train_examples=64, test_examples=32, teacher_epochs=2, student_epochs=2):
+    """`keras-mixkd study` arguments of a tiny smoke study, quiet, without report; `extra` appended."""
+    return ["study", "--smoke", "--teacher-epochs", str(teacher_epochs), "--student-epochs", str(student_epochs),
+            "--set", f"data.train_examples={train_examples}", "--set", f"data.test_examples={test_examples}",
+            "--set", "backup_interval_seconds=0", "--verbose", "0", "--no-report", *extra]
+
+
+def run_cli(capsys, *argv):
+    """`keras-mixkd argv` in this process: (exit status, stdout, stderr).
+
+    The same code as the installed command, without a second start of Keras;
+    tests that need a fresh process (a kill, a backend chosen at start-up)
+    start one themselves.
+    """
+    try:
+        status = cli.main(list(argv))
+    except SystemExit as exit_:  # argparse's --help and usage errors
+        status = exit_.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def run_cli_ok(capsys, *argv):
+    """`run_cli` for a command that must succeed: its stdout, after checking the exit status is 0."""
+    status, out, err = run_cli(capsys, *argv)
+    assert status == 0, err
+    return out
