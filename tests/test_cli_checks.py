@@ -127,7 +127,7 @@ def test_dry_run_checks_names_as_a_run_does(capsys, tmp_path):
                               "--dry-run")
     assert status == 2 and "unknown model 'resnet21'" in err
     status, _, err = run_cli(capsys, "study", "--dataset", "cifar11", "--dry-run")
-    assert status == 2 and "Unknown data set 'cifar11'" in err
+    assert status == 2 and "unknown data set 'cifar11'" in err.lower() and "data.dataset" in err
     status, _, err = run_cli(capsys, "study", "--dataset", "npz", "--data-path", str(tmp_path / "no.npz"),
                               "--dry-run")
     assert status == 2 and "no.npz: no such file" in err
