@@ -226,7 +226,7 @@ def _fit_with_prebuild(remove, monkeypatch):
 
 
 def test_without_symbolic_build_fit_builds_and_trains_the_same(monkeypatch):
-    monkeypatch.setenv(fixed_cost.ENV, "1")
+    assert fixed_cost.enabled()  # the cuts are on by default: prebuild_for_fit takes its private path
     expected, expected_history = _fit_with_prebuild(False, monkeypatch)
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")

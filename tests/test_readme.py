@@ -87,7 +87,22 @@ def check_study_in_python(ns, printed, tmp_path):
     assert (tmp_path / "runs" / "digits-smoke" / "report.md").exists()
 
 
-CHECKS = [check_distil_in_python, check_mixing_switch_off, check_latent_measures, check_study_in_python]
+def check_single_model_commands_in_python(ns, printed, tmp_path):
+    """The commands' library functions: scaled milestones, chosen cells, a teacher and a student saved, one loader."""
+    assert ns["config"]["teacher"]["epochs"] == 6 and any("scaled" in note for note in ns["notes"])
+    cells = ns["cells"]
+    assert {c.teacher_augmentation for c in cells if c.kind != "alone"} == {"mixup"}
+    assert {c.kind for c in cells} >= {"teacher", "student"}
+    for name in ("teacher.keras", "teacher.keras.json", "student.keras", "student.keras.json"):
+        assert (tmp_path / name).exists(), name
+    record = ns["record"]
+    assert record["role"] == "student" and record["epochs"] == 3 and 0.0 <= record["test_accuracy_last"] <= 1.0
+    assert record["model_card"]["distilled_from"]["teacher_file"] == str(tmp_path / "teacher.keras")
+    assert "accuracy" in printed and ns["student"].output_shape[-1] == 10
+
+
+CHECKS = [check_distil_in_python, check_mixing_switch_off, check_latent_measures, check_study_in_python,
+          check_single_model_commands_in_python]
 
 
 def test_readme_has_python_examples():

@@ -295,13 +295,13 @@ def test_png_folder_to_savedmodel_on_image_over_255_gives_the_measured_accuracy(
 def test_old_file_without_normalisation_warns_once_and_exports_with_given_statistics(tmp_path, capsys):
     from keras_mixkd.data import load_dataset
     from keras_mixkd.export import export_student
-    from keras_mixkd.study import training
+    from keras_mixkd.study import measuring
 
     splits = load_dataset("digits")
     old = get_model("digits_cnn_small", 10, (8, 8, 1))  # What an earlier keras-mixkd saved.
     path = str(tmp_path / "old.keras")
     old.save(path)
-    training._WARNED_NO_PREPROCESSING.discard(old.name)
+    measuring._WARNED_NO_PREPROCESSING.discard(old.name)
     with pytest.warns(UserWarning, match="expects normalised images") as caught:
         assert cli.main(["measure", path, "--measures", "accuracy"]) == 0
         assert cli.main(["evaluate", path, "--split", "test"]) == 0

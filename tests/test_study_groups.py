@@ -23,7 +23,7 @@ PMU = {"augmentation": "partial_mixup", "augmentation_options": {"partial_mixup"
 GROUP = [
     {"name": "kd_T4", "temperature": 4.0, **MIX},
     {"name": "kd_T1", "temperature": 1.0, **MIX},
-    {"name": "std", "loss": "standardized", "temperature": 2.0, **MIX},
+    {"name": "std", "loss": "standardized", **MIX},
 ]
 FEATURES = [
     {"name": "fit_a", "temperature": 4.0, "feature_loss_weight": 1.0, **MIX},
@@ -295,7 +295,7 @@ def test_cli_no_group_runs_every_cell_alone(monkeypatch, tmp_path):
     from keras_mixkd.study import runner
 
     seen = []
-    monkeypatch.setattr(runner, "run_study", lambda config, **kwargs: seen.append(kwargs["group_students"]))
+    monkeypatch.setattr(runner, "run_study", lambda config, **kwargs: seen.append(kwargs["options"].group_students))
     for flag, expected in (([], True), (["--no-group"], False)):
         assert cli.main(["study", "--smoke", "--runs-dir", str(tmp_path), *flag]) == 0
         assert seen[-1] is expected

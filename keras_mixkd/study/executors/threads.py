@@ -82,7 +82,10 @@ def set_math_threads(threads, backend):
         tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
     except RuntimeError:
         current = tf.config.threading.get_intra_op_parallelism_threads()
-        if backend == "tensorflow" and current != threads:
+        # Already started (loading a recipe builds its augmentations once, to check them): fine when the
+        # pool was sized before, by TF_NUM_INTRAOP_THREADS (the command line's --threads sets it first).
+        sized_before = os.environ.get("TF_NUM_INTRAOP_THREADS") == str(threads)
+        if backend == "tensorflow" and current != threads and not sized_before:
             raise ValueError(
                 f"threads={threads}: TensorFlow has already started with "
                 f"{current or 'its default'} math threads in this process; set TF_NUM_INTRAOP_THREADS="
