@@ -96,7 +96,8 @@ def check_single_model_commands_in_python(ns, printed, tmp_path):
     for name in ("teacher.keras", "teacher.keras.json", "student.keras", "student.keras.json"):
         assert (tmp_path / name).exists(), name
     record = ns["record"]
-    assert record["role"] == "student" and record["epochs"] == 3 and 0.0 <= record["test_accuracy_last"] <= 1.0
+    # run_block sets every epochs=N to 1.
+    assert record["role"] == "student" and record["epochs"] == 1 and 0.0 <= record["test_accuracy_last"] <= 1.0
     assert record["model_card"]["distilled_from"]["teacher_file"] == str(tmp_path / "teacher.keras")
     assert "accuracy" in printed and ns["student"].output_shape[-1] == 10
 
