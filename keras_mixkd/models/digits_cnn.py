@@ -29,7 +29,9 @@ def digits_cnn_small(num_classes=10, input_shape=(8, 8, 1)):
     >>> model.get_layer("features").output.shape
     (None, 16)
     """
-    return _digits_net("digits_cnn_small", ((8, True), (16, False)), False, num_classes, input_shape)
+    blocks = ((8, True), (16, False))
+    return _digits_net("digits_cnn_small", blocks, num_classes, input_shape, normalize=False)
+
 
 def digits_cnn(num_classes=10, input_shape=(8, 8, 1)):
     """A four-convolution net with batch norm (about 66 k parameters).
@@ -49,13 +51,14 @@ def digits_cnn(num_classes=10, input_shape=(8, 8, 1)):
     (None, 64)
     """
     blocks = ((32, False), (32, True), (64, False), (64, False))
-    return _digits_net("digits_cnn", blocks, True, num_classes, input_shape)
+    return _digits_net("digits_cnn", blocks, num_classes, input_shape, normalize=True)
 
 
-def _digits_net(name, blocks, normalize, num_classes, input_shape):
-    # conv3x3 blocks ("conv{i}", then "bn{i}" and "relu{i}" when `normalize`,
-    # else a relu inside the convolution), a 2x2 max-pool ("pool{i}") after
-    # each block flagged, then global average pooling and the head.
+def _digits_net(name, blocks, num_classes, input_shape, normalize):
+    # One conv3x3 per `(filters, pool)` of `blocks`: "conv{i}", then "bn{i}" and
+    # "relu{i}" when `normalize`, else a relu inside the convolution; a 2x2
+    # max-pool "pool{i}" after it when `pool`; then global average pooling and
+    # the head.
     num_classes, inputs, x = model_input(num_classes, input_shape, name, min_size=2)
     for block, (filters, pool) in enumerate(blocks, 1):
         if normalize:

@@ -7,8 +7,6 @@ strides 1, 2, 2, 2), global average pooling (512-d features), linear
 classifier.
 """
 
-import keras
-
 from keras_mixkd.models._common import model_input
 from keras_mixkd.models._common import pooled_classifier
 from keras_mixkd.models.resnet import resnet_body
