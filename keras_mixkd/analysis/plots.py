@@ -116,24 +116,14 @@ def plot_cd_over_epochs(records, path, config=None, key="val_class_discriminatio
     one line per teacher augmentation.
     """
     augmentations, recipes, pairs, teacher_models = study_axes(records, config)
-    panels = [("teachers", dict(role="teacher"))]
-    for teacher_model, student_model in pairs:
-        for recipe in recipes:
-            panels.append((f"{student_model} · {recipe}", dict(role="student", teacher_model=teacher_model,
-                                                               student_model=student_model, recipe=recipe)))
+    panels = _role_panels(pairs, recipes)
     columns = min(3, len(panels))
     rows = int(np.ceil(len(panels) / columns))
     figure = Figure(figsize=(4.2 * columns, 3.2 * rows), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     for ax, (title, where) in zip(axes, panels):
         for augmentation in augmentations:
-            group = select(records, teacher_augmentation=augmentation, **where)
-            curves = {}
-            for record in group:
-                for row in record.get("history", []):
-                    value = row.get(key)
-                    if value is not None and np.isfinite(value):
-                        curves.setdefault(row["epoch"], []).append(value)
+            curves = _epoch_curves(select(records, teacher_augmentation=augmentation, **where), key)
             _mean_band(ax, curves, augmentation)
         ax.set_title(title, fontsize=10)
         _epoch_axis(ax)
@@ -144,6 +134,30 @@ def plot_cd_over_epochs(records, path, config=None, key="val_class_discriminatio
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     return save_figure(figure, path)
+
+
+def _role_panels(pairs, recipes):
+    """`[(title, where)]`: the teachers' panel, then one per student model · recipe.
+
+    `where` holds the `select` filters of the records the panel draws.
+    """
+    panels = [("teachers", dict(role="teacher"))]
+    for teacher_model, student_model in pairs:
+        for recipe in recipes:
+            where = dict(role="student", teacher_model=teacher_model, student_model=student_model, recipe=recipe)
+            panels.append((f"{student_model} · {recipe}", where))
+    return panels
+
+
+def _epoch_curves(records, key):
+    """`{epoch: [values]}`: the finite values of `key` in the records' per-epoch histories."""
+    curves = {}
+    for record in records:
+        for entry in record.get("history", []):
+            value = entry.get(key)
+            if value is not None and np.isfinite(value):
+                curves.setdefault(int(entry["epoch"]), []).append(float(value))
+    return curves
 
 
 def _mean_band(ax, curves, label):
@@ -289,11 +303,7 @@ def plot_curves(records, path, config=None):
     teachers, then each student · recipe; one line per teacher augmentation.
     """
     augmentations, recipes, pairs, _ = study_axes(records, config)
-    panels = [("teachers", dict(role="teacher"))]
-    for teacher_model, student_model in pairs:
-        for recipe in recipes:
-            panels.append((f"{student_model} · {recipe}", dict(role="student", teacher_model=teacher_model,
-                                                               student_model=student_model, recipe=recipe)))
+    panels = _role_panels(pairs, recipes)
     keys = [("loss", "training loss"), ("val_accuracy", "validation accuracy"), ("test_accuracy", "test accuracy")]
     figure = Figure(figsize=(4.0 * len(keys), 2.8 * len(panels)), layout="constrained")
     axes = figure.subplots(len(panels), len(keys), squeeze=False)
@@ -301,12 +311,7 @@ def plot_curves(records, path, config=None):
         for column, (key, label) in enumerate(keys):
             ax = axes[row, column]
             for augmentation in augmentations:
-                curves = {}
-                for record in select(records, teacher_augmentation=augmentation, **where):
-                    for entry in record.get("history", []):
-                        value = entry.get(key)
-                        if value is not None and np.isfinite(value):
-                            curves.setdefault(int(entry["epoch"]), []).append(float(value))
+                curves = _epoch_curves(select(records, teacher_augmentation=augmentation, **where), key)
                 _mean_band(ax, curves, augmentation)
             ax.set_title(f"{title}: {label}", fontsize=9)
             _epoch_axis(ax)

@@ -111,17 +111,9 @@ def load_cifar(name="cifar10", *, validation_fraction=0.1, seed=0):
         classes, mean, std = CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
     else:
         classes, mean, std = CIFAR100_CLASSES, CIFAR100_MEAN, CIFAR100_STD
+    # The statistics of all 50,000 training images (above), not of those kept after the split.
     return build_splits(
-        name,
-        x_train,
-        y_train,
-        x_test,
-        y_test,
-        num_classes=num_classes,
-        class_names=classes,
-        validation_fraction=validation_fraction,
-        seed=seed,
-        mean=mean,
-        std=std,
+        name, x_train, y_train, x_test, y_test, num_classes=num_classes, class_names=classes,
+        validation_fraction=validation_fraction, seed=seed, mean=mean, std=std,
     )
 

@@ -172,16 +172,9 @@ def check_teacher_logits(teacher_logits, num_examples, num_classes=None):
         import keras
 
         teacher_logits = keras.ops.convert_to_numpy(teacher_logits)
-    teacher_logits = np.asarray(teacher_logits)
-    if teacher_logits.ndim != 2:
-        raise ValueError(
-            "teacher_logits must be a float array (N, num_classes), one row per image; got shape "
-            f"{teacher_logits.shape}."
-        )
-    if not np.issubdtype(teacher_logits.dtype, np.floating):
-        raise TypeError(
-            f"teacher_logits must be float logits, got dtype {teacher_logits.dtype}."
-        )
+    teacher_logits = _float_array(
+        teacher_logits, "teacher_logits", 2, "(N, num_classes), one row per image", "float logits"
+    )
     if len(teacher_logits) != num_examples:
         raise ValueError(
             f"teacher_logits holds {len(teacher_logits)} rows for {num_examples} images: compute "
@@ -202,18 +195,21 @@ def _check_positive_int(value, what):
     return int(value)
 
 
+def _float_array(values, what, ndim, layout, kind, advice=""):
+    # `values` as a NumPy array of `ndim` axes (`layout` says which) and a float dtype.
+    values = np.asarray(values)
+    if values.ndim != ndim:
+        raise ValueError(f"{what} must have shape {layout}; got shape {values.shape}.")
+    if not np.issubdtype(values.dtype, np.floating):
+        raise TypeError(f"{what} must be {kind}, got dtype {values.dtype}{advice}.")
+    return values
+
+
 def _check_images(images):
-    images = np.asarray(images)
-    if images.ndim != 4:
-        raise ValueError(
-            "images must have shape (N, height, width, channels); got shape "
-            f"{images.shape}."
-        )
-    if not np.issubdtype(images.dtype, np.floating):
-        raise TypeError(
-            f"images must be float in [0, 1], got dtype {images.dtype}; "
-            "divide integer images by 255 (load_dataset does this)."
-        )
+    images = _float_array(
+        images, "images", 4, "(N, height, width, channels)", "float in [0, 1]",
+        "; divide integer images by 255 (load_dataset does this)",
+    )
     if len(images) == 0:
         raise ValueError("images is empty: make_dataset needs at least one example.")
     check_finite(images, "images", "repair or drop those images before training")

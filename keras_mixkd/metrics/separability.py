@@ -322,7 +322,7 @@ def class_separation(features, labels, standardize=False):
             instead of the raw features (the paper uses raw features).
 
     Returns:
-        A Python float.
+        R² as a Python float in [0, 1].
 
     Example:
 
@@ -405,15 +405,17 @@ def nc1(features, labels, rcond=None):
             the float32 analogue of `numpy.linalg.matrix_rank`.
 
     Returns:
-        A Python float.
+        NC1 as a non-negative Python float.
 
     Example:
 
     >>> import numpy as np
     >>> from keras_mixkd.metrics import nc1
     >>> rng = np.random.default_rng(0)
-    >>> labels = rng.integers(0, 4, size=400)
-    >>> value = nc1(rng.normal(size=(400, 16)) + 4 * np.eye(16)[labels], labels)
+    >>> labels = np.repeat(np.arange(4), 100)
+    >>> noise = rng.normal(size=(400, 16))
+    >>> bool(nc1(4 * np.eye(16)[labels] + 0.1 * noise, labels) < nc1(4 * np.eye(16)[labels] + noise, labels))
+    True
     """
     features, global_mean, ids, counts = _prepare(features, labels)
     num_classes = counts.size

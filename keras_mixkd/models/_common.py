@@ -57,6 +57,81 @@ def check_num_classes(num_classes, model_name):
     return int(num_classes)
 
 
+def model_input(num_classes, input_shape, model_name, min_size=1, channels=None):
+    """Check a builder's arguments and make its input: `(num_classes, inputs, x)`.
+
+    What every model of the zoo does before its first layer:
+    `check_num_classes`, `check_input_shape`, then `image_input`.
+
+    Arguments:
+        num_classes: number of output logits, an int >= 2.
+        input_shape: (height, width, channels), channels last.
+        model_name: the model asked for, named in error messages.
+        min_size: smallest height/width the architecture can take.
+        channels: if given, the only accepted number of channels.
+
+    Returns:
+        `num_classes` as a Python int, the NHWC input named "images", and
+        `x`, that input as the layers being built expect it.
+
+    Example:
+
+    >>> num_classes, inputs, x = model_input(10, (32, 32, 3), "resnet20")
+    >>> num_classes, inputs.shape
+    (10, (None, 32, 32, 3))
+    """
+    num_classes = check_num_classes(num_classes, model_name)
+    input_shape = check_input_shape(input_shape, model_name, min_size=min_size, channels=channels)
+    inputs, x = image_input(input_shape)
+    return num_classes, inputs, x
+
+
+def pooled_classifier(inputs, x, num_classes, name, init="keras"):
+    """The model that ends `x` with global average pooling ("features") and the "logits" head.
+
+    Arguments:
+        inputs: the model's input (from `model_input`).
+        x: the last feature map, in the data format being built.
+        num_classes: number of output logits.
+        name: name of the returned model.
+        init: the head's initialisation, as in `classifier_head`.
+
+    Returns:
+        A `keras.Model` from `inputs` to the logits.
+
+    Example:
+
+    >>> num_classes, inputs, x = model_input(10, (8, 8, 1), "tiny")
+    >>> x = keras.layers.Conv2D(4, 3, name="conv")(x)
+    >>> pooled_classifier(inputs, x, num_classes, "tiny").get_layer("features").output.shape
+    (None, 4)
+    """
+    features = keras.layers.GlobalAveragePooling2D(name="features")(x)
+    logits = classifier_head(features, num_classes, init=init)
+    return keras.Model(inputs, logits, name=name)
+
+
+def blocks_per_stage(depth, extra_layers, family):
+    """Blocks in each of the three stages of a `6n + extra_layers`-layer CIFAR net: n.
+
+    Arguments:
+        depth: the number of weighted layers asked for.
+        extra_layers: the layers outside the stages (2 for a ResNet, 4 for a WRN).
+        family: the architecture, named in the error message.
+
+    Returns:
+        n, an int.
+
+    Example:
+
+    >>> blocks_per_stage(20, 2, "CIFAR ResNet")
+    3
+    """
+    if (depth - extra_layers) % 6 != 0:
+        raise ValueError(f"A {family} has 6n+{extra_layers} layers, got depth={depth}.")
+    return (depth - extra_layers) // 6
+
+
 def classifier_head(features, num_classes, init="keras"):
     """The final Dense layer, named "logits", on the flat feature vector.
 
@@ -143,41 +218,50 @@ def conv2d(
     the sampling grid of the reference models (so their weights would carry
     over), at no cost in parameters.
     """
-    pad = kernel_size // 2
-    if strides > 1 and pad > 0:
-        x = keras.layers.ZeroPadding2D(pad, name=None if name is None else f"{name}_pad")(x)
-        padding = "valid"
-    else:
-        padding = "same"
-    return keras.layers.Conv2D(
-        filters,
-        kernel_size,
-        strides=strides,
-        padding=padding,
-        groups=groups,
-        use_bias=use_bias,
-        kernel_initializer=kernel_initializer,
-        bias_initializer=bias_initializer,
-        name=name,
-    )(x)
+    x, padding = pad_like_torch(x, kernel_size, strides, name)
+    layer = keras.layers.Conv2D(
+        filters, kernel_size, strides=strides, padding=padding, groups=groups, use_bias=use_bias,
+        kernel_initializer=kernel_initializer, bias_initializer=bias_initializer, name=name,
+    )
+    return layer(x)
 
 
 def depthwise_conv2d(x, kernel_size, strides=1, name=None, initializer="glorot_uniform"):
     """A depthwise convolution (no bias) padded like PyTorch's."""
+    x, padding = pad_like_torch(x, kernel_size, strides, name)
+    layer = keras.layers.DepthwiseConv2D(
+        kernel_size, strides=strides, padding=padding, use_bias=False,
+        depthwise_initializer=initializer, name=name,
+    )
+    return layer(x)
+
+
+def pad_like_torch(x, kernel_size, strides=1, name=None):
+    """`(x, padding)`: pad `x` as PyTorch's `padding=kernel_size // 2` would.
+
+    Keras' "same" padding puts the odd pixel of a strided convolution at the
+    bottom/right, PyTorch pads both sides alike. A strided convolution gets
+    explicit zero padding (a `ZeroPadding2D` named "{name}_pad") and
+    `padding="valid"`; any other keeps `x` and takes `padding="same"`, which
+    then pads like PyTorch.
+
+    Arguments:
+        x: the 4-D tensor the convolution will take.
+        kernel_size: the convolution's (square) kernel size, an int.
+        strides: the convolution's stride, an int.
+        name: the convolution's name (None: Keras names the padding layer).
+
+    Example:
+
+    >>> x, padding = pad_like_torch(keras.Input((32, 32, 3)), 3, strides=2, name="conv")
+    >>> padding, x.shape
+    ('valid', (None, 34, 34, 3))
+    """
     pad = kernel_size // 2
     if strides > 1 and pad > 0:
         x = keras.layers.ZeroPadding2D(pad, name=None if name is None else f"{name}_pad")(x)
-        padding = "valid"
-    else:
-        padding = "same"
-    return keras.layers.DepthwiseConv2D(
-        kernel_size,
-        strides=strides,
-        padding=padding,
-        use_bias=False,
-        depthwise_initializer=initializer,
-        name=name,
-    )(x)
+        return x, "valid"
+    return x, "same"
 
 
 # Initialisers of the reference PyTorch code, so a network starts where the
@@ -210,3 +294,39 @@ def torch_default_bias(fan_in):
     """PyTorch's default bias of Conv2d/Linear: U(+-1 / sqrt(fan_in))."""
     bound = 1.0 / float(fan_in) ** 0.5
     return keras.initializers.RandomUniform(-bound, bound)
+
+
+def zoo_builder(build, name, summary, input_note="(32, 32, 3) for CIFAR"):
+    """Name and document `build(num_classes=100, input_shape=(32, 32, 3))`, a CIFAR zoo entry.
+
+    The model families that register one builder per depth or width (ResNet,
+    WRN, ...) make each with a closure; this gives it the name it is
+    registered under and the docstring `help()` shows.
+
+    Arguments:
+        build: the builder, a function of `num_classes` and `input_shape`.
+        name: the model's name, e.g. "resnet20".
+        summary: one line on what it is, e.g. "CIFAR ResNet of depth 20".
+        input_note: what the docstring says of `input_shape` after
+            "(height, width, channels), ".
+
+    Returns:
+        `build`, named and documented.
+
+    Example:
+
+    >>> from keras_mixkd.models.resnet import cifar_resnet
+    >>> def build(num_classes=100, input_shape=(32, 32, 3)):
+    ...     return cifar_resnet(20, (16, 16, 32, 64), num_classes, input_shape, "resnet20")
+    >>> resnet20 = zoo_builder(build, "resnet20", "CIFAR ResNet of depth 20")
+    """
+    build.__name__ = name
+    build.__doc__ = (
+        f"{name}: {summary}.\n\n"
+        "    Arguments:\n"
+        "        num_classes: number of output logits.\n"
+        f"        input_shape: (height, width, channels), {input_note}.\n\n"
+        "    Example:\n\n"
+        f"    >>> model = {name}(num_classes=100)\n"
+    )
+    return build

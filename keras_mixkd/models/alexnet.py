@@ -2,9 +2,8 @@
 
 import keras
 
-from keras_mixkd.models._common import check_input_shape
-from keras_mixkd.models._common import check_num_classes
 from keras_mixkd.models._common import classifier_head
+from keras_mixkd.models._common import model_input
 from keras_mixkd.models._common import torch_default_bias
 from keras_mixkd.models._common import torch_default_kernel
 
@@ -32,10 +31,8 @@ def alexnet(num_classes=10, input_shape=(32, 32, 3)):
     (None, 256)
     """
     name = "alexnet"
-    num_classes = check_num_classes(num_classes, name)
-    input_shape = check_input_shape(input_shape, name, min_size=MIN_SIZE)
-    inputs = keras.Input(input_shape, name="images")
-    x = keras.layers.ZeroPadding2D(5, name="conv1_pad")(inputs)
+    num_classes, inputs, x = model_input(num_classes, input_shape, name, min_size=MIN_SIZE)
+    x = keras.layers.ZeroPadding2D(5, name="conv1_pad")(x)
     x = _conv(x, 64, 11, "conv1", strides=4, padding="valid")
     x = keras.layers.MaxPooling2D(2, name="pool1")(x)
     x = _conv(x, 192, 5, "conv2")

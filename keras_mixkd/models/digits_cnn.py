@@ -7,10 +7,8 @@ Both end in global average pooling, so they take any image size from 2x2 up
 import keras
 
 from keras_mixkd.models._common import batch_norm
-from keras_mixkd.models._common import check_input_shape
-from keras_mixkd.models._common import check_num_classes
-from keras_mixkd.models._common import classifier_head
-from keras_mixkd.models._common import image_input
+from keras_mixkd.models._common import model_input
+from keras_mixkd.models._common import pooled_classifier
 
 
 def digits_cnn_small(num_classes=10, input_shape=(8, 8, 1)):
@@ -26,19 +24,13 @@ def digits_cnn_small(num_classes=10, input_shape=(8, 8, 1)):
     Example:
 
     >>> model = digits_cnn_small(10, (8, 8, 1))
+    >>> model.count_params()
+    1418
     >>> model.get_layer("features").output.shape
     (None, 16)
     """
-    name = "digits_cnn_small"
-    num_classes = check_num_classes(num_classes, name)
-    input_shape = check_input_shape(input_shape, name, min_size=2)
-    inputs, x = image_input(input_shape)
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(x)
-    x = keras.layers.MaxPooling2D(2, name="pool1")(x)
-    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv2")(x)
-    features = keras.layers.GlobalAveragePooling2D(name="features")(x)
-    logits = classifier_head(features, num_classes)
-    return keras.Model(inputs, logits, name=name)
+    blocks = ((8, True), (16, False))
+    return _digits_net("digits_cnn_small", blocks, num_classes, input_shape, normalize=False)
 
 
 def digits_cnn(num_classes=10, input_shape=(8, 8, 1)):
@@ -58,16 +50,23 @@ def digits_cnn(num_classes=10, input_shape=(8, 8, 1)):
     >>> model.get_layer("features").output.shape
     (None, 64)
     """
-    name = "digits_cnn"
-    num_classes = check_num_classes(num_classes, name)
-    input_shape = check_input_shape(input_shape, name, min_size=2)
-    inputs, x = image_input(input_shape)
-    for block, (filters, pool) in enumerate(((32, False), (32, True), (64, False), (64, False)), 1):
-        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{block}")(x)
-        x = batch_norm(name=f"bn{block}")(x)
-        x = keras.layers.ReLU(name=f"relu{block}")(x)
+    blocks = ((32, False), (32, True), (64, False), (64, False))
+    return _digits_net("digits_cnn", blocks, num_classes, input_shape, normalize=True)
+
+
+def _digits_net(name, blocks, num_classes, input_shape, normalize):
+    # One conv3x3 per `(filters, pool)` of `blocks`: "conv{i}", then "bn{i}" and
+    # "relu{i}" when `normalize`, else a relu inside the convolution; a 2x2
+    # max-pool "pool{i}" after it when `pool`; then global average pooling and
+    # the head.
+    num_classes, inputs, x = model_input(num_classes, input_shape, name, min_size=2)
+    for block, (filters, pool) in enumerate(blocks, 1):
+        if normalize:
+            x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{block}")(x)
+            x = batch_norm(name=f"bn{block}")(x)
+            x = keras.layers.ReLU(name=f"relu{block}")(x)
+        else:
+            x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{block}")(x)
         if pool:
             x = keras.layers.MaxPooling2D(2, name=f"pool{block}")(x)
-    features = keras.layers.GlobalAveragePooling2D(name="features")(x)
-    logits = classifier_head(features, num_classes)
-    return keras.Model(inputs, logits, name=name)
+    return pooled_classifier(inputs, x, num_classes, name)

@@ -2,9 +2,8 @@
 
 import keras
 
-from keras_mixkd.models._common import check_input_shape
-from keras_mixkd.models._common import check_num_classes
 from keras_mixkd.models._common import classifier_head
+from keras_mixkd.models._common import model_input
 from keras_mixkd.models._common import torch_default_bias
 from keras_mixkd.models._common import torch_default_kernel
 
@@ -26,14 +25,14 @@ def lenet5(num_classes=10, input_shape=(32, 32, 3)):
     Example:
 
     >>> model = lenet5(num_classes=10)
+    >>> model.count_params()
+    62006
     >>> model.get_layer("features").output.shape
     (None, 84)
     """
     name = "lenet5"
-    num_classes = check_num_classes(num_classes, name)
-    input_shape = check_input_shape(input_shape, name, min_size=MIN_SIZE)
-    inputs = keras.Input(input_shape, name="images")
-    x = _conv(inputs, 6, 5, "conv1")
+    num_classes, inputs, x = model_input(num_classes, input_shape, name, min_size=MIN_SIZE)
+    x = _conv(x, 6, 5, "conv1")
     x = keras.layers.MaxPooling2D(2, name="pool1")(x)
     x = _conv(x, 16, 5, "conv2")
     x = keras.layers.MaxPooling2D(2, name="pool2")(x)

@@ -13,13 +13,11 @@ import keras
 
 from keras_mixkd.models._common import batch_norm
 from keras_mixkd.models._common import channels as channel_count
-from keras_mixkd.models._common import check_input_shape
-from keras_mixkd.models._common import check_num_classes
-from keras_mixkd.models._common import classifier_head
 from keras_mixkd.models._common import conv2d
 from keras_mixkd.models._common import depthwise_conv2d
-from keras_mixkd.models._common import image_input
 from keras_mixkd.models._common import kaiming_normal_fan_out
+from keras_mixkd.models._common import model_input
+from keras_mixkd.models._common import pooled_classifier
 
 SETTINGS = (
     # expansion t, channels c, repeats n, first stride s
@@ -70,9 +68,7 @@ def mobilenetv2(num_classes=100, input_shape=(32, 32, 3), width_multiplier=0.5, 
     (None, 1280)
     """
     name = "mobilenetv2"
-    num_classes = check_num_classes(num_classes, name)
-    input_shape = check_input_shape(input_shape, name)
-    inputs, x = image_input(input_shape)
+    num_classes, inputs, x = model_input(num_classes, input_shape, name)
     x = conv2d(
         x, int(32 * width_multiplier), 3, strides=2, name="stem_conv",
         kernel_initializer=kaiming_normal_fan_out(),
@@ -89,6 +85,4 @@ def mobilenetv2(num_classes=100, input_shape=(32, 32, 3), width_multiplier=0.5, 
     x = conv2d(x, last_channels, 1, name="head_conv", kernel_initializer=kaiming_normal_fan_out())
     x = batch_norm(name="head_bn")(x)
     x = keras.layers.ReLU(name="head_relu")(x)
-    features = keras.layers.GlobalAveragePooling2D(name="features")(x)
-    logits = classifier_head(features, num_classes, init="normal_0.01")
-    return keras.Model(inputs, logits, name=name)
+    return pooled_classifier(inputs, x, num_classes, name, init="normal_0.01")

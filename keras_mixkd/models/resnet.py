@@ -11,13 +11,13 @@ changes, including the first block of resnet8x4/32x4 (32 -> 64 channels).
 import keras
 
 from keras_mixkd.models._common import batch_norm
+from keras_mixkd.models._common import blocks_per_stage
 from keras_mixkd.models._common import channels
-from keras_mixkd.models._common import check_input_shape
-from keras_mixkd.models._common import check_num_classes
-from keras_mixkd.models._common import classifier_head
 from keras_mixkd.models._common import conv2d
-from keras_mixkd.models._common import image_input
 from keras_mixkd.models._common import kaiming_normal_fan_out
+from keras_mixkd.models._common import model_input
+from keras_mixkd.models._common import pooled_classifier
+from keras_mixkd.models._common import zoo_builder
 
 
 def basic_block(x, filters, strides, name):
@@ -38,6 +38,38 @@ def basic_block(x, filters, strides, name):
     return keras.layers.ReLU(name=f"{name}_out")(out)
 
 
+def resnet_body(x, stem_filters, stage_filters, stage_blocks):
+    """A ResNet without its head: conv3x3-BN-relu stem, then stages of basic blocks.
+
+    The first block of every stage but the first halves the resolution
+    (stride 2). Layers are named "stem_conv", "stem_bn", "stem_relu" and
+    "stage{s}_block{b}_..." (s from 1, b from 0).
+
+    Arguments:
+        x: the input tensor, in the data format being built.
+        stem_filters: channels of the stem.
+        stage_filters: channels of each stage.
+        stage_blocks: number of basic blocks of each stage.
+
+    Returns:
+        The last block's output.
+
+    Example:
+
+    >>> inputs = keras.Input((32, 32, 3))
+    >>> resnet_body(inputs, 16, (16, 32, 64), (3, 3, 3)).shape
+    (None, 8, 8, 64)
+    """
+    x = conv2d(x, stem_filters, 3, name="stem_conv", kernel_initializer=kaiming_normal_fan_out())
+    x = batch_norm(name="stem_bn")(x)
+    x = keras.layers.ReLU(name="stem_relu")(x)
+    for stage, (filters, blocks) in enumerate(zip(stage_filters, stage_blocks), 1):
+        for block in range(blocks):
+            strides = 2 if stage > 1 and block == 0 else 1
+            x = basic_block(x, filters, strides, name=f"stage{stage}_block{block}")
+    return x
+
+
 def cifar_resnet(depth, widths, num_classes, input_shape, name):
     """A 6n+2-layer CIFAR ResNet.
 
@@ -48,22 +80,10 @@ def cifar_resnet(depth, widths, num_classes, input_shape, name):
         input_shape: (height, width, channels).
         name: name of the returned model.
     """
-    if (depth - 2) % 6 != 0:
-        raise ValueError(f"A CIFAR ResNet has 6n+2 layers, got depth={depth}.")
-    blocks_per_stage = (depth - 2) // 6
-    num_classes = check_num_classes(num_classes, name)
-    input_shape = check_input_shape(input_shape, name)
-    inputs, x = image_input(input_shape)
-    x = conv2d(x, widths[0], 3, name="stem_conv", kernel_initializer=kaiming_normal_fan_out())
-    x = batch_norm(name="stem_bn")(x)
-    x = keras.layers.ReLU(name="stem_relu")(x)
-    for stage, filters in enumerate(widths[1:], 1):
-        for block in range(blocks_per_stage):
-            strides = 2 if stage > 1 and block == 0 else 1
-            x = basic_block(x, filters, strides, name=f"stage{stage}_block{block}")
-    features = keras.layers.GlobalAveragePooling2D(name="features")(x)
-    logits = classifier_head(features, num_classes, init="torch")
-    return keras.Model(inputs, logits, name=name)
+    blocks = blocks_per_stage(depth, 2, "CIFAR ResNet")
+    num_classes, inputs, x = model_input(num_classes, input_shape, name)
+    x = resnet_body(x, widths[0], widths[1:], (blocks,) * len(widths[1:]))
+    return pooled_classifier(inputs, x, num_classes, name, init="torch")
 
 
 _NARROW = (16, 16, 32, 64)
@@ -74,17 +94,8 @@ def _builder(depth, widths, name):
     def build(num_classes=100, input_shape=(32, 32, 3)):
         return cifar_resnet(depth, widths, num_classes, input_shape, name)
 
-    build.__name__ = name
-    build.__doc__ = (
-        f"{name}: CIFAR ResNet of depth {depth}, widths {widths} "
-        f"({widths[-1]}-d features).\n\n"
-        "    Arguments:\n"
-        "        num_classes: number of output logits.\n"
-        "        input_shape: (height, width, channels), (32, 32, 3) for CIFAR.\n\n"
-        "    Example:\n\n"
-        f"    >>> model = {name}(num_classes=100)\n"
-    )
-    return build
+    summary = f"CIFAR ResNet of depth {depth}, widths {widths} ({widths[-1]}-d features)"
+    return zoo_builder(build, name, summary)
 
 
 resnet8 = _builder(8, _NARROW, "resnet8")

@@ -7,16 +7,9 @@ strides 1, 2, 2, 2), global average pooling (512-d features), linear
 classifier.
 """
 
-import keras
-
-from keras_mixkd.models._common import batch_norm
-from keras_mixkd.models._common import check_input_shape
-from keras_mixkd.models._common import check_num_classes
-from keras_mixkd.models._common import classifier_head
-from keras_mixkd.models._common import conv2d
-from keras_mixkd.models._common import image_input
-from keras_mixkd.models._common import kaiming_normal_fan_out
-from keras_mixkd.models.resnet import basic_block
+from keras_mixkd.models._common import model_input
+from keras_mixkd.models._common import pooled_classifier
+from keras_mixkd.models.resnet import resnet_body
 
 STAGE_CHANNELS = (64, 128, 256, 512)
 STAGE_BLOCKS = (2, 2, 2, 2)
@@ -36,16 +29,6 @@ def resnet18(num_classes=10, input_shape=(32, 32, 3)):
     (None, 512)
     """
     name = "resnet18"
-    num_classes = check_num_classes(num_classes, name)
-    input_shape = check_input_shape(input_shape, name)
-    inputs, x = image_input(input_shape)
-    x = conv2d(x, 64, 3, name="stem_conv", kernel_initializer=kaiming_normal_fan_out())
-    x = batch_norm(name="stem_bn")(x)
-    x = keras.layers.ReLU(name="stem_relu")(x)
-    for stage, (channels, blocks) in enumerate(zip(STAGE_CHANNELS, STAGE_BLOCKS), 1):
-        for block in range(blocks):
-            strides = 2 if stage > 1 and block == 0 else 1
-            x = basic_block(x, channels, strides, name=f"stage{stage}_block{block}")
-    features = keras.layers.GlobalAveragePooling2D(name="features")(x)
-    logits = classifier_head(features, num_classes, init="torch")
-    return keras.Model(inputs, logits, name=name)
+    num_classes, inputs, x = model_input(num_classes, input_shape, name)
+    x = resnet_body(x, 64, STAGE_CHANNELS, STAGE_BLOCKS)
+    return pooled_classifier(inputs, x, num_classes, name, init="torch")

@@ -12,11 +12,10 @@ Global average pooling gives 960-d features.
 import keras
 
 from keras_mixkd.models._common import batch_norm
-from keras_mixkd.models._common import check_input_shape
-from keras_mixkd.models._common import check_num_classes
-from keras_mixkd.models._common import classifier_head
 from keras_mixkd.models._common import conv2d
 from keras_mixkd.models._common import depthwise_conv2d
+from keras_mixkd.models._common import model_input
+from keras_mixkd.models._common import pooled_classifier
 from keras_mixkd.models._common import torch_default_kernel
 from keras_mixkd.models.channel_shuffle import ChannelShuffle
 
@@ -74,16 +73,12 @@ def shufflev1(num_classes=100, input_shape=(32, 32, 3)):
     (None, 960)
     """
     name = "shufflev1"
-    num_classes = check_num_classes(num_classes, name)
-    input_shape = check_input_shape(input_shape, name)
-    inputs = keras.Input(input_shape, name="images")
-    x = conv2d(inputs, STEM_CHANNELS, 1, name="stem_conv", kernel_initializer=torch_default_kernel())
+    num_classes, inputs, x = model_input(num_classes, input_shape, name)
+    x = conv2d(x, STEM_CHANNELS, 1, name="stem_conv", kernel_initializer=torch_default_kernel())
     x = batch_norm(name="stem_bn")(x)
     x = keras.layers.ReLU(name="stem_relu")(x)
     for stage, (channels, blocks) in enumerate(zip(STAGE_CHANNELS, STAGE_BLOCKS), 1):
         for block in range(blocks):
             strides = 2 if block == 0 else 1
             x = shuffle_bottleneck(x, channels, strides, GROUPS, name=f"stage{stage}_block{block}")
-    features = keras.layers.GlobalAveragePooling2D(name="features")(x)
-    logits = classifier_head(features, num_classes, init="torch")
-    return keras.Model(inputs, logits, name=name)
+    return pooled_classifier(inputs, x, num_classes, name, init="torch")

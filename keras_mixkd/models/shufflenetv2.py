@@ -10,11 +10,10 @@ features), linear classifier.
 import keras
 
 from keras_mixkd.models._common import batch_norm
-from keras_mixkd.models._common import check_input_shape
-from keras_mixkd.models._common import check_num_classes
-from keras_mixkd.models._common import classifier_head
 from keras_mixkd.models._common import conv2d
 from keras_mixkd.models._common import depthwise_conv2d
+from keras_mixkd.models._common import model_input
+from keras_mixkd.models._common import pooled_classifier
 from keras_mixkd.models._common import torch_default_kernel
 from keras_mixkd.models.channel_shuffle import ChannelShuffle
 from keras_mixkd.models.channel_split import ChannelSplit
@@ -78,15 +77,11 @@ def shufflev2(num_classes=100, input_shape=(32, 32, 3)):
     (None, 1024)
     """
     name = "shufflev2"
-    num_classes = check_num_classes(num_classes, name)
-    input_shape = check_input_shape(input_shape, name)
-    inputs = keras.Input(input_shape, name="images")
-    x = _conv_bn(inputs, STEM_CHANNELS, "stem")
+    num_classes, inputs, x = model_input(num_classes, input_shape, name)
+    x = _conv_bn(x, STEM_CHANNELS, "stem")
     for stage, (channels, blocks) in enumerate(zip(STAGE_CHANNELS, STAGE_BLOCKS), 1):
         x = down_block(x, channels, name=f"stage{stage}_down")
         for block in range(blocks):
             x = basic_block(x, name=f"stage{stage}_block{block}")
     x = _conv_bn(x, HEAD_CHANNELS, "head")
-    features = keras.layers.GlobalAveragePooling2D(name="features")(x)
-    logits = classifier_head(features, num_classes, init="torch")
-    return keras.Model(inputs, logits, name=name)
+    return pooled_classifier(inputs, x, num_classes, name, init="torch")

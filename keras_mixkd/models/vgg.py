@@ -10,11 +10,10 @@ layer 512 -> classes. The fourth max-pool is applied only to 64x64 inputs
 import keras
 
 from keras_mixkd.models._common import batch_norm
-from keras_mixkd.models._common import check_input_shape
-from keras_mixkd.models._common import check_num_classes
-from keras_mixkd.models._common import classifier_head
-from keras_mixkd.models._common import image_input
 from keras_mixkd.models._common import kaiming_normal_fan_out
+from keras_mixkd.models._common import model_input
+from keras_mixkd.models._common import pooled_classifier
+from keras_mixkd.models._common import zoo_builder
 
 # Channels of the convolutions of each of the five blocks.
 CONFIGS = {
@@ -44,9 +43,7 @@ def cifar_vgg(config, num_classes, input_shape, name):
         input_shape: (height, width, channels), at least 8x8.
         name: name of the returned model.
     """
-    num_classes = check_num_classes(num_classes, name)
-    input_shape = check_input_shape(input_shape, name, min_size=MIN_SIZE)
-    inputs, x = image_input(input_shape)
+    num_classes, inputs, x = model_input(num_classes, input_shape, name, min_size=MIN_SIZE)
     for block, filters_list in enumerate(config):
         if block > 0 and (block < 4 or input_shape[0] == 64):
             x = keras.layers.MaxPooling2D(2, name=f"pool{block - 1}")(x)
@@ -57,25 +54,16 @@ def cifar_vgg(config, num_classes, input_shape, name):
             )(x)
             x = batch_norm(name=f"{prefix}_bn")(x)
             x = keras.layers.ReLU(name=f"{prefix}_relu")(x)
-    features = keras.layers.GlobalAveragePooling2D(name="features")(x)
-    logits = classifier_head(features, num_classes, init="normal_0.01")
-    return keras.Model(inputs, logits, name=name)
+    return pooled_classifier(inputs, x, num_classes, name, init="normal_0.01")
 
 
 def _builder(name):
     def build(num_classes=100, input_shape=(32, 32, 3)):
         return cifar_vgg(CONFIGS[name], num_classes, input_shape, name)
 
-    build.__name__ = name
-    build.__doc__ = (
-        f"{name}: VGG with batch norm for CIFAR (512-d features).\n\n"
-        "    Arguments:\n"
-        "        num_classes: number of output logits.\n"
-        "        input_shape: (height, width, channels), at least 8x8.\n\n"
-        "    Example:\n\n"
-        f"    >>> model = {name}(num_classes=100)\n"
+    return zoo_builder(
+        build, name, "VGG with batch norm for CIFAR (512-d features)", input_note="at least 8x8"
     )
-    return build
 
 
 vgg8 = _builder("vgg8")

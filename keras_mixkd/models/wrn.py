@@ -10,13 +10,13 @@ classifier. No dropout (the benchmarks use dropRate 0).
 import keras
 
 from keras_mixkd.models._common import batch_norm
+from keras_mixkd.models._common import blocks_per_stage
 from keras_mixkd.models._common import channels
-from keras_mixkd.models._common import check_input_shape
-from keras_mixkd.models._common import check_num_classes
-from keras_mixkd.models._common import classifier_head
 from keras_mixkd.models._common import conv2d
-from keras_mixkd.models._common import image_input
 from keras_mixkd.models._common import kaiming_normal_fan_out
+from keras_mixkd.models._common import model_input
+from keras_mixkd.models._common import pooled_classifier
+from keras_mixkd.models._common import zoo_builder
 
 
 def wide_basic_block(x, filters, strides, name):
@@ -55,22 +55,16 @@ def wide_resnet(depth, widen_factor, num_classes, input_shape, name):
         input_shape: (height, width, channels).
         name: name of the returned model.
     """
-    if (depth - 4) % 6 != 0:
-        raise ValueError(f"A wide ResNet has 6n+4 layers, got depth={depth}.")
-    blocks_per_stage = (depth - 4) // 6
-    num_classes = check_num_classes(num_classes, name)
-    input_shape = check_input_shape(input_shape, name)
-    inputs, x = image_input(input_shape)
+    blocks = blocks_per_stage(depth, 4, "wide ResNet")
+    num_classes, inputs, x = model_input(num_classes, input_shape, name)
     x = conv2d(x, 16, 3, name="stem_conv", kernel_initializer=kaiming_normal_fan_out())
     for stage, filters in enumerate((16 * widen_factor, 32 * widen_factor, 64 * widen_factor), 1):
-        for block in range(blocks_per_stage):
+        for block in range(blocks):
             strides = 2 if stage > 1 and block == 0 else 1
             x = wide_basic_block(x, filters, strides, name=f"stage{stage}_block{block}")
     x = batch_norm(name="final_bn")(x)
     x = keras.layers.ReLU(name="final_relu")(x)
-    features = keras.layers.GlobalAveragePooling2D(name="features")(x)
-    logits = classifier_head(features, num_classes, init="torch_zero_bias")
-    return keras.Model(inputs, logits, name=name)
+    return pooled_classifier(inputs, x, num_classes, name, init="torch_zero_bias")
 
 
 def _builder(depth, widen_factor):
@@ -79,17 +73,8 @@ def _builder(depth, widen_factor):
     def build(num_classes=100, input_shape=(32, 32, 3)):
         return wide_resnet(depth, widen_factor, num_classes, input_shape, name)
 
-    build.__name__ = name
-    build.__doc__ = (
-        f"{name}: WRN-{depth}-{widen_factor} for CIFAR "
-        f"({64 * widen_factor}-d features).\n\n"
-        "    Arguments:\n"
-        "        num_classes: number of output logits.\n"
-        "        input_shape: (height, width, channels), (32, 32, 3) for CIFAR.\n\n"
-        "    Example:\n\n"
-        f"    >>> model = {name}(num_classes=100)\n"
-    )
-    return build
+    summary = f"WRN-{depth}-{widen_factor} for CIFAR ({64 * widen_factor}-d features)"
+    return zoo_builder(build, name, summary)
 
 
 wrn_16_1 = _builder(16, 1)
