@@ -12,6 +12,7 @@ See docs/robustness.md for GPUs.
 
 import keras
 import numpy as np
+import pytest
 
 from keras_mixkd import Distiller
 from keras_mixkd.augment import get_augmentation

@@ -88,6 +88,25 @@ def _training_flags(parser, role):
                         help="replace an existing --output file (default: refuse)")
 
 
+def _single_model_flags(parser, role, output_help):
+    """The flags `train-teacher` and `distill` share: training, seed, output, data, scaling, verbosity."""
+    _training_flags(parser, role)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", required=True, help=output_help)
+    _data_flags(parser)
+    _scaling_flags(parser)
+    _verbosity(parser)
+
+
+def _saved_model_command(commands, parent, name, help, description, *, splits, split):
+    """A command reading one saved model: its positional `model`, `--split` and `--json`."""
+    command = commands.add_parser(name, parents=[parent], help=help, description=description)
+    command.add_argument("model", help=".keras file")
+    command.add_argument("--split", choices=splits, default=split)
+    command.add_argument("--json", default=None, help="also write the numbers to this JSON file")
+    return command
+
+
 def build_parser():
     """The argument parser of `keras-mixkd` (every command has `--help`)."""
     parent = _backend_parent()
@@ -159,12 +178,7 @@ def build_parser():
                     "override. Rerunning with the same --output continues an interrupted run.")
     teacher.add_argument("--model", required=True, help="model name (see keras_mixkd.models.list_models())")
     teacher.add_argument("--augmentation", default="none", help="augmentation, e.g. mixup or standard+mixup")
-    _training_flags(teacher, "teacher")
-    teacher.add_argument("--seed", type=int, default=0)
-    teacher.add_argument("--output", required=True, help="path of the .keras file to write")
-    _data_flags(teacher)
-    _scaling_flags(teacher)
-    _verbosity(teacher)
+    _single_model_flags(teacher, "teacher", "path of the .keras file to write")
 
     distill = commands.add_parser(
         "distill", parents=[parent], help="distil one student from a saved teacher",
@@ -185,33 +199,22 @@ def build_parser():
                               "clean one")
     distill.add_argument("--teacher-outputs", choices=("logits", "probabilities"), default="logits",
                          help="what the teacher's file outputs: logits, or probabilities (a final softmax)")
-    _training_flags(distill, "student")
-    distill.add_argument("--seed", type=int, default=0)
-    distill.add_argument("--output", required=True, help="path of the student's .keras file")
-    _data_flags(distill)
-    _scaling_flags(distill)
-    _verbosity(distill)
+    _single_model_flags(distill, "student", "path of the student's .keras file")
 
-    evaluate = commands.add_parser(
-        "evaluate", parents=[parent], help="accuracy and calibration of a saved model",
-        description="Accuracy and expected calibration error of a saved model (.keras; a distiller is "
-                    "evaluated through its student) on the validation and test splits.")
-    evaluate.add_argument("model", help=".keras file")
-    evaluate.add_argument("--split", choices=("val", "test", "both"), default="both")
-    evaluate.add_argument("--json", default=None, help="also write the numbers to this JSON file")
+    evaluate = _saved_model_command(
+        commands, parent, "evaluate", "accuracy and calibration of a saved model",
+        "Accuracy and expected calibration error of a saved model (.keras; a distiller is evaluated through "
+        "its student) on the validation and test splits.", splits=("val", "test", "both"), split="both")
     _data_flags(evaluate)
 
-    measure = commands.add_parser(
-        "measure", parents=[parent], help="latent-space measures of a saved model (CD, GDV, ...)",
-        description="Class-discrimination and the other latent-space and output measures of a saved "
-                    "model's penultimate features on a split of a data set.")
-    measure.add_argument("model", help=".keras file")
-    measure.add_argument("--split", choices=("train", "val", "test"), default="test")
+    measure = _saved_model_command(
+        commands, parent, "measure", "latent-space measures of a saved model (CD, GDV, ...)",
+        "Class-discrimination and the other latent-space and output measures of a saved model's penultimate "
+        "features on a split of a data set.", splits=("train", "val", "test"), split="test")
     measure.add_argument("--measures", nargs="+", default=None,
                          help="names (default: class_discrimination gdv class_separation nc1 accuracy "
                               "expected_calibration_error mean_entropy logit_std)")
     measure.add_argument("--layer", default=None, help="feature layer name (default: 'features')")
-    measure.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     _data_flags(measure)
 
     export = commands.add_parser(
