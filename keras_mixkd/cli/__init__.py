@@ -25,7 +25,7 @@ from keras_mixkd.startup import select_backend
 from keras_mixkd.startup import training_scope_for
 from keras_mixkd.study import atomic
 from keras_mixkd.study.config import list_recipes
-from keras_mixkd.study.executors.threads import thread_environment
+from keras_mixkd.study.executors.threads import apply_thread_environment
 from keras_mixkd.study.milestones import as_overrides
 from keras_mixkd.study.milestones import study_config
 from keras_mixkd.study.check import check_study
@@ -60,7 +60,7 @@ def main(argv=None):
         select_backend(getattr(args, "backend", None))
         if getattr(args, "threads", None) is not None:
             # Before TensorFlow or JAX starts its thread pool (fixed from then on).
-            os.environ.update(thread_environment(args.threads, os.environ["KERAS_BACKEND"]))
+            apply_thread_environment(args.threads, os.environ["KERAS_BACKEND"])
         # Before anything imports JAX: --devices N asks JAX for N virtual CPU devices first.
         scope = training_scope_for(args.command, getattr(args, "devices", 1), getattr(args, "precision", "float32"))
         if args.command not in ("report", "list"):

@@ -47,6 +47,29 @@ def thread_environment(threads, backend):
     return env
 
 
+# backend -> the threads `apply_thread_environment` gave it before it started in this process.
+_SIZED_BEFORE_START = {}
+
+
+def apply_thread_environment(threads, backend):
+    """Set this process's environment for `threads` math threads, before TensorFlow or JAX starts.
+
+    What the command line's `--threads` does first thing. `set_math_threads`
+    later accepts a TensorFlow that started since with that pool.
+
+    Example:
+
+    >>> apply_thread_environment(1, "tensorflow")
+    >>> os.environ["TF_NUM_INTRAOP_THREADS"]
+    '1'
+    """
+    import sys
+
+    os.environ.update(thread_environment(threads, backend))
+    if threads is not None and "tensorflow" not in sys.modules:
+        _SIZED_BEFORE_START["tensorflow"] = threads
+
+
 def set_math_threads(threads, backend):
     """Give this process `threads` math threads on `backend` (None: leave the default).
 
@@ -83,8 +106,8 @@ def set_math_threads(threads, backend):
     except RuntimeError:
         current = tf.config.threading.get_intra_op_parallelism_threads()
         # Already started (loading a recipe builds its augmentations once, to check them): fine when the
-        # pool was sized before, by TF_NUM_INTRAOP_THREADS (the command line's --threads sets it first).
-        sized_before = os.environ.get("TF_NUM_INTRAOP_THREADS") == str(threads)
+        # pool was sized before it started (`apply_thread_environment`, the command line's --threads).
+        sized_before = _SIZED_BEFORE_START.get("tensorflow") == threads
         if backend == "tensorflow" and current != threads and not sized_before:
             raise ValueError(
                 f"threads={threads}: TensorFlow has already started with "
