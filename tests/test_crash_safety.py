@@ -128,14 +128,15 @@ def test_five_kills_then_finish_match_an_uninterrupted_run(capsys, tmp_path):
     rng = np.random.default_rng(seed)
     run_dir = os.path.join(runs, "crash")
     progress = []
-    # The second kill: mid-cell, as the student alone starts its second epoch (Keras prints
+    # The first kill: mid-cell, as the student alone starts its second epoch (Keras prints
     # "Epoch 2/3" with --verbose 2 once epoch 1's callbacks, its backup among them, have run; the
-    # teacher trains 2 epochs and the alone cell precedes the group). A line, not a poll of the
-    # folder: on a fast backend a student's three epochs take less than a poll's interval.
+    # teacher trains 2 epochs and the alone cell precedes the group). First, so that no earlier run
+    # has finished that cell (on PyTorch a run killed a few seconds in had); a line, not a poll of
+    # the folder: on a fast backend a student's three epochs take less than a poll's interval.
     mid_cell = f"Epoch 2/{STUDENT_EPOCHS}"
     # Random moments in each other phase: while the folder and data are set up, inside a cell
     # (training, saving), and right after a cell's result is written (tables being rebuilt).
-    triggers = ["study ", mid_cell, "test accuracy", "cell ", "test accuracy"]
+    triggers = [mid_cell, "study ", "test accuracy", "cell ", "test accuracy"]
     assert len(triggers) == KILLS
     kept = None
     for trigger in triggers:
