@@ -182,3 +182,25 @@ def test_kd_gain_script_on_the_smoke_study(tiny_study, tmp_path):
         assert drawn[key][0] == pytest.approx(gain, abs=1e-3)
     report = open(os.path.join(smoke_run, "report.md")).read()
     assert report.index("plots/kd_gain.png") < report.index("\n## ")  # the report opens with it
+
+
+@pytest.mark.backend_independent
+def test_compare_runs_script_finds_identical_and_changed_runs(tiny_study, tmp_path):
+    """analysis/compare_runs.py, the before/after check of a refactoring: same folder, then a changed teacher."""
+    import shutil
+
+    run = str(tiny_study[0])
+    copy = str(tmp_path / "copy")
+    shutil.copytree(run, copy)
+    script = [sys.executable, os.path.join(ROOT, "analysis", "compare_runs.py")]
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    same = subprocess.run(script + [run, copy], capture_output=True, text=True, timeout=300, env=env)
+    assert same.returncode == 0, same.stderr
+    assert "teachers identical: 2/2" in same.stdout and "difference 0.000 points (0.0 of" in same.stdout
+    results_path = os.path.join(copy, "results.json")
+    results = json.load(open(results_path))
+    teacher = next(cell for cell in results["cells"] if cell["role"] == "teacher")
+    teacher["test_accuracy_last"] -= 0.01
+    json.dump(results, open(results_path, "w"))
+    changed = subprocess.run(script + [run, copy], capture_output=True, text=True, timeout=300, env=env)
+    assert changed.returncode == 1 and f"teacher {teacher['key']} differs in test_accuracy_last" in changed.stdout
