@@ -175,7 +175,9 @@ def test_five_kills_then_finish_match_an_uninterrupted_run(capsys, tmp_path):
     by_key = {cell["key"]: cell for cell in reference["cells"]}
     for cell in crashed["cells"]:
         epochs = TEACHER_EPOCHS if cell["key"] == TEACHER else STUDENT_EPOCHS
-        assert set(cell) == set(by_key[cell["key"]]), (cell["key"], note)
+        # "group" names the cells a student trained with; a kill between the records of a group's cells
+        # leaves the rest to train again alone (a group is made of pending cells only), without it.
+        assert set(cell) - {"group"} == set(by_key[cell["key"]]) - {"group"}, (cell["key"], note)
         assert [row["epoch"] for row in cell["history"]] == list(range(1, epochs + 1)), (cell["key"], note)
         assert [set(row) for row in cell["history"]] == [set(row) for row in by_key[cell["key"]]["history"]]
         assert cell["backend"] == BACKEND
