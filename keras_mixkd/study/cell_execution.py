@@ -10,7 +10,6 @@ from keras_mixkd.study import fixed_cost
 from keras_mixkd.study.cell_folders import CellFolders
 from keras_mixkd.study.executors.cell_result import CellResult
 from keras_mixkd.study.groups import group_identity
-from keras_mixkd.study.measuring import check_teacher_classes
 from keras_mixkd.study.run_options import RunOptions
 from keras_mixkd.study.teacher_cache import teacher_cache_path
 from keras_mixkd.study.training import distill_students

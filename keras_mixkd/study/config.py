@@ -23,7 +23,6 @@ import os
 import re
 import tomllib
 
-from keras_mixkd.study.spec.diff import GRID_LISTS
 from keras_mixkd.study.spec.pair import PairSpec
 from keras_mixkd.study.spec.recipe import DistillationRecipe
 from keras_mixkd.study.spec.source import RecipeSource

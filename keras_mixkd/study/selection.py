@@ -4,8 +4,6 @@
 nothing, listing the valid ones, so a typo does not silently run nothing.
 """
 
-from keras_mixkd.data import check_data_source
-from keras_mixkd.study.config import check_names
 from keras_mixkd.study.grid import enumerate_cells
 
 
