@@ -7,6 +7,10 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 BACKENDS ?= tensorflow jax torch
 PYTEST_ARGS ?=
+# pytest-xdist workers per backend: the tests are small and mostly single-threaded, so two workers keep
+# both cores of a 2-core machine busy. Tests sharing one costly resource (a Ray cluster) carry
+# `pytest.mark.xdist_group` and run in one worker. `make test TEST_WORKERS=0` runs in one process.
+TEST_WORKERS ?= 2
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 STAMP := $(VENV)/.installed
@@ -34,7 +38,7 @@ test: $(STAMP)
 	for backend in $(BACKENDS); do \
 		echo "=== KERAS_BACKEND=$$backend ==="; \
 		KERAS_BACKEND=$$backend KERAS_MIXKD_INDEPENDENT_BACKEND=$(firstword $(BACKENDS)) \
-			$(PY) -m pytest -q $(PYTEST_ARGS) || failed="$$failed $$backend"; \
+			$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS) || failed="$$failed $$backend"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "FAILED under:$$failed"; exit 1; fi; \
 	echo "All backends passed: $(BACKENDS)"

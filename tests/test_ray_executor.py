@@ -27,6 +27,9 @@ from tests.helpers import tiny_study_argv
 
 ray = pytest.importorskip("ray", reason="the ray executor needs the ray extra: pip install 'keras-mixkd[ray]'")
 
+# Every test here shares the module's one Ray cluster: under pytest-xdist they run in one worker.
+pytestmark = pytest.mark.xdist_group("ray_cluster")
+
 BACKEND = keras.backend.backend()
 STUDY_ANY_THREADS = tiny_study_argv(
     "--set", 'teacher.augmentations=["mixup"]',
