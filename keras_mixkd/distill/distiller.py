@@ -1,6 +1,7 @@
 """The `Distiller`: a frozen teacher, one or several students trained by `fit`."""
 
 import contextlib
+import warnings
 
 import keras
 import numpy as np
@@ -293,6 +294,11 @@ class Distiller(keras.Model):
             self._named_loss = False
             self.loss_object = kd_losses.get_loss(loss)
             self.distillation_loss_name = self.loss_object.name
+            problem = (self.loss_object.problem()
+                       if isinstance(self.loss_object, kd_losses.KerasDistillationLoss) else None)
+            if problem is not None:
+                # Once, here: Keras's value is kept (as keras.distillation.Distiller gives it).
+                warnings.warn(problem, UserWarning, stacklevel=2)
         if feature_loss is not None:
             feature_loss = kd_losses.get_loss(feature_loss)
             if not kd_losses.is_feature_loss(feature_loss):
