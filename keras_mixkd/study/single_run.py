@@ -135,19 +135,19 @@ def augmentation_options(config, role, data, augmentations, options=()):
             recipe_data["dataset"], recipe_data["path"], list(recipe_data["image_size"] or [])):
         result.get("standard", {}).pop("padding", None)
         result.get("cutout", {}).pop("size", None)
-    named = []
+    given = {}
     for text in options:
         key, value = parse_override(text)
         if "." not in key:
             raise ValueError(f"--option expects AUGMENTATION.KEY=VALUE (e.g. mixup.alpha=0.2), got {text!r}.")
         name, option = key.split(".", 1)
         result.setdefault(name, {})[option] = value
-        named.append(name)
+        given[key] = f"--option {text}"
+    # The library's one rule: an option for an augmentation not in use is refused.
+    from keras_mixkd.augment import check_options_in_use  # Keras: after the command line picks the backend
+
+    check_options_in_use(list(given), augmentations, given_as=given)
     used = [part for name in augmentations for part in split_augmentation(name)]
-    unused = sorted(set(named) - set(used))
-    if unused:
-        raise ValueError(f"--option names {', '.join(unused)}, which this run does not use (augmentation: "
-                         f"{'+'.join(used) or 'none'}).")
     return {name: values for name, values in result.items() if name in used}
 
 
@@ -178,6 +178,12 @@ def distillation_recipe(*, loss="kd", temperature=4.0, student_loss_weight=0.1, 
                          "distil without mixing, leave mixup / cutmix out of --augmentation (alpha= in Python).")
     if fraction is not None and not 0 < fraction <= 1:
         raise ValueError(f"--fraction must lie in (0, 1], got {fraction:g} (fraction= in Python).")
+    flags = {key: f"--{key} {value:g} ({key}= in Python)"
+             for key, value in (("fraction", fraction), ("alpha", alpha)) if value is not None}
+    # Refused, not dropped, without an augmentation that takes them (augment's one rule).
+    from keras_mixkd.augment import check_options_in_use  # Keras: after the command line picks the backend
+
+    check_options_in_use(list(flags), augmentation, given_as=flags)
     options = {name: dict(values) for name, values in (augmentation_options or {}).items()}
     for name in (n for n in augmentation.split("+") if n in MIXING):
         if fraction is not None and name == "partial_mixup":
