@@ -271,6 +271,15 @@ def test_an_option_for_an_augmentation_not_in_use_is_refused_on_every_path(capsy
     assert not os.path.exists(teacher) and not os.path.exists(student)
 
 
+def test_measure_names_the_layer_flag(capsys, tmp_path):
+    path = str(tmp_path / "m.keras")
+    get_model("digits_cnn_small", NUM_CLASSES, input_shape=SHAPE).save(path)
+    status, _, err = run_cli(capsys, "measure", path, "--layer", "pool")
+    assert_one_clear_line(status, err, "keras-mixkd measure: error: ", "has no layer named 'pool' (given as --layer "
+                          "(layer= in Python))")
+    assert "layer_name" not in err
+
+
 @pytest.mark.backend_independent
 def test_the_installed_command_prints_one_line_for_a_bad_recipe_and_an_unknown_backend(tmp_path):
     """The real `keras-mixkd` in a fresh process: KERAS_BACKEND is read when Keras is first imported."""

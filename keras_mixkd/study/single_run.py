@@ -328,12 +328,16 @@ def measure_file(path, settings, split="test", measures=None, layer=None):
         `({measure: value}, examples)`.
     """
     from keras_mixkd.callbacks import LatentMeasures
+    from keras_mixkd.callbacks.latent_measures import FEATURE_MEASURES
+    from keras_mixkd.metrics import feature_extractor
     from keras_mixkd.saving import load_model
     from keras_mixkd.study.training import model_inputs
     from keras_mixkd.study.training import prepare_data
 
     splits = prepare_data(settings.data)
     model = load_model(path, num_classes=splits.num_classes)
+    if any(name in FEATURE_MEASURES for name in measures or DEFAULT_MEASURES):
+        feature_extractor(model, layer, argument="--layer (layer= in Python)")  # its messages name the flag
     x, y = model_inputs(model, splits, split)  # Images in [0, 1], or normalised for an old file.
     callback = LatentMeasures(x, y, measures=list(measures or DEFAULT_MEASURES), teacher=None, layer_name=layer,
                               num_bins=settings.config["measure"]["ece_bins"])
