@@ -36,7 +36,7 @@ def _last_dense(model):
     return None
 
 
-def feature_tensor(model, layer_name=None, *, argument="`layer_name`"):
+def feature_tensor(model, layer_name=None, *, argument="layer_name"):
     """The symbolic penultimate-feature tensor of a functional model.
 
     See `feature_extractor` for how the layer is chosen and what `argument` is.
@@ -62,7 +62,7 @@ def feature_tensor(model, layer_name=None, *, argument="`layer_name`"):
     return classifier.input
 
 
-def feature_extractor(model, layer_name=None, *, argument="`layer_name`"):
+def feature_extractor(model, layer_name=None, *, argument="layer_name"):
     """A model mapping `model`'s inputs to its penultimate features.
 
     The feature layer is, in order of preference: the layer named
