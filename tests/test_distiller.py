@@ -350,6 +350,8 @@ def test_refuses_a_student_that_outputs_probabilities_before_training(batch, kin
     with pytest.raises(ValueError, match=r"The student '\w+' \(\w+\) outputs probabilities.*remove the "
                                          r"student's final softmax"):
         distiller.fit(*data, **({} if as_dataset else {"batch_size": 8}), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="outputs probabilities"):  # refused again, not trained the second time
+        distiller.fit(*data, **({} if as_dataset else {"batch_size": 8}), epochs=1, verbose=0)
     with pytest.raises(ValueError, match="outputs probabilities"):
         Distiller(linear_model(1), STUDENTS_OUTPUTTING_PROBABILITIES[kind]()).evaluate(
             images, labels, batch_size=8, verbose=0)

@@ -578,7 +578,6 @@ class Distiller(keras.Model):
         if images is None:
             return
         outputs = keras.ops.convert_to_numpy(self.student(images, training=False))
-        self.student_outputs_checked = True
         if looks_like_probabilities(outputs):
             error = ValueError(
                 f"The student {self.student.name!r} ({type(self.student).__name__}) outputs "
@@ -588,7 +587,8 @@ class Distiller(keras.Model):
                 "layer)."
             )
             error.student_outputs = True
-            raise error
+            raise error  # and again at the next fit: the flag below stays False
+        self.student_outputs_checked = True
 
     def _label_kind(self, y, num_classes):
         """'hard' or 'soft', from the static shape of the labels."""
