@@ -130,6 +130,33 @@ def test_unknown_option_says_what_the_recipe_takes():
         get_augmentation("none", alpha=1.0)
 
 
+@pytest.mark.backend_independent
+def test_an_option_for_an_augmentation_not_in_use_is_refused_naming_both():
+    from keras_mixkd.augment import check_augmentation_options
+    from keras_mixkd.augment import check_options_in_use
+
+    check_options_in_use(["mixup.alpha", "alpha"], ["standard+mixup"])
+    check_options_in_use(["fraction", "alpha"], "partial_mixup")
+    with pytest.raises(ValueError, match=r"^--option mixup.alpha=0.2 is an option of augmentation 'mixup', which "
+                                         r"this run does not use \(augmentations in use: none\)\. Add mixup") as error:
+        check_options_in_use(["mixup.alpha"], "none", given_as={"mixup.alpha": "--option mixup.alpha=0.2"})
+    assert error.value.option == "mixup.alpha"
+    with pytest.raises(ValueError, match=r"^--fraction 0.5 is an option of augmentation 'partial_mixup', .*"
+                                         r"in use: standard, mixup\)"):
+        check_options_in_use(["fraction"], ["standard+mixup"], given_as={"fraction": "--fraction 0.5"})
+    with pytest.raises(ValueError, match=r"^option 'alpha' is an option of the augmentations 'mixup', 'cutmix', "
+                                         r"'mixup_cutmix', 'partial_mixup', none of which this run uses \(augmentations "
+                                         r"in use: cutout\)"):
+        check_options_in_use(["alpha"], "cutout")
+    with pytest.raises(ValueError, match="Unknown augmentation recipe 'mixpu'"):
+        check_options_in_use(["mixpu.alpha"], "mixup")
+    check_augmentation_options("mixup", {"alpha": 0.2}, in_use=["none", "mixup"])
+    with pytest.raises(ValueError, match=r"option 'cutout.size' is an option of augmentation 'cutout'.*"
+                                         r"in use: standard\)") as error:
+        check_augmentation_options("cutout", {"size": 2}, in_use="standard")
+    assert error.value.option == "size"
+
+
 @pytest.mark.parametrize("name", ["mixup", "cutmix", "mixup_cutmix", "partial_mixup"])
 @pytest.mark.parametrize("alpha", [0.0, -1.0])
 def test_alpha_must_be_positive(name, alpha):

@@ -117,3 +117,72 @@ def test_bad_arguments(data):
         LatentMeasures(images, labels, teacher="resnet56")
     with pytest.raises(TypeError, match="array or tensor of held-out inputs"):
         LatentMeasures(list(images), labels)
+
+
+def two_hidden_model(name, seed):
+    """No "features" layer; two hidden Dense layers auto-named differently in each model."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((4, 4, 1))
+    first = keras.layers.Dense(6, activation="relu")(keras.layers.Flatten()(inputs))
+    second = keras.layers.Dense(5, activation="relu")(first)
+    return keras.Model(inputs, keras.layers.Dense(3)(second), name=name)
+
+
+def layer_measure(model, layer, images, labels):
+    features = keras.Model(model.inputs, model.get_layer(layer).output).predict(images, verbose=0)
+    return metrics.class_discrimination(features, labels)
+
+
+def test_teacher_and_student_feature_layers_are_named_apart(data):
+    images, labels = data
+    teacher, student = two_hidden_model("teacher", 1), two_hidden_model("student", 2)
+    t_layer, s_layer = teacher.layers[2].name, student.layers[2].name  # the first hidden Dense of each
+    assert t_layer != s_layer  # dense_3 vs dense_6: Keras names layers by creation order
+    distiller = keras_mixkd.Distiller(teacher, student)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.0))  # frozen: the measures are the models'
+    callback = LatentMeasures(images[:24], labels[:24], measures=("class_discrimination",),
+                              teacher_layer_name=t_layer, student_layer_name=s_layer)
+    history = distiller.fit(images, labels, epochs=1, batch_size=16, verbose=0, callbacks=[callback])
+    assert history.history["heldout_teacher_class_discrimination"][0] == pytest.approx(
+        layer_measure(teacher, t_layer, images[:24], labels[:24]), rel=1e-5)
+    assert history.history["heldout_class_discrimination"][0] == pytest.approx(
+        layer_measure(student, s_layer, images[:24], labels[:24]), rel=1e-5)
+    # One shared name is the default of both: the teacher has no such layer, refused before any epoch.
+    shared = LatentMeasures(images[:24], labels[:24], measures=("class_discrimination",), layer_name=s_layer)
+    with pytest.raises(ValueError, match=rf"Model 'teacher' has no layer named '{s_layer}' \(given as "
+                                         r"LatentMeasures\(layer_name=...\)\)"):
+        distiller.fit(images, labels, epochs=1, batch_size=16, verbose=0, callbacks=[shared])
+    with pytest.raises(TypeError, match="student_layer_name"):
+        LatentMeasures(images, labels, student_layer_name=3)
+    with pytest.raises(ValueError, match=r"given as LatentMeasures\(teacher_layer_name=...\)"):
+        LatentMeasures(images, labels, teacher=teacher, teacher_layer_name="nope")
+
+
+class SubclassedStudent(keras.Model):
+    def __init__(self):
+        super().__init__(name="subclassed_student")
+        self.hidden = keras.layers.Dense(6, activation="relu")
+        self.logits = keras.layers.Dense(3)
+
+    def call(self, inputs, training=False):
+        return self.logits(self.hidden(keras.ops.reshape(inputs, (-1, 16))))
+
+
+def test_a_subclassed_student_is_refused_before_the_first_epoch(data):
+    images, labels = data
+    student = SubclassedStudent()
+    student(images[:2])
+    before = [w.copy() for w in student.get_weights()]
+    distiller = keras_mixkd.Distiller(tiny_model("teacher", 1), student)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.1))
+    callback = LatentMeasures(images[:24], labels[:24], measures=("class_discrimination", "accuracy"))
+    with pytest.raises(TypeError, match=r"LatentMeasures measures \['class_discrimination'\] on the student's "
+                                        r"penultimate features, which the subclassed student 'subclassed_student' "
+                                        r".*measures=\['accuracy'\]"):
+        distiller.fit(images, labels, epochs=1, batch_size=16, verbose=0, callbacks=[callback])
+    for old, new in zip(before, student.get_weights()):
+        np.testing.assert_array_equal(old, new)  # not one step trained
+    # Output measures need no layer graph.
+    outputs_only = LatentMeasures(images[:24], labels[:24], measures=("accuracy",))
+    history = distiller.fit(images, labels, epochs=1, batch_size=16, verbose=0, callbacks=[outputs_only])
+    assert math.isfinite(history.history["heldout_accuracy"][0])

@@ -278,7 +278,8 @@ def test_train_teacher_record_and_options_suit_the_data(capsys, tmp_path):
     status, _, err = run_cli(capsys, *argv)
     assert status == 2 and "already exists" in err
     status, _, err = run_cli(capsys, *argv, "--overwrite", "--option", "mixup.alpha=0.2")
-    assert status == 2 and "--option names mixup, which this run does not use" in err
+    assert status == 2 and ("--option mixup.alpha=0.2 is an option of augmentation 'mixup', which this run does "
+                            "not use (augmentations in use: standard, cutout)") in err
 
 
 def test_tensorflow_start_up_noise_is_filtered():

@@ -134,7 +134,8 @@ def test_run_settings_fit_epochs_and_options_to_the_run():
         RunSettings.from_recipe("coach", "digits")
     settings = RunSettings.from_recipe("student", "digits", options=["mixup.alpha=0.2"], augmentations=["mixup"])
     assert settings.augmentation_options["mixup"]["alpha"] == 0.2
-    with pytest.raises(ValueError, match="--option names cutout, which this run does not use"):
+    with pytest.raises(ValueError, match=r"--option cutout.size=2 is an option of augmentation 'cutout', which "
+                                         r"this run does not use \(augmentations in use: mixup\)"):
         RunSettings.from_recipe("student", "digits", options=["cutout.size=2"], augmentations=["mixup"])
     with pytest.raises(ValueError, match="--option expects AUGMENTATION.KEY=VALUE"):
         augmentation_options(load_recipe("digits"), "student", load_recipe("digits")["data"], ["mixup"], ["alpha=1"])
@@ -148,6 +149,13 @@ def test_distillation_recipe_and_output_checks(tmp_path):
                                               "partial_mixup": {"fraction": 0.25, "alpha": 0.4}}
     with pytest.raises(ValueError, match="--alpha must be > 0"):
         distillation_recipe(augmentation="mixup", alpha=0)
+    # Refused, not dropped, without an augmentation that takes them.
+    with pytest.raises(ValueError, match=r"--fraction 0.5 \(fraction= in Python\) is an option of augmentation "
+                                         r"'partial_mixup'.*in use: mixup\)"):
+        distillation_recipe(augmentation="mixup", fraction=0.5)
+    with pytest.raises(ValueError, match=r"--alpha 0.2 \(alpha= in Python\) is an option of the augmentations "
+                                         r"'mixup', .*in use: standard\)"):
+        distillation_recipe(augmentation="standard", alpha=0.2)
     for fraction in (0, 1.5, -0.1):
         with pytest.raises(ValueError, match="--fraction must lie in \\(0, 1\\]"):
             distillation_recipe(augmentation="partial_mixup", fraction=fraction)

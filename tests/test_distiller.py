@@ -313,6 +313,79 @@ def test_refuses_a_student_ending_in_softmax():
         Distiller(linear_model(1), softmax_model(2))
 
 
+class HiddenSoftmaxStudent(keras.Model):
+    """A subclassed student with a softmax in `call`: no layer shows it."""
+
+    def __init__(self):
+        super().__init__(name="hidden_softmax_student")
+        self.inner = linear_model(2)
+
+    def call(self, inputs, training=False):
+        return keras.ops.softmax(self.inner(inputs, training=training))
+
+
+def softmax_lambda_student(function=None):
+    """A Sequential ending in a softmax `Lambda` (a Python lambda by default)."""
+    inner = linear_model(2)
+    return keras.Sequential([
+        keras.Input(INPUT_SHAPE), inner,
+        keras.layers.Lambda(function or (lambda logits: keras.ops.softmax(logits)))],
+        name="softmax_lambda_student")
+
+
+STUDENTS_OUTPUTTING_PROBABILITIES = {"subclassed": HiddenSoftmaxStudent, "sequential_lambda": softmax_lambda_student}
+
+
+@pytest.mark.parametrize("kind", list(STUDENTS_OUTPUTTING_PROBABILITIES))
+@pytest.mark.parametrize("as_dataset", [False, True])
+def test_refuses_a_student_that_outputs_probabilities_before_training(batch, kind, as_dataset):
+    import tensorflow as tf
+
+    images, labels = batch
+    student = STUDENTS_OUTPUTTING_PROBABILITIES[kind]()
+    distiller = Distiller(linear_model(1), student)  # no layer inspection sees this softmax
+    distiller.compile(optimizer="sgd")
+    before = [np.array(w) for w in student.inner.get_weights()] if kind == "subclassed" else None
+    data = (tf.data.Dataset.from_tensor_slices((images, labels)).batch(8),) if as_dataset else (images, labels)
+    with pytest.raises(ValueError, match=r"The student '\w+' \(\w+\) outputs probabilities.*remove the "
+                                         r"student's final softmax"):
+        distiller.fit(*data, **({} if as_dataset else {"batch_size": 8}), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="outputs probabilities"):  # refused again, not trained the second time
+        distiller.fit(*data, **({} if as_dataset else {"batch_size": 8}), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="outputs probabilities"):
+        Distiller(linear_model(1), STUDENTS_OUTPUTTING_PROBABILITIES[kind]()).evaluate(
+            images, labels, batch_size=8, verbose=0)
+    if before is not None:
+        for old, new in zip(before, student.inner.get_weights()):
+            np.testing.assert_array_equal(old, new)
+
+
+def test_refuses_a_student_ending_in_a_softmax_lambda_at_construction():
+    with pytest.raises(ValueError, match="student 'softmax_lambda_student' ends in a softmax"):
+        Distiller(linear_model(1), softmax_lambda_student(keras.activations.softmax))
+
+
+def test_the_student_check_reads_no_batch_of_a_dataset(batch):
+    import tensorflow as tf
+
+    images, labels = batch
+    pulled = []
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(8)
+    # A probability teacher needs no first-batch check: neither does the student.
+    distiller = Distiller(softmax_model(1), linear_model(2), teacher_outputs="probabilities")
+    original = dataset.take
+
+    class Watched:
+        element_spec = dataset.element_spec
+
+        def take(self, count):
+            pulled.append(count)
+            return original(count)
+
+    distiller.check_inputs(Watched(), None)
+    assert distiller.student_outputs_checked and pulled == []
+
+
 def test_refuses_unknown_teacher_outputs():
     with pytest.raises(ValueError, match=r"teacher_outputs='probs'.*\['logits', 'probabilities'\]"):
         Distiller(linear_model(1), linear_model(2), teacher_outputs="probs")

@@ -230,6 +230,56 @@ def test_corrupt_recipes_and_unknown_backends_are_one_line(capsys, tmp_path):
     assert "tensorflow" in err and "jax" in err and "torch" in err
 
 
+UNUSED_OPTION_RECIPE = """\
+name = "x"
+
+[[pairs]]
+teacher = "digits_cnn"
+student = "digits_cnn_small"
+
+[[distillation]]
+name = "kd"
+
+[distillation.augmentation_options.mixup]
+alpha = 0.2
+"""
+
+
+@pytest.mark.backend_independent
+def test_an_option_for_an_augmentation_not_in_use_is_refused_on_every_path(capsys, tmp_path):
+    teacher, student = str(tmp_path / "t.keras"), str(tmp_path / "s.keras")
+    for flags, fragments in [
+        (["--fraction", "0.5"], ["error: --fraction 0.5 (fraction= in Python) is an option of augmentation "
+                                 "'partial_mixup', which this run does not use (augmentations in use: none)"]),
+        (["--alpha", "0.2", "--augmentation", "standard"],
+         ["error: --alpha 0.2 (alpha= in Python) is an option of the augmentations 'mixup', 'cutmix'",
+          "(augmentations in use: standard)"]),
+    ]:
+        status, _, err = run_cli(capsys, "distill", "--teacher", teacher, "--student", "digits_cnn_small",
+                                 "--output", student, *flags)
+        assert_one_clear_line(status, err, "keras-mixkd distill: ", *fragments)
+    status, _, err = run_cli(capsys, "train-teacher", "--model", "digits_cnn", "--output", teacher,
+                             "--option", "mixup.alpha=0.2")
+    assert_one_clear_line(status, err, "keras-mixkd train-teacher: error: --option mixup.alpha=0.2 is an option "
+                          "of augmentation 'mixup', which this run does not use (augmentations in use: none)")
+    recipe = tmp_path / "unused.toml"
+    recipe.write_text(UNUSED_OPTION_RECIPE)
+    status, _, err = run_cli(capsys, "study", "--recipe", str(recipe), "--dry-run", "--runs-dir", str(tmp_path))
+    assert_one_clear_line(status, err, f"{recipe}, line 11: distillation[0].augmentation_options.mixup.alpha: "
+                          "option 'mixup.alpha' is an option of augmentation 'mixup', which this run does not use "
+                          "(augmentations in use: none)")
+    assert not os.path.exists(teacher) and not os.path.exists(student)
+
+
+def test_measure_names_the_layer_flag(capsys, tmp_path):
+    path = str(tmp_path / "m.keras")
+    get_model("digits_cnn_small", NUM_CLASSES, input_shape=SHAPE).save(path)
+    status, _, err = run_cli(capsys, "measure", path, "--layer", "pool")
+    assert_one_clear_line(status, err, "keras-mixkd measure: error: ", "has no layer named 'pool' (given as --layer "
+                          "(layer= in Python))")
+    assert "layer_name" not in err
+
+
 @pytest.mark.backend_independent
 def test_the_installed_command_prints_one_line_for_a_bad_recipe_and_an_unknown_backend(tmp_path):
     """The real `keras-mixkd` in a fresh process: KERAS_BACKEND is read when Keras is first imported."""

@@ -265,6 +265,27 @@ def test_refuses_students_reading_the_teacher_differently(splits, teacher):
         Distiller(teacher, students={"a": student_model(splits, 1), "b": probabilities})
 
 
+class SoftmaxStudent(keras.Model):
+    """A subclassed student with a softmax in `call`."""
+
+    def __init__(self, inner):
+        super().__init__(name="softmax_student")
+        self.inner = inner
+
+    def call(self, inputs, training=False):
+        return keras.ops.softmax(self.inner(inputs, training=training))
+
+
+def test_refuses_any_student_that_outputs_probabilities_naming_it(splits, teacher):
+    group = Distiller(teacher, students={"a": student_model(splits, 1),
+                                         "b": SoftmaxStudent(student_model(splits, 2))})
+    group.compile(optimizer=optimizer())
+    before = weights(group.students["a"])
+    with pytest.raises(ValueError, match=r"Student 'b': The student 'softmax_student' .* outputs probabilities"):
+        group.fit(splits.x_train[:EXAMPLES], splits.y_train[:EXAMPLES], batch_size=BATCH, verbose=0)
+    np.testing.assert_array_equal(weights(group.students["a"]), before)
+
+
 def test_compile_refuses_what_breaks_per_student_equivalence(splits, teacher):
     group = Distiller(teacher, students={"a": student_model(splits, 1), "b": student_model(splits, 2)})
     with pytest.raises(ValueError, match="global_clipnorm=1.0 clips the norm of all students"):

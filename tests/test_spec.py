@@ -83,6 +83,26 @@ def test_what_a_run_would_refuse_is_refused_at_load_with_file_and_line(tmp_path,
     assert str(error.value).startswith(path)
 
 
+def test_an_options_table_of_an_augmentation_not_in_use_is_refused_with_file_and_line(tmp_path):
+    text = BASE.replace('augmentations = ["none", "mixup"]', 'augmentations = ["none", "cutmix"]')
+    with pytest.raises(RecipeError, match=rf"line {_line(text, 'alpha = 1.0')}: teacher\.augmentation_options\."
+                                          r"mixup\.alpha: option 'mixup\.alpha' is an option of augmentation "
+                                          r"'mixup', which this run does not use \(augmentations in use: cutmix\)"):
+        load_recipe(_recipe(tmp_path, text))
+    # The student's table serves every recipe: in use when one recipe mixes.
+    text = BASE.replace('[[pairs]]', '[student.augmentation_options.partial_mixup]\nalpha = 0.5\n\n[[pairs]]')
+    load_recipe(_recipe(tmp_path, text, "student.toml"))
+    with pytest.raises(RecipeError, match=r"student\.augmentation_options\.partial_mixup\.alpha: .*in use: none\)"):
+        load_recipe(_recipe(tmp_path, text.replace('augmentation = "partial_mixup"\n', ""), "unused.toml"))
+    # A table of the recipe may go unused when the command line trains fewer augmentations;
+    # one the command line sets must be in use.
+    path = _recipe(tmp_path, BASE, "base.toml")
+    assert load_recipe(path, overrides={"teacher.augmentations": ["none"]})["teacher"]["augmentations"] == ["none"]
+    with pytest.raises(RecipeError, match=r"command line: teacher\.augmentation_options\.cutout\.size: "
+                                          r"option 'cutout\.size' is an option of augmentation 'cutout'"):
+        load_recipe(path, overrides={"teacher.augmentation_options": {"cutout": {"size": 2}}})
+
+
 def test_the_line_of_a_later_array_entry_is_its_own(tmp_path):
     # Both recipes have an [distillation.augmentation_options.partial_mixup] table: the error
     # points at the second recipe's, not the first's.

@@ -17,14 +17,18 @@ from keras_mixkd.augment.mixing import mixing_implementation
 from keras_mixkd.augment.mixing_switch_off import MixingSwitchOff
 from keras_mixkd.augment.pad_crop_flip import PadCropFlip
 from keras_mixkd.augment.rand_augment import RandAugment
+from keras_mixkd.augment.recipes import augmentations_in_use
 from keras_mixkd.augment.recipes import check_augmentation_options
+from keras_mixkd.augment.recipes import check_options_in_use
 from keras_mixkd.augment.recipes import describe_augmentation
 from keras_mixkd.augment.recipes import get_augmentation
 from keras_mixkd.augment.recipes import list_augmentations
 from keras_mixkd.augment.recipes import recipe_options
 
 __all__ = [
+    "augmentations_in_use",
     "check_augmentation_options",
+    "check_options_in_use",
     "AugMix",
     "Augmentation",
     "Compose",

@@ -93,16 +93,90 @@ def recipe_options(name):
     return list(_RECIPES[name][1])
 
 
-def check_augmentation_options(name, options):
+def augmentations_in_use(in_use):
+    """The recipe names a run uses: `["standard+mixup", "none"]` -> `["standard", "mixup"]`.
+
+    Arguments:
+        in_use: a name or a list of names; `+` joins several recipes in one
+            name, `"none"` is none.
+    """
+    names = [in_use] if isinstance(in_use, str) else list(in_use)
+    parts = [part.strip() for name in names for part in str(name).split("+")]
+    return list(dict.fromkeys(part for part in parts if part and part != "none"))
+
+
+def check_options_in_use(options, in_use, *, given_as=None):
+    """Refuse options for augmentations a run does not use: the one rule of every path.
+
+    An option given for an augmentation that does not run would be dropped
+    without a word (a run recorded as "augmentation: none" that the user
+    meant to mix). The command line (`train-teacher --option`, `distill
+    --option`, `--alpha`, `--fraction`) and the study spec's
+    `augmentation_options` tables all refuse it through this function.
+
+    Arguments:
+        options: the option keys given: `"augmentation.option"` (an option of
+            that recipe, e.g. `"mixup.alpha"`) or a bare `"option"` that goes
+            to every recipe in use that takes it (e.g. `"alpha"` for
+            `distill --alpha`).
+        in_use: the augmentations the run uses (a name or a list; `+` joins
+            several, `"none"` is none).
+        given_as: `{key: how the user gave it}` for the message, e.g.
+            `{"alpha": "--alpha 0.2"}`; default: `option 'key'`.
+
+    Raises:
+        ValueError: naming the option as given, the augmentations it belongs
+            to and the augmentations in use; `ValueError.option` holds the key.
+
+    Example:
+
+    >>> check_options_in_use(["mixup.alpha"], "standard+mixup")
+    >>> check_options_in_use(["fraction"], "none", given_as={"fraction": "--fraction 0.5"})
+    Traceback (most recent call last):
+    ...
+    ValueError: --fraction 0.5 is an option of augmentation 'partial_mixup', which this run does not use (augmentations in use: none). Add partial_mixup ...
+    """
+    used = augmentations_in_use(in_use)
+    given_as = given_as or {}
+    for key in options:
+        name, _, option = key.rpartition(".")
+        if name:
+            _check_name(name)
+            owners = [name]
+        else:
+            owners = [recipe for recipe, (_, accepts, _) in _RECIPES.items() if option in accepts]
+        if any(owner in used for owner in owners):
+            continue
+        label = given_as.get(key, f"option {key!r}")
+        if owners:
+            belongs = (f"augmentation {owners[0]!r}, which this run does not use" if len(owners) == 1 else
+                       f"the augmentations {', '.join(map(repr, owners))}, none of which this run uses")
+            fix = (f"Add {owners[0]} to the augmentation ('+' joins several, e.g. standard+{owners[0]}), "
+                   "or leave the option out.")
+        else:
+            belongs = "no augmentation"
+            fix = "Known augmentations and their options: `keras-mixkd list augmentations`."
+        error = ValueError(f"{label} is an option of {belongs} (augmentations in use: "
+                           f"{', '.join(used) or 'none'}). {fix}")
+        error.option = key
+        raise error
+
+
+def check_augmentation_options(name, options, *, in_use=None):
     """Check a recipe's option names and values by building it once (nothing runs).
 
     What `get_augmentation` would refuse is refused here, before any training:
     an unknown recipe or option name (with the closest known one suggested),
-    or a value out of range (e.g. `alpha <= 0`, `fraction > 1`).
+    or a value out of range (e.g. `alpha <= 0`, `fraction > 1`); with
+    `in_use`, also options of a recipe the run does not use
+    (`check_options_in_use`).
 
     Arguments:
         name: a recipe name (see `list_augmentations()`).
         options: `{option: value}` for it.
+        in_use: `None`, or the augmentations the run uses (a name or a list;
+            `+` joins several): options for `name` are then refused unless
+            `name` is one of them.
 
     Raises:
         ValueError: naming the recipe, the option and what is expected;
@@ -115,8 +189,18 @@ def check_augmentation_options(name, options):
     Traceback (most recent call last):
     ...
     ValueError: Unknown option 'alpah' for augmentation 'mixup'. Did you mean 'alpha'? ...
+    >>> check_augmentation_options("mixup", {"alpha": 0.2}, in_use=["standard"])
+    Traceback (most recent call last):
+    ...
+    ValueError: option 'mixup.alpha' is an option of augmentation 'mixup', which this run does not use ...
     """
     _check_name(name)
+    if in_use is not None and options:
+        try:
+            check_options_in_use([f"{name}.{option}" for option in options], in_use)
+        except ValueError as error:
+            error.option = error.option.split(".", 1)[1]
+            raise
     accepts = _RECIPES[name][1]
     for option in options:
         if option not in accepts:

@@ -71,13 +71,23 @@ class LatentMeasures(keras.callbacks.Callback):
             from the training metrics (`accuracy`) and validation (`val_`).
         teacher: `"auto"` (the distiller's teacher, if the model is one), a
             `keras.Model` to measure as the teacher, or None.
-        layer_name: name of the feature layer; default as in
+        layer_name: name of the feature layer of both models; default as in
             `keras_mixkd.metrics.feature_extractor` (the layer `"features"`,
             else the input of the last Dense layer).
+        teacher_layer_name: the teacher's feature layer, where its name
+            differs from the student's (Keras names layers by creation
+            order: `global_average_pooling2d_2` in one model, `_3` in the
+            other); default `layer_name`.
+        student_layer_name: the feature layer of the model trained (the
+            student of a distiller); default `layer_name`.
         from_logits: whether the models output logits (the zoo's do).
         soft_labels: human label distributions `(N, L)` for
             `"soft_label_kl"`.
         num_bins: ECE bins.
+
+    Feature measures need a functional (or built Sequential) model, whose
+    layer graph can be cut: a subclassed student is refused when training
+    begins (`on_train_begin`), a subclassed `teacher` model at construction.
 
     Example:
 
@@ -102,6 +112,8 @@ class LatentMeasures(keras.callbacks.Callback):
         from_logits=True,
         soft_labels=None,
         num_bins=15,
+        teacher_layer_name=None,
+        student_layer_name=None,
     ):
         super().__init__()
         if isinstance(measures, str):
@@ -145,13 +157,21 @@ class LatentMeasures(keras.callbacks.Callback):
         self.batch_size = batch_size
         self.prefix = prefix
         self.teacher = teacher
+        for argument, value in (("layer_name", layer_name), ("teacher_layer_name", teacher_layer_name),
+                                ("student_layer_name", student_layer_name)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"`{argument}` must be a layer name (str) or None, got {value!r}.")
         self.layer_name = layer_name
+        self.teacher_layer_name = teacher_layer_name
+        self.student_layer_name = student_layer_name
         self.from_logits = from_logits
         self.soft_labels = soft_labels
         self.num_bins = num_bins
         self.teacher_values = {}
         self.measured = {"epoch": []}
         self._runners = []
+        if isinstance(teacher, keras.Model):
+            self._runner(teacher, "teacher")  # a subclassed teacher or a wrong layer name fails here
 
     def _target(self):
         model = self.model
@@ -162,13 +182,34 @@ class LatentMeasures(keras.callbacks.Callback):
             return self.model.teacher if _is_distiller(self.model) else None
         return self.teacher
 
-    def _runner(self, model):
+    def _layer(self, role):
+        """`(layer name or None, the argument that names it)` of the `"teacher"` or `"student"`."""
+        own = f"{role}_layer_name"
+        if getattr(self, own) is not None:
+            return getattr(self, own), f"LatentMeasures({own}=...)"
+        if self.layer_name is not None:
+            return self.layer_name, "LatentMeasures(layer_name=...)"
+        return None, f"LatentMeasures({own}=...), or layer_name=... for both models"
+
+    def _runner(self, model, role):
         """A model giving `[features, outputs]`; None when no measure needs features."""
         for known, runner in self._runners:
             if known is model:
                 return runner
-        if any(name in FEATURE_MEASURES for name in self.measures):
-            features = feature_tensor(model, self.layer_name)
+        feature_measures = [name for name in self.measures if name in FEATURE_MEASURES]
+        if feature_measures:
+            layer_name, argument = self._layer(role)
+            try:
+                features = feature_tensor(model, layer_name, argument=argument)
+            except TypeError:
+                outputs_only = [name for name in self.measures if name in OUTPUT_MEASURES]
+                raise TypeError(
+                    f"LatentMeasures measures {feature_measures} on the {role}'s penultimate features, "
+                    f"which the subclassed {role} {model.name!r} ({type(model).__name__}) does not "
+                    "expose (it has no layer graph to cut). Build the "
+                    f"{role} with the functional API, or measure its outputs only (measures="
+                    f"{outputs_only or list(DEFAULT_MEASURES[1:])})."
+                ) from None
             runner = keras.Model(model.inputs, [features, model.outputs[0]])
         else:
             runner = None
@@ -176,8 +217,13 @@ class LatentMeasures(keras.callbacks.Callback):
         return runner
 
     def compute(self, model):
-        """Measures `model` on the held-out set; returns `{name: float}`."""
-        runner = self._runner(model)
+        """Measures `model` on the held-out set; returns `{name: float}`.
+
+        `model` is read as the teacher when it is the teacher measured (its
+        feature layer `teacher_layer_name`), else as the student.
+        """
+        role = "teacher" if model is self._teacher_model() else "student"
+        runner = self._runner(model, role)
         if runner is None:
             features = None
             outputs = model.predict(self.x, batch_size=self.batch_size, verbose=0)
@@ -214,6 +260,8 @@ class LatentMeasures(keras.callbacks.Callback):
         self._runners = []
         self.teacher_values = {}
         self.measured = {"epoch": []}
+        # Both models' feature layers are found now, before the first epoch, not after it.
+        self._runner(self._target(), "student")
         teacher = self._teacher_model()
         if teacher is not None:
             self.teacher_values = self.compute(teacher)

@@ -1,6 +1,7 @@
 """The `Distiller`: a frozen teacher, one or several students trained by `fit`."""
 
 import contextlib
+import warnings
 
 import keras
 import numpy as np
@@ -15,6 +16,9 @@ from keras_mixkd.distill.loss_epochs import LossEpochs
 from keras_mixkd.distill.model_info import ends_in_softmax
 from keras_mixkd.distill.model_info import output_width
 from keras_mixkd.distill.model_info import single_input_shape
+from keras_mixkd.distill.output_checks import PROBE_EXAMPLES
+from keras_mixkd.distill.output_checks import looks_like_probabilities
+from keras_mixkd.distill.output_checks import probe_images
 from keras_mixkd.models.direct_graph_call import direct_call_or_model
 
 LOSS_NAMES = kd_losses.LOSS_NAMES
@@ -165,7 +169,10 @@ class Distiller(keras.Model):
     Arguments:
         teacher: A trained `keras.Model` that outputs logits.
         student: A `keras.Model` that outputs logits, with the teacher's
-            number of classes and input shape.
+            number of classes and input shape. A student that outputs
+            probabilities is refused, by its last layer or, failing that
+            (a softmax in a subclassed model's `call`), by its outputs on
+            the first inputs of `fit` / `evaluate`.
         loss: A built-in name (`"kd"`, `"standardized"`, `"lskd"`, `"dkd"`),
             a `keras_mixkd.losses.DistillationLoss`, or a `keras.distillation`
             loss object.
@@ -262,6 +269,7 @@ class Distiller(keras.Model):
                 raise ValueError(f"`{name}` must be a number >= 0; got {name}={value!r}.")
         self.teacher_outputs = teacher_outputs
         self.teacher_outputs_checked = False
+        self.student_outputs_checked = False
         self.teacher = teacher
         self.student = student
         self.temperature = float(temperature)
@@ -286,6 +294,11 @@ class Distiller(keras.Model):
             self._named_loss = False
             self.loss_object = kd_losses.get_loss(loss)
             self.distillation_loss_name = self.loss_object.name
+            problem = (self.loss_object.problem()
+                       if isinstance(self.loss_object, kd_losses.KerasDistillationLoss) else None)
+            if problem is not None:
+                # Once, here: Keras's value is kept (as keras.distillation.Distiller gives it).
+                warnings.warn(problem, UserWarning, stacklevel=2)
         if feature_loss is not None:
             feature_loss = kd_losses.get_loss(feature_loss)
             if not kd_losses.is_feature_loss(feature_loss):
@@ -529,21 +542,53 @@ class Distiller(keras.Model):
             images = images.get(TEACHER_IMAGES_KEY, images.get(IMAGES_KEY))
         if images is None or not hasattr(images, "shape") or len(images.shape) < 1:
             return
-        outputs = keras.ops.convert_to_numpy(self.teacher(images[:8], training=False))
+        outputs = keras.ops.convert_to_numpy(self.teacher(images[:PROBE_EXAMPLES], training=False))
         self.teacher_outputs_checked = True
         self._refuse_probabilities(outputs, "teacher's outputs")
 
     @staticmethod
     def _refuse_probabilities(outputs, what):
-        rows_sum_to_one = abs(outputs.sum(axis=-1) - 1.0) < 1e-4
-        looks_like_probabilities = outputs.size and (outputs >= 0).all() and rows_sum_to_one.all()
-        if outputs.ndim == 2 and outputs.shape[-1] > 1 and looks_like_probabilities:
+        if looks_like_probabilities(outputs):
             raise ValueError(
                 f"The {what} are non-negative rows that sum to 1: they look "
                 "like probabilities, but the Distiller expects logits. Pass "
                 "teacher_outputs='probabilities' if they are, or remove the teacher's "
                 "final softmax."
             )
+
+    def check_student_outputs(self, x):
+        """Refuses a student whose outputs are probabilities, once (one inference on a few inputs).
+
+        `model_info.ends_in_softmax` sees a final softmax layer at
+        construction; a softmax in a subclassed student's `call` or in a
+        `Lambda` of a Python `lambda` shows only in its outputs: rows >= 0
+        that sum to 1. The student runs in inference mode on the first
+        examples of `x` (on draws of a dataset's image shape: see
+        `output_checks.probe_images`), which changes no state.
+
+        Arguments:
+            x: what `fit` / `evaluate` received.
+
+        Raises:
+            ValueError: naming the student; `ValueError.student_outputs` is True.
+        """
+        if self.student_outputs_checked:
+            return
+        images = probe_images(x)
+        if images is None:
+            return
+        outputs = keras.ops.convert_to_numpy(self.student(images, training=False))
+        if looks_like_probabilities(outputs):
+            error = ValueError(
+                f"The student {self.student.name!r} ({type(self.student).__name__}) outputs "
+                "probabilities: on the first inputs its rows are non-negative and sum to 1. The "
+                "Distiller trains a student that outputs logits (its losses apply their own "
+                "softmax); remove the student's final softmax (from its `call`, or its last "
+                "layer)."
+            )
+            error.student_outputs = True
+            raise error  # and again at the next fit: the flag below stays False
+        self.student_outputs_checked = True
 
     def _label_kind(self, y, num_classes):
         """'hard' or 'soft', from the static shape of the labels."""
@@ -563,19 +608,24 @@ class Distiller(keras.Model):
         Arrays and `tf.data` datasets reveal their label shape up front; other
         inputs (generators, PyDataset) are checked when the step is traced.
         The teacher's outputs are checked once (one inference on a few
-        examples) to be logits when logits are expected. With several
-        students, each student's checks run, and the shared teacher's outputs
-        are checked once.
+        examples) to be logits when logits are expected, and so are the
+        student's (`check_student_outputs`). With several students, each
+        student's checks run, and the shared teacher's outputs are checked
+        once.
         """
         if self.has_several_students:
             lead = self._lead()
-            lead.check_inputs(x, y)
-            for member in self.distillers.values():
+            for name, member in self.distillers.items():
                 if member is not lead:
                     member.teacher_outputs_checked = (
                         member.teacher_outputs_checked or lead.teacher_outputs_checked
                     )
+                try:
                     member.check_inputs(x, y)
+                except ValueError as error:
+                    if not getattr(error, "student_outputs", False):
+                        raise
+                    raise ValueError(f"Student {name!r}: {error}") from error
             return
         check_fit_arrays(x, y, output_width(self.student))
         self._check_cached_logits(x)
@@ -586,6 +636,7 @@ class Distiller(keras.Model):
                 self._check_teacher_outputs_on(batch[0] if isinstance(batch, tuple) else batch)
         else:
             self._check_teacher_outputs_on(x)
+        self.check_student_outputs(x)
         num_classes = output_width(self.student)
         if num_classes is None:
             return

@@ -34,12 +34,26 @@ def single_input_shape(model):
 
 
 def ends_in_softmax(model):
-    """True when a functional or sequential model's last layer applies a softmax."""
+    """True when a functional or sequential model's last layer applies a softmax.
+
+    Seen: a `Softmax` layer, a layer whose `activation` is softmax, and a
+    `Lambda` of `keras.activations.softmax` or `keras.ops.softmax`. A softmax
+    inside a `Lambda` of a Python `lambda`, or in a subclassed model's `call`,
+    shows only in the outputs (`output_checks.looks_like_probabilities`).
+
+    Example:
+
+    >>> inputs = keras.Input((4,))
+    >>> ends_in_softmax(keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs)))
+    True
+    """
     layers = getattr(model, "layers", None)
     if not layers:
         return False
     last = layers[-1]
     if isinstance(last, keras.layers.Softmax):
         return True
+    if isinstance(last, keras.layers.Lambda):
+        return getattr(getattr(last, "function", None), "__name__", None) == "softmax"
     activation = getattr(last, "activation", None)
     return getattr(activation, "__name__", None) == "softmax"

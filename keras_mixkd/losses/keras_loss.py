@@ -29,6 +29,47 @@ class KerasDistillationLoss(DistillationLoss):
     ```
     """
 
+    def problem(self):
+        """Why Keras's own value is known to be wrong for the wrapped loss, with the fix; or None.
+
+        Keras's `LogitsDistillation.compute_loss` (3.12 to 3.15 at least)
+        turns the logits / T into probabilities (and multiplies by T²) only
+        when a loss is a `keras.losses.KLDivergence` instance. Its default,
+        `loss="kl_divergence"`, resolves to the plain function
+        `keras.losses.kl_divergence`, which then reads the raw logits / T as
+        probabilities, clipped to [1e-7, 1]: a value unrelated to Hinton KD
+        (12.3 where KD is 2.75 on digits, docs/methods.md). The plain
+        `categorical_crossentropy` function, and a `CategoricalCrossentropy`
+        without `from_logits=True`, read logits as probabilities alike. With
+        `loss=keras.losses.KLDivergence()` it is Hinton KD.
+
+        Example:
+
+        >>> KerasDistillationLoss(keras.distillation.LogitsDistillation(temperature=4)).problem()
+        "keras.distillation.LogitsDistillation(temperature=4) with loss='kl_divergence' (its default) gives ..."
+        >>> fixed = keras.distillation.LogitsDistillation(temperature=4, loss=keras.losses.KLDivergence())
+        >>> KerasDistillationLoss(fixed).problem() is None
+        True
+        """
+        keras_loss = self.keras_loss
+        if not isinstance(keras_loss, keras.distillation.LogitsDistillation):
+            return None
+        for loss_fn in keras.tree.flatten(keras_loss.loss):
+            what = _reads_logits_as_probabilities(loss_fn)
+            if what is None:
+                continue
+            temperature = keras_loss.temperature
+            return (
+                f"keras.distillation.LogitsDistillation(temperature={temperature:g}) with loss={what} "
+                "gives a known-wrong distillation loss: Keras applies its softmax (and the T² factor) "
+                "only for a keras.losses.KLDivergence instance, so this loss reads the raw logits / T "
+                "as probabilities (clipped to [1e-7, 1]), a value unrelated to Hinton KD (on digits "
+                "12.3 where KD gives 2.75; docs/methods.md). Pass LogitsDistillation("
+                f"temperature={temperature:g}, loss=keras.losses.KLDivergence()), which is Hinton KD, "
+                f"or loss='kd', temperature={temperature:g}."
+            )
+        return None
+
     def __init__(self, keras_loss, **kwargs):
         super().__init__(**kwargs)
         if isinstance(keras_loss, dict):
@@ -69,3 +110,16 @@ class KerasDistillationLoss(DistillationLoss):
         config = super().get_config()
         config["keras_loss"] = keras.saving.serialize_keras_object(self.keras_loss)
         return config
+
+
+def _reads_logits_as_probabilities(loss_fn):
+    """How `loss_fn` is named in a warning when `LogitsDistillation` would feed it raw logits; else None."""
+    if loss_fn is None or isinstance(loss_fn, keras.losses.KLDivergence):
+        return None
+    if isinstance(loss_fn, keras.losses.CategoricalCrossentropy):
+        return None if loss_fn.get_config().get("from_logits") else "CategoricalCrossentropy()"
+    if loss_fn is keras.losses.kl_divergence:
+        return "'kl_divergence' (its default)"
+    if loss_fn is keras.losses.categorical_crossentropy:
+        return "'categorical_crossentropy'"
+    return None  # A loss of the user's own: it may well read logits.

@@ -36,18 +36,18 @@ def _last_dense(model):
     return None
 
 
-def feature_tensor(model, layer_name=None):
+def feature_tensor(model, layer_name=None, *, argument="layer_name"):
     """The symbolic penultimate-feature tensor of a functional model.
 
-    See `feature_extractor` for how the layer is chosen.
+    See `feature_extractor` for how the layer is chosen and what `argument` is.
     """
     _check_functional(model)
     names = [layer.name for layer in model.layers]
     if layer_name is not None:
         if layer_name not in names:
             raise ValueError(
-                f"Model {model.name!r} has no layer named {layer_name!r}; its "
-                f"layers are {names[-12:]} (last 12 shown)."
+                f"Model {model.name!r} has no layer named {layer_name!r} (given as {argument}); "
+                f"its layers are {names[-12:]} (last 12 shown)."
             )
         return model.get_layer(layer_name).output
     if FEATURES_LAYER_NAME in names:
@@ -57,12 +57,12 @@ def feature_tensor(model, layer_name=None):
         raise ValueError(
             f"Model {model.name!r} has no layer named "
             f"{FEATURES_LAYER_NAME!r} and no Dense classifier whose input "
-            "could serve as the penultimate features; pass `layer_name`."
+            f"could serve as the penultimate features; name the feature layer with {argument}."
         )
     return classifier.input
 
 
-def feature_extractor(model, layer_name=None):
+def feature_extractor(model, layer_name=None, *, argument="layer_name"):
     """A model mapping `model`'s inputs to its penultimate features.
 
     The feature layer is, in order of preference: the layer named
@@ -75,6 +75,8 @@ def feature_extractor(model, layer_name=None):
         model: a functional or built Sequential `keras.Model`. Subclassed
             models have no layer graph to cut and raise a `TypeError`.
         layer_name: name of the layer whose output to return.
+        argument: how the caller's user gives `layer_name`, for the messages
+            (e.g. `"--layer"` on the command line).
 
     Returns:
         A `keras.Model` with the same inputs as `model`.
@@ -90,5 +92,5 @@ def feature_extractor(model, layer_name=None):
     >>> extractor.output_shape
     (None, 4)
     """
-    features = feature_tensor(model, layer_name)
+    features = feature_tensor(model, layer_name, argument=argument)
     return keras.Model(model.inputs, features, name=f"{model.name}_features")

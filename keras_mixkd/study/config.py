@@ -19,6 +19,7 @@ what a run checks of the data and of its runs folder by `check_study`.
 import copy
 import difflib
 import importlib.resources
+import json
 import os
 import re
 import tomllib
@@ -154,12 +155,15 @@ def load_recipe(name_or_path="digits", *, smoke=False, overrides=None):
         if not isinstance(smoke_table, dict):
             raise RecipeError(f"{source.where(('smoke',))}: [smoke] must be a table.")
         _check_keys(smoke_table, _SCHEMA, ("smoke",), source)
+    kept = frozenset()
     if smoke:
         if smoke_table is None:
             raise RecipeError(f"Recipe {path} has no [smoke] table, so --smoke cannot apply.")
+        # The full recipe is checked whole; option tables it uses may go unused at the smoke scale.
+        kept = _option_table_keys(_complete(copy.deepcopy(data), source, frozenset()))
         data = _deep_merge(data, smoke_table)
     _resolve_data_path(data, path)
-    config = complete_config(data, source=source)
+    config = _complete(data, source, kept)
     if overrides:
         config = apply_overrides(config, overrides)
     config["recipe"] = {"source": path, "smoke": bool(smoke)}
@@ -176,7 +180,11 @@ def complete_config(data, *, source=None):
     >>> spec.distillation[0].temperature
     4.0
     """
-    source = source or RecipeSource("<dict>", "")
+    return _complete(data, source or RecipeSource("<dict>", ""), frozenset())
+
+
+def _complete(data, source, kept):
+    """`complete_config`; option tables in `kept` (`_option_table_keys`) may go unused."""
     _check_keys(data, _SCHEMA, (), source)
     config = _fill(data, StudySpec, (), source)
     config["distillation"] = [
@@ -221,6 +229,7 @@ def complete_config(data, *, source=None):
                 f"increasing, got {milestones}."
             )
     _check_augmentations(config, source)
+    _check_tables_in_use(config, source, kept)
     return config
 
 
@@ -278,11 +287,60 @@ def _check_augmentations(config, source):
                 raise RecipeError(f"{source.where(where)}: {error}") from None
 
 
+def _option_tables(config):
+    """`(key, path, augmentation, options, in_use)` of every `augmentation_options` table.
+
+    `in_use` holds the augmentations the table serves: the teachers'; the
+    student's and every recipe's for the student's table (recipes inherit
+    it); the student's and the recipe's own for a recipe's table. `key`
+    identifies the table and its contents (a recipe by its name).
+    """
+    student = [config["student"]["augmentation"]]
+    recipes = [recipe["augmentation"] for recipe in config["distillation"]]
+    roles = [(("teacher",), ("teacher",), config["teacher"]["augmentations"]),
+             (("student",), ("student",), student + recipes)]
+    roles += [(("distillation", i), ("distillation", recipe["name"]), student + [recipe["augmentation"]])
+              for i, recipe in enumerate(config["distillation"])]
+    for path, owner, in_use in roles:
+        table = config
+        for part in path:
+            table = table[part]
+        in_use = [name for names in in_use for name in ([names] if isinstance(names, str) else names)]
+        for name, options in table["augmentation_options"].items():
+            key = owner + (name, json.dumps(options, sort_keys=True, default=str))
+            yield key, path, name, options, in_use
+
+
+def _option_table_keys(config):
+    return frozenset(key for key, *_ in _option_tables(config))
+
+
+def _check_tables_in_use(config, source, kept):
+    """Refuse options for an augmentation its table's role does not use (augment's one rule).
+
+    Tables in `kept` (accepted in the full recipe, or before the command
+    line's overrides) may go unused: `--set teacher.augmentations=["none"]`
+    or a `[smoke]` scale trains fewer augmentations with the same recipe.
+    """
+    from keras_mixkd.augment import check_options_in_use
+
+    for key, path, name, options, in_use in _option_tables(config):
+        if key in kept:
+            continue
+        try:
+            # Values are `_check_augmentations`'s, where a run reads them.
+            check_options_in_use([f"{name}.{option}" for option in options], in_use)
+        except ValueError as error:
+            where = path + ("augmentation_options", name, error.option.split(".", 1)[1])
+            raise RecipeError(f"{source.where(where)}: {error}") from None
+
+
 def apply_overrides(config, overrides):
     """Return `config` with `{"dotted.key": value}` overrides applied and checked.
 
     Unknown keys raise `RecipeError` naming the key and the closest known ones.
     """
+    kept = _option_table_keys(config)
     config = copy.deepcopy(config)
     source = RecipeSource("command line", "")
     for dotted, value in overrides.items():
@@ -303,7 +361,7 @@ def apply_overrides(config, overrides):
             target = target[part]
         target[path[-1]] = value
     recipe = config.pop("recipe", None)
-    config = complete_config(config, source=source)
+    config = _complete(config, source, kept)
     if recipe is not None:
         config["recipe"] = recipe
     return config

@@ -135,19 +135,19 @@ def augmentation_options(config, role, data, augmentations, options=()):
             recipe_data["dataset"], recipe_data["path"], list(recipe_data["image_size"] or [])):
         result.get("standard", {}).pop("padding", None)
         result.get("cutout", {}).pop("size", None)
-    named = []
+    given = {}
     for text in options:
         key, value = parse_override(text)
         if "." not in key:
             raise ValueError(f"--option expects AUGMENTATION.KEY=VALUE (e.g. mixup.alpha=0.2), got {text!r}.")
         name, option = key.split(".", 1)
         result.setdefault(name, {})[option] = value
-        named.append(name)
+        given[key] = f"--option {text}"
+    # The library's one rule: an option for an augmentation not in use is refused.
+    from keras_mixkd.augment import check_options_in_use  # Keras: after the command line picks the backend
+
+    check_options_in_use(list(given), augmentations, given_as=given)
     used = [part for name in augmentations for part in split_augmentation(name)]
-    unused = sorted(set(named) - set(used))
-    if unused:
-        raise ValueError(f"--option names {', '.join(unused)}, which this run does not use (augmentation: "
-                         f"{'+'.join(used) or 'none'}).")
     return {name: values for name, values in result.items() if name in used}
 
 
@@ -178,6 +178,12 @@ def distillation_recipe(*, loss="kd", temperature=4.0, student_loss_weight=0.1, 
                          "distil without mixing, leave mixup / cutmix out of --augmentation (alpha= in Python).")
     if fraction is not None and not 0 < fraction <= 1:
         raise ValueError(f"--fraction must lie in (0, 1], got {fraction:g} (fraction= in Python).")
+    flags = {key: f"--{key} {value:g} ({key}= in Python)"
+             for key, value in (("fraction", fraction), ("alpha", alpha)) if value is not None}
+    # Refused, not dropped, without an augmentation that takes them (augment's one rule).
+    from keras_mixkd.augment import check_options_in_use  # Keras: after the command line picks the backend
+
+    check_options_in_use(list(flags), augmentation, given_as=flags)
     options = {name: dict(values) for name, values in (augmentation_options or {}).items()}
     for name in (n for n in augmentation.split("+") if n in MIXING):
         if fraction is not None and name == "partial_mixup":
@@ -322,12 +328,16 @@ def measure_file(path, settings, split="test", measures=None, layer=None):
         `({measure: value}, examples)`.
     """
     from keras_mixkd.callbacks import LatentMeasures
+    from keras_mixkd.callbacks.latent_measures import FEATURE_MEASURES
+    from keras_mixkd.metrics import feature_extractor
     from keras_mixkd.saving import load_model
     from keras_mixkd.study.training import model_inputs
     from keras_mixkd.study.training import prepare_data
 
     splits = prepare_data(settings.data)
     model = load_model(path, num_classes=splits.num_classes)
+    if any(name in FEATURE_MEASURES for name in measures or DEFAULT_MEASURES):
+        feature_extractor(model, layer, argument="--layer (layer= in Python)")  # its messages name the flag
     x, y = model_inputs(model, splits, split)  # Images in [0, 1], or normalised for an old file.
     callback = LatentMeasures(x, y, measures=list(measures or DEFAULT_MEASURES), teacher=None, layer_name=layer,
                               num_bins=settings.config["measure"]["ece_bins"])
