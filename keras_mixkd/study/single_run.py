@@ -265,7 +265,7 @@ def distill_file(output, teacher, student, settings, recipe, *, seed=0, overwrit
         raise FileNotFoundError(f"--teacher {teacher}: no such file (give a teacher's .keras file, e.g. one "
                                 "written by train-teacher).")
     splits = prepare_data(settings.data)
-    model = load_model(teacher, num_classes=splits.num_classes, what="teacher")
+    model = load_model(teacher, num_classes=splits.num_classes, what="teacher", class_names=splits.class_names)
 
     training = TrainingSettings(epochs=settings.epochs, optimizer=settings.optimizer,
                                 batch_size=settings.data["batch_size"], measure=settings.config["measure"])
@@ -302,7 +302,7 @@ def evaluate_file(path, settings, split="both"):
     from keras_mixkd.study.training import prepare_data
 
     splits = prepare_data(settings.data)
-    model = load_model(path, num_classes=splits.num_classes)
+    model = load_model(path, num_classes=splits.num_classes, class_names=splits.class_names)
     chosen = ("val", "test") if split == "both" else (split,)
     if split == "both" and len(splits.y_val) == 0:
         chosen = ("test",)
@@ -327,7 +327,7 @@ def measure_file(path, settings, split="test", measures=None, layer=None):
     from keras_mixkd.study.training import prepare_data
 
     splits = prepare_data(settings.data)
-    model = load_model(path, num_classes=splits.num_classes)
+    model = load_model(path, num_classes=splits.num_classes, class_names=splits.class_names)
     x, y = model_inputs(model, splits, split)  # Images in [0, 1], or normalised for an old file.
     callback = LatentMeasures(x, y, measures=list(measures or DEFAULT_MEASURES), teacher=None, layer_name=layer,
                               num_bins=settings.config["measure"]["ece_bins"])

@@ -1,0 +1,77 @@
+"""A researcher's own image folder and own model through the command line: classes, inputs, flags, messages."""
+
+import json
+import os
+import shutil
+
+import keras
+import numpy as np
+import pytest
+
+from tests.helpers import run_cli
+from tests.helpers import run_cli_ok
+
+CLASSES = ("one", "two", "zero")
+
+
+def _write_classes(root, per_class=10, size=(8, 8), classes=CLASSES):
+    """`root/<class>/<i>.png`: each class one colour (plus a little noise), tiny images."""
+    rng = np.random.default_rng(0)
+    for index, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = np.full((*size, 3), 60 + 80 * index, np.uint8)
+            pixels = np.clip(pixels + rng.integers(0, 30, pixels.shape), 0, 255).astype(np.uint8)
+            keras.utils.save_img(str(root / name / f"{i}.png"), pixels)
+    return root
+
+
+def test_a_teacher_of_other_classes_is_refused_for_evaluate_and_distill(capsys, tmp_path):
+    """Issue #26, 2: a teacher trained on one, two, zero; the data's `zero` renamed `a_zero` shifts every label."""
+    data = _write_classes(tmp_path / "data")
+    teacher = str(tmp_path / "t.keras")
+    run_cli_ok(capsys, "train-teacher", "--model", "digits_cnn_small", "--dataset", "folder", "--data-path",
+               str(data), "--epochs", "1", "--output", teacher)
+    assert json.load(open(teacher + ".json"))["model_card"]["class_names"] == list(CLASSES)
+    renamed = tmp_path / "renamed"
+    shutil.copytree(data, renamed)
+    os.rename(renamed / "zero", renamed / "a_zero")
+    flags = ("--dataset", "folder", "--data-path", str(renamed))
+    expected = ("was trained on the classes one, two, zero (in label order) but the data has a_zero, one, two: "
+                "class id 0 is 'one' for the {what} and 'a_zero' for the data")
+    status, _, err = run_cli(capsys, "evaluate", teacher, *flags)
+    assert status == 2 and err.startswith("keras-mixkd evaluate: error: The model ")
+    assert expected.format(what="model") in err and "rename the class subfolders" in err
+    status, _, err = run_cli(capsys, "distill", "--teacher", teacher, "--student", "digits_cnn_small", *flags,
+                             "--epochs", "1", "--output", str(tmp_path / "s.keras"))
+    assert status == 2 and err.startswith("keras-mixkd distill: error: The teacher ")
+    assert expected.format(what="teacher") in err
+    assert not os.path.exists(tmp_path / "s.keras.work")
+    # The same classes in another order, and another count, are refused too; the data it was trained on is not.
+    from keras_mixkd.models.model_card import check_class_names
+
+    card = {"class_names": list(CLASSES)}
+    with pytest.raises(ValueError, match="the same classes in another order"):
+        check_class_names(card, ("two", "one", "zero"))
+    with pytest.raises(ValueError, match="3 classes against 2"):
+        check_class_names(card, ("one", "two"))
+    check_class_names(card, CLASSES)
+    check_class_names(None, ("a", "b"))  # a user's model without a card: nothing to compare
+    out = run_cli_ok(capsys, "evaluate", teacher, "--dataset", "folder", "--data-path", str(data))
+    assert "test: accuracy" in out
+
+
+def test_a_study_teacher_is_checked_against_the_data_classes(tmp_path):
+    """`load_teacher` (what every distillation cell of a study loads) compares the teacher's card with the data."""
+    from keras_mixkd.models import get_model
+    from keras_mixkd.study.cell_execution import load_teacher
+
+    models, cells = tmp_path / "models", tmp_path / "cells"
+    models.mkdir()
+    cells.mkdir()
+    path = str(models / "teacher__a.keras")
+    get_model("digits_cnn_small", 3, (8, 8, 1)).save(path)
+    (cells / "teacher__a.json").write_text(json.dumps({"model_card": {"class_names": list(CLASSES)}}))
+    assert load_teacher(path, 3, CLASSES).output_shape == (None, 3)
+    with pytest.raises(ValueError, match=f"The teacher {path} was trained on the classes one, two, zero"):
+        load_teacher(path, 3, ("a_zero", "one", "two"))
