@@ -75,3 +75,34 @@ def test_a_study_teacher_is_checked_against_the_data_classes(tmp_path):
     assert load_teacher(path, 3, CLASSES).output_shape == (None, 3)
     with pytest.raises(ValueError, match=f"The teacher {path} was trained on the classes one, two, zero"):
         load_teacher(path, 3, ("a_zero", "one", "two"))
+
+
+@pytest.mark.backend_independent
+def test_messages_count_epochs_name_the_output_and_say_plus_joins(capsys, tmp_path):
+    """Issue #26, also seen: "1 epochs"; `t.keras.work` in a folder error; no hint that '+' joins augmentations."""
+    from keras_mixkd.study.milestones import fit_milestones
+
+    assert fit_milestones([9], 12, 1, "teacher")[1].startswith("note: teacher: 1 epoch instead of the recipe's 12")
+    assert fit_milestones([9], 12, 1, "teacher", keep=True)[1].startswith("warning: teacher runs 1 epoch;")
+    assert fit_milestones([9], 12, 2, "teacher")[1].startswith("note: teacher: 2 epochs instead")
+    status, _, err = run_cli(capsys, "train-teacher", "--model", "digits_cnn_small", "--augmentation", "mixup+flip",
+                             "--output", str(tmp_path / "t.keras"))
+    assert status == 2
+    assert "--augmentation mixup+flip: unknown augmentation 'flip'" in err and "'+' joins several" in err
+    status, _, err = run_cli(capsys, "study", "--dry-run", "--set", 'teacher.augmentations=["mixup,cutmix"]')
+    assert status == 2 and "'+' joins several, e.g. 'standard+mixup'" in err
+    from keras_mixkd.augment import get_augmentation
+
+    with pytest.raises(ValueError, match="'\\+' joins several"):
+        get_augmentation("mixup+cutmix")
+
+
+@pytest.mark.backend_independent
+def test_an_output_that_cannot_be_written_is_named_as_given(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    open("t.keras.work", "w").close()  # something in the way of the work folder
+    status, _, err = run_cli(capsys, "train-teacher", "--model", "digits_cnn_small", "--epochs", "1",
+                             "--output", "t.keras")
+    assert status == 2, err
+    assert err.startswith("keras-mixkd train-teacher: error: --output t.keras: cannot write its work folder "
+                          "t.keras.work (where an interrupted run continues): File exists.")

@@ -225,7 +225,8 @@ def get_augmentation(name_or_names, **options):
 
 def _check_name(name):
     if not isinstance(name, str) or name not in _RECIPES:
+        joined = "; '+' joins several, e.g. 'standard+mixup'" if isinstance(name, str) else ""
         raise ValueError(
             f"Unknown augmentation recipe {name!r}. Known recipes: "
-            f"{list_augmentations()}."
+            f"{list_augmentations()}{joined}."
         )

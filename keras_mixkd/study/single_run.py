@@ -21,6 +21,7 @@ atomically.
 """
 
 import dataclasses
+import difflib
 import os
 import shutil
 
@@ -144,11 +145,34 @@ def augmentation_options(config, role, data, augmentations, options=()):
         result.setdefault(name, {})[option] = value
         named.append(name)
     used = [part for name in augmentations for part in split_augmentation(name)]
+    check_augmentation_names(augmentations)
     unused = sorted(set(named) - set(used))
     if unused:
         raise ValueError(f"--option names {', '.join(unused)}, which this run does not use (augmentation: "
                          f"{'+'.join(used) or 'none'}).")
     return {name: values for name, values in result.items() if name in used}
+
+
+def check_augmentation_names(augmentations):
+    """Refuse an unknown augmentation name in `augmentations` ("standard+mixup" strings), naming the string.
+
+    Example:
+
+    >>> check_augmentation_names(["mixup+flip"])
+    Traceback (most recent call last):
+    ...
+    ValueError: --augmentation mixup+flip: unknown augmentation 'flip'. Known augmentations: ...; '+' joins several, e.g. 'standard+mixup'.
+    """
+    from keras_mixkd.augment import list_augmentations
+
+    known = list_augmentations()
+    for name in augmentations:
+        for part in split_augmentation(name):
+            if part not in known:
+                close = difflib.get_close_matches(part, known, n=1)
+                hint = f"Did you mean {close[0]!r}? " if close else ""
+                raise ValueError(f"--augmentation {name}: unknown augmentation {part!r}. {hint}Known augmentations: "
+                                 f"{', '.join(known)}; '+' joins several, e.g. 'standard+mixup'.")
 
 
 def distillation_recipe(*, loss="kd", temperature=4.0, student_loss_weight=0.1, augmentation="none",
@@ -351,7 +375,11 @@ def data_record(splits, settings):
 def _run_in_work_dir(output, train):
     """Run `train(work_dir)`; a failure that leaves nothing to continue from removes the work folder."""
     work_dir = output + ".work"
-    os.makedirs(work_dir, exist_ok=True)
+    try:
+        os.makedirs(work_dir, exist_ok=True)
+    except OSError as error:
+        raise _output_error(output, f"its work folder {work_dir} (where an interrupted run continues)",
+                            error) from None
     try:
         return train(work_dir)
     except BaseException:
@@ -362,8 +390,18 @@ def _run_in_work_dir(output, train):
 
 def _save_run(model, record, output, extra):
     record = {**record, **extra}
-    with atomic.atomic_path(output) as tmp:
-        model.save(tmp)
-    atomic.write_json(output + ".json", record)
+    try:
+        with atomic.atomic_path(output) as tmp:
+            model.save(tmp)
+        atomic.write_json(output + ".json", record)
+    except OSError as error:
+        raise _output_error(output, "the model and its record", error) from None
     shutil.rmtree(output + ".work", ignore_errors=True)
     return record
+
+
+def _output_error(output, what, error):
+    """An error naming `--output` as the user gave it, and what of it could not be written."""
+    reason = error.strerror or str(error)
+    return type(error)(f"--output {output}: cannot write {what}: {reason}. Write elsewhere (another --output) "
+                       "or free that path, then rerun.")
