@@ -106,3 +106,37 @@ def test_an_output_that_cannot_be_written_is_named_as_given(capsys, tmp_path, mo
     assert status == 2, err
     assert err.startswith("keras-mixkd train-teacher: error: --output t.keras: cannot write its work folder "
                           "t.keras.work (where an interrupted run continues): File exists.")
+
+
+def test_training_flags_reach_the_training(capsys, tmp_path):
+    """Issue #26, also seen: --batch-size, --learning-rate, --image-size, --set; distill --distillation-loss-weight."""
+    teacher, student = str(tmp_path / "t.keras"), str(tmp_path / "s.keras")
+    common = ("--epochs", "1", "--set", "data.train_examples=64", "--image-size", "10x12")
+    run_cli_ok(capsys, "train-teacher", "--model", "digits_cnn_small", *common, "--batch-size", "16",
+               "--learning-rate", "0.02", "--set", "teacher.optimizer.momentum=0.5", "--output", teacher)
+    record = json.load(open(teacher + ".json"))
+    assert record["batch_size"] == 16 and record["input_shape"] == [10, 12, 1]
+    assert record["optimizer"]["learning_rate"] == 0.02 and record["optimizer"]["momentum"] == 0.5
+    model = keras.saving.load_model(teacher)
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 64 // 16  # 4 steps of 16
+    run_cli_ok(capsys, "distill", "--teacher", teacher, "--student", "digits_cnn_small", *common, "--batch-size",
+               "32", "--learning-rate", "0.03", "--loss", "standardized", "--distillation-loss-weight", "9",
+               "--output", student)
+    record = json.load(open(student + ".json"))
+    assert record["distillation_loss_weight"] == 9.0 and record["student_loss_weight"] == 0.1
+    assert record["batch_size"] == 32 and record["optimizer"]["learning_rate"] == 0.03
+    assert record["input_shape"] == [10, 12, 1]
+
+
+@pytest.mark.backend_independent
+def test_training_flags_are_checked(capsys, tmp_path):
+    output = str(tmp_path / "t.keras")
+    for flags, message in ((("--image-size", "0x8"), "argument --image-size: expected SIZE or HEIGHTxWIDTH"),
+                           (("--set", "teacher.lr=0.1"), "Unknown setting 'teacher.lr'"),
+                           (("--batch-size", "0"), "batch_size"),
+                           (("--epochs", "2", "--set", "teacher.epochs=3"), "--epochs 2 and --set teacher.epochs=3")):
+        status, _, err = run_cli(capsys, "train-teacher", "--model", "digits_cnn_small", *flags, "--output", output)
+        assert status == 2 and message in err, err
+    status, _, err = run_cli(capsys, "distill", "--teacher", output, "--student", "digits_cnn_small",
+                             "--distillation-loss-weight", "-1", "--output", output)
+    assert status == 2 and "--distillation-loss-weight must be >= 0, got -1" in err

@@ -122,10 +122,16 @@ def cmd_study(args):
 
 def _settings(args, role, augmentations=("none",)):
     """`RunSettings.from_recipe` of a single-model command's flags; prints its notes."""
+    rate = getattr(args, "learning_rate", None)
+    flags = {"data.batch_size": getattr(args, "batch_size", None), "data.image_size": args.image_size,
+             f"{role}.optimizer.learning_rate": rate,
+             f"{role}.optimizer.model_learning_rates": None if rate is None else {}}
+    overrides = {**as_overrides(getattr(args, "set", ())),
+                 **{key: value for key, value in flags.items() if value is not None}}
     settings = RunSettings.from_recipe(
         role, args.recipe, run_dir=args.run, dataset=args.dataset, data_path=args.data_path,
         epochs=getattr(args, "epochs", None), keep_milestones=getattr(args, "keep_milestones", False),
-        options=getattr(args, "option", ()), augmentations=augmentations)
+        options=getattr(args, "option", ()), augmentations=augmentations, overrides=overrides)
     _print_notes(settings.notes)
     return settings
 
@@ -143,7 +149,8 @@ def cmd_distill(args):
     recipe = distillation_recipe(
         loss=args.loss, temperature=args.temperature, student_loss_weight=args.student_loss_weight,
         augmentation=args.augmentation, augmentation_options=settings.augmentation_options, fraction=args.fraction,
-        alpha=args.alpha, teacher_sees=args.teacher_sees, teacher_outputs=args.teacher_outputs)
+        alpha=args.alpha, teacher_sees=args.teacher_sees, teacher_outputs=args.teacher_outputs,
+        distillation_loss_weight=args.distillation_loss_weight)
     record = distill_file(args.output, args.teacher, args.student, settings, recipe, seed=args.seed,
                           overwrite=args.overwrite, verbose=_fit_verbose(args))
     _print_record(record, args.output)

@@ -71,6 +71,24 @@ def _data_flags(parser, recipe_default="digits"):
                         "folder; see `keras-mixkd list datasets`) (default: the recipe's data.dataset)")
     parser.add_argument("--data-path", default=None, help="file or folder for the npz / folder sources "
                         "(default: the recipe's data.path)")
+    parser.add_argument("--image-size", type=_image_size, default=None, metavar="SIZE or HEIGHTxWIDTH",
+                        help="resize every image, e.g. 32 or 24x32 (data.image_size; default: the recipe's, "
+                             "which for a folder of images is 32x32)")
+
+
+def _image_size(text):
+    """`--image-size 32` -> [32, 32]; `24x32` -> [24, 32]."""
+    parts = text.lower().split("x")
+    try:
+        size = [int(part) for part in parts]
+    except ValueError:
+        size = []
+    if len(size) == 1:
+        size = size * 2
+    if len(size) != 2 or min(size) < 1:
+        raise argparse.ArgumentTypeError(f"expected SIZE or HEIGHTxWIDTH, positive whole numbers (e.g. 32 or "
+                                         f"24x32), got {text!r}")
+    return size
 
 
 def _training_flags(parser, role):
@@ -86,6 +104,14 @@ def _training_flags(parser, role):
                              "to the image when the data is not the recipe's)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing --output file (default: refuse)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="examples per training batch (default: the recipe's data.batch_size)")
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help=f"the optimizer's learning rate, for every model (default: the recipe's "
+                             f"{role}.optimizer.learning_rate and model_learning_rates)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override any recipe setting, value in TOML syntax, e.g. --set "
+                             f"{role}.optimizer.momentum=0.8 (repeatable; the flags above win)")
 
 
 def _single_model_flags(parser, role, output_help):
@@ -189,7 +215,11 @@ def build_parser():
     distill.add_argument("--loss", choices=("kd", "standardized", "lskd", "dkd"), default="kd")
     distill.add_argument("--temperature", type=float, default=4.0)
     distill.add_argument("--student-loss-weight", type=float, default=0.1,
-                         help="weight w of CE in w*CE + (1-w)*KD (0.1: CIFAR-100 benchmark; 0.5: study A)")
+                         help="weight w of CE in w*CE + d*KD (0.1: CIFAR-100 benchmark; 0.5: study A)")
+    distill.add_argument("--distillation-loss-weight", type=float, default=None,
+                         help="weight d of the distillation loss in w*CE + d*KD, >= 0 (default: 1 - w; "
+                              "logit-standardised KD's reference: --loss standardized --student-loss-weight 0.1 "
+                              "--distillation-loss-weight 9)")
     distill.add_argument("--augmentation", default="none",
                          help="mixing at distillation time, e.g. partial_mixup or standard+mixup")
     distill.add_argument("--fraction", type=float, default=None, help="fraction mixed by partial_mixup")

@@ -27,9 +27,11 @@ import shutil
 
 from keras_mixkd.data import check_data_source
 from keras_mixkd.study import atomic
+from keras_mixkd.study.config import apply_overrides
 from keras_mixkd.study.config import load_recipe
 from keras_mixkd.study.config import parse_override
 from keras_mixkd.study.config import split_augmentation
+from keras_mixkd.study.milestones import as_overrides
 from keras_mixkd.study.milestones import fit_milestones
 from keras_mixkd.study.run_options import RunOptions
 from keras_mixkd.study.training_settings import TrainingSettings
@@ -74,7 +76,7 @@ class RunSettings:
 
     @classmethod
     def from_recipe(cls, role, recipe="digits", *, run_dir=None, dataset=None, data_path=None, epochs=None,
-                    keep_milestones=False, options=(), augmentations=("none",)):
+                    keep_milestones=False, options=(), augmentations=("none",), overrides=None):
         """Settings of a `role` run from a recipe (or a runs folder's config), then overrides.
 
         Arguments:
@@ -88,6 +90,19 @@ class RunSettings:
                 overriding the recipe's augmentation options.
             augmentations: the augmentations the run uses (e.g.
                 ["standard+mixup"]): options of others are refused.
+            overrides: any recipe setting, `{"dotted.key": value}` or
+                "KEY=VALUE" strings (values in TOML syntax), as `--set` and
+                the command line's `--batch-size` (`data.batch_size`),
+                `--learning-rate` (`<role>.optimizer.learning_rate`) and
+                `--image-size` (`data.image_size`) give them; checked as a
+                recipe is. `<role>.epochs` counts as `epochs`.
+
+        Example:
+
+        >>> settings = RunSettings.from_recipe("student", "digits", overrides={
+        ...     "data.batch_size": 32, "student.optimizer.learning_rate": 0.01})
+        >>> settings.data["batch_size"], settings.optimizer["learning_rate"]
+        (32, 0.01)
         """
         if role not in ("teacher", "student"):
             raise ValueError(f"role must be 'teacher' or 'student', got {role!r}.")
@@ -99,21 +114,33 @@ class RunSettings:
             config = RunFolder(run_dir).read_manifest()["config"]
         else:
             config = load_recipe(recipe)
+        recipe_data = dict(config["data"])
+        overrides = as_overrides(overrides)
+        if f"{role}.epochs" in overrides:
+            given = overrides.pop(f"{role}.epochs")
+            if epochs is not None and given != epochs:
+                raise ValueError(f"--epochs {epochs} and --set {role}.epochs={given} disagree; give one of them.")
+            if isinstance(given, bool) or not isinstance(given, int) or given < 1:
+                raise ValueError(f"{role}.epochs must be a whole number >= 1, got {given!r}.")
+            epochs = given
+        if overrides:
+            config = apply_overrides(config, overrides)
         data = dict(config["data"])
         data["dataset"] = dataset or data["dataset"]
         data["path"] = data_path or data["path"]
         check_data_source(data["dataset"], data["path"])
         table, notes = config[role], []
         optimizer = dict(table["optimizer"])
-        if epochs is not None and epochs != table["epochs"]:
+        # Milestones given with --set are the run's as written, as in a study.
+        if epochs is not None and epochs != table["epochs"] and f"{role}.optimizer.milestones" not in overrides:
             optimizer["milestones"], note = fit_milestones(optimizer.get("milestones"), table["epochs"], epochs,
                                                            role, keep=keep_milestones)
             notes += [note] if note else []
-        options = augmentation_options(config, role, data, augmentations, options)
+        options = augmentation_options(config, role, data, augmentations, options, recipe_data=recipe_data)
         return cls(role, config, data, epochs or table["epochs"], optimizer, options, notes)
 
 
-def augmentation_options(config, role, data, augmentations, options=()):
+def augmentation_options(config, role, data, augmentations, options=(), *, recipe_data=None):
     """The augmentation options of a single run: the recipe's, fitted to the data, then `options`.
 
     The recipe's pixel sizes are its data's (1 px / 4 px on 8x8 digits): on
@@ -126,12 +153,14 @@ def augmentation_options(config, role, data, augmentations, options=()):
         data: the run's [data] table.
         augmentations: names of the augmentations the run uses.
         options: "AUGMENTATION.KEY=VALUE" strings.
+        recipe_data: the [data] table the recipe's pixel sizes were written
+            for (default: `config["data"]`).
 
     Returns:
         `{augmentation: {option: value}}` of the augmentations used.
     """
     result = {name: dict(values) for name, values in config[role]["augmentation_options"].items()}
-    recipe_data = config["data"]
+    recipe_data = config["data"] if recipe_data is None else recipe_data
     if (data["dataset"], data["path"], list(data["image_size"] or [])) != (
             recipe_data["dataset"], recipe_data["path"], list(recipe_data["image_size"] or [])):
         result.get("standard", {}).pop("padding", None)
@@ -177,7 +206,7 @@ def check_augmentation_names(augmentations):
 
 def distillation_recipe(*, loss="kd", temperature=4.0, student_loss_weight=0.1, augmentation="none",
                         augmentation_options=None, fraction=None, alpha=None, teacher_sees="same",
-                        teacher_outputs="logits"):
+                        teacher_outputs="logits", distillation_loss_weight=None):
     """The distillation recipe of one student (what a study's [[recipes]] entry holds).
 
     Arguments:
@@ -191,6 +220,8 @@ def distillation_recipe(*, loss="kd", temperature=4.0, student_loss_weight=0.1, 
             augmentation used, > 0.
         teacher_sees: "same" (the mixed batch) or "clean".
         teacher_outputs: "logits" or "probabilities".
+        distillation_loss_weight: d in w * CE + d * KD, >= 0; None: 1 - w
+            (logit-standardised KD's reference: w = 0.1, d = 9).
 
     Example:
 
@@ -202,6 +233,9 @@ def distillation_recipe(*, loss="kd", temperature=4.0, student_loss_weight=0.1, 
                          "distil without mixing, leave mixup / cutmix out of --augmentation (alpha= in Python).")
     if fraction is not None and not 0 < fraction <= 1:
         raise ValueError(f"--fraction must lie in (0, 1], got {fraction:g} (fraction= in Python).")
+    if distillation_loss_weight is not None and not distillation_loss_weight >= 0:
+        raise ValueError(f"--distillation-loss-weight must be >= 0, got {distillation_loss_weight:g} "
+                         "(distillation_loss_weight= in Python).")
     options = {name: dict(values) for name, values in (augmentation_options or {}).items()}
     for name in (n for n in augmentation.split("+") if n in MIXING):
         if fraction is not None and name == "partial_mixup":
@@ -210,7 +244,8 @@ def distillation_recipe(*, loss="kd", temperature=4.0, student_loss_weight=0.1, 
             options.setdefault(name, {})["alpha"] = alpha
     return {"name": "cli", "loss": loss, "temperature": temperature, "student_loss_weight": student_loss_weight,
             "augmentation": [augmentation], "augmentation_options": options, "teacher_sees": teacher_sees,
-            "teacher_outputs": teacher_outputs}
+            "teacher_outputs": teacher_outputs,
+            **({} if distillation_loss_weight is None else {"distillation_loss_weight": float(distillation_loss_weight)})}
 
 
 def check_output(output, overwrite=False):
@@ -369,6 +404,7 @@ def data_record(splits, settings):
         "normalization": {"mean": list(map(float, splits.normalization[0])),
                           "std": list(map(float, splits.normalization[1]))},
         "augmentation_options": settings.augmentation_options, "backend": keras.backend.backend(),
+        "batch_size": int(data["batch_size"]), "optimizer": dict(settings.optimizer),
     }
 
 
