@@ -140,3 +140,39 @@ def test_training_flags_are_checked(capsys, tmp_path):
     status, _, err = run_cli(capsys, "distill", "--teacher", output, "--student", "digits_cnn_small",
                              "--distillation-loss-weight", "-1", "--output", output)
     assert status == 2 and "--distillation-loss-weight must be >= 0, got -1" in err
+
+
+@pytest.mark.backend_independent
+def test_augmentation_sizes_that_cannot_fit_the_images_are_refused(capsys, tmp_path):
+    """Issue #26, also seen: `--option cutout.size=100` on 8x8 images was accepted (the hole blanked every image)."""
+    status, _, err = run_cli(capsys, "train-teacher", "--model", "digits_cnn_small", "--augmentation", "cutout",
+                             "--option", "cutout.size=100", "--output", str(tmp_path / "t.keras"))
+    assert status == 2, err
+    assert ("augmentation 'cutout': size 100 does not fit 8x8 images: at most 8 px" in err
+            and "--option cutout.size=N" in err)
+    status, _, err = run_cli(capsys, "train-teacher", "--model", "digits_cnn_small", "--augmentation", "standard",
+                             "--option", "standard.padding=8", "--output", str(tmp_path / "t.keras"))
+    assert status == 2 and "padding 8 does not fit 8x8 images: at most 7 px" in err
+    assert not os.path.exists(tmp_path / "t.keras.work")
+    # The study's check (--dry-run, and a run before any training) names the recipe key.
+    status, _, err = run_cli(capsys, "study", "--dry-run", "--set", "teacher.augmentation_options={cutout={size=100}}")
+    assert status == 2 and "teacher.augmentation_options.cutout.size: augmentation 'cutout': size 100" in err
+    run_cli_ok(capsys, "study", "--dry-run", "--set", "teacher.augmentation_options={cutout={size=8}}")
+    # An .npz file's image size is known once loaded: the run refuses it there, before training.
+    data = tmp_path / "d.npz"
+    rng = np.random.default_rng(0)
+    np.savez(data, x_train=rng.random((40, 6, 6, 1)).astype("float32"), y_train=np.arange(40) % 2,
+             x_test=rng.random((10, 6, 6, 1)).astype("float32"), y_test=np.arange(10) % 2)
+    status, _, err = run_cli(capsys, "train-teacher", "--model", "digits_cnn_small", "--augmentation", "cutout",
+                             "--option", "cutout.size=7", "--dataset", "npz", "--data-path", str(data),
+                             "--output", str(tmp_path / "t.keras"))
+    assert status == 2 and "size 7 does not fit 6x6 images: at most 6 px" in err
+    from keras_mixkd.study.check import check_augmentation_sizes
+    from keras_mixkd.study.config import RecipeError
+    from tests.helpers import tiny_config
+
+    config = tiny_config(**{"distillation": [{"name": "c", "augmentation": "cutout",
+                                              "augmentation_options": {"cutout": {"size": 7}}}]})
+    check_augmentation_sizes(config, (8, 8))
+    with pytest.raises(RecipeError, match="distillation.*cutout.size: augmentation 'cutout': size 7 does not fit 6x6"):
+        check_augmentation_sizes(config, (6, 6))

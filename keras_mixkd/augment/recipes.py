@@ -93,7 +93,14 @@ def recipe_options(name):
     return list(_RECIPES[name][1])
 
 
-def check_augmentation_options(name, options):
+# Options measured in pixels, and the largest value that fits an image of side `side`.
+_PIXEL_OPTIONS = {
+    ("cutout", "size"): (lambda side: side, "a larger hole would be clipped to the image, blanking it whole"),
+    ("standard", "padding"): (lambda side: side - 1, "a larger padding can crop nothing but padding"),
+}
+
+
+def check_augmentation_options(name, options, image_size=None):
     """Check a recipe's option names and values by building it once (nothing runs).
 
     What `get_augmentation` would refuse is refused here, before any training:
@@ -103,6 +110,9 @@ def check_augmentation_options(name, options):
     Arguments:
         name: a recipe name (see `list_augmentations()`).
         options: `{option: value}` for it.
+        image_size: `(height, width)` of the images it will see, when known:
+            options in pixels must fit them (`cutout.size` at most the
+            shorter side, `standard.padding` below it).
 
     Raises:
         ValueError: naming the recipe, the option and what is expected;
@@ -115,6 +125,10 @@ def check_augmentation_options(name, options):
     Traceback (most recent call last):
     ...
     ValueError: Unknown option 'alpah' for augmentation 'mixup'. Did you mean 'alpha'? ...
+    >>> check_augmentation_options("cutout", {"size": 100}, image_size=(8, 8))
+    Traceback (most recent call last):
+    ...
+    ValueError: augmentation 'cutout': size 100 does not fit 8x8 images: at most 8 px (a larger hole ...).
     """
     _check_name(name)
     accepts = _RECIPES[name][1]
@@ -135,6 +149,18 @@ def check_augmentation_options(name, options):
         checked = ValueError(f"augmentation {name!r}: {error}")
         checked.option = named[0] if named else None
         raise checked from None
+    if image_size is not None:
+        side = min(int(d) for d in image_size)
+        for option, value in options.items():
+            if (name, option) in _PIXEL_OPTIONS and value is not None:
+                largest, what = _PIXEL_OPTIONS[(name, option)]
+                if value > largest(side):
+                    error = ValueError(
+                        f"augmentation {name!r}: {option} {value} does not fit "
+                        f"{'x'.join(str(int(d)) for d in image_size)} images: at most {largest(side)} px "
+                        f"({what}).")
+                    error.option = option
+                    raise error
 
 
 def get_augmentation(name_or_names, **options):

@@ -54,6 +54,24 @@ _DESCRIPTIONS = {
 }
 
 
+# (height, width) of each source's images as loaded, where it is fixed (an .npz file tells only when read).
+_IMAGE_SIZES = {"digits": (8, 8), "cifar10": (32, 32), "cifar100": (32, 32), "folder": DEFAULT_FOLDER_IMAGE_SIZE}
+
+
+def known_image_size(name, image_size=None):
+    """`(height, width)` of the images `load_dataset(name, image_size=...)` gives, or None (npz: only loading tells).
+
+    Example:
+
+    >>> from keras_mixkd.data import known_image_size
+    >>> known_image_size("digits"), known_image_size("digits", (32, 32)), known_image_size("npz")
+    ((8, 8), (32, 32), None)
+    """
+    if image_size:
+        return tuple(int(d) for d in image_size)
+    return _IMAGE_SIZES.get(name)
+
+
 def describe_dataset(name):
     """One line saying what the data set `name` is and where it comes from.
 
@@ -188,4 +206,5 @@ def _resized(splits, image_size):
     )
 
 
-__all__ = ["DatasetSplits", "check_data_source", "describe_dataset", "list_datasets", "load_dataset", "make_dataset"]
+__all__ = ["DatasetSplits", "check_data_source", "describe_dataset", "known_image_size", "list_datasets", "load_dataset",
+           "make_dataset"]

@@ -26,6 +26,7 @@ import os
 import shutil
 
 from keras_mixkd.data import check_data_source
+from keras_mixkd.data import known_image_size
 from keras_mixkd.study import atomic
 from keras_mixkd.study.config import apply_overrides
 from keras_mixkd.study.config import load_recipe
@@ -137,6 +138,7 @@ class RunSettings:
                                                            role, keep=keep_milestones)
             notes += [note] if note else []
         options = augmentation_options(config, role, data, augmentations, options, recipe_data=recipe_data)
+        check_option_sizes(options, known_image_size(data["dataset"], data["image_size"]))
         return cls(role, config, data, epochs or table["epochs"], optimizer, options, notes)
 
 
@@ -180,6 +182,33 @@ def augmentation_options(config, role, data, augmentations, options=(), *, recip
         raise ValueError(f"--option names {', '.join(unused)}, which this run does not use (augmentation: "
                          f"{'+'.join(used) or 'none'}).")
     return {name: values for name, values in result.items() if name in used}
+
+
+def check_option_sizes(augmentation_options, image_size):
+    """Refuse augmentation options in pixels that cannot fit `image_size` (e.g. `cutout.size=100` at 8x8).
+
+    Arguments:
+        augmentation_options: `{augmentation: {option: value}}` of a run.
+        image_size: `(height, width)` of its images, or None (nothing checked).
+
+    Example:
+
+    >>> check_option_sizes({"cutout": {"size": 100}}, (8, 8))
+    Traceback (most recent call last):
+    ...
+    ValueError: augmentation 'cutout': size 100 does not fit 8x8 images: at most 8 px (...). Give a smaller one: --option cutout.size=N.
+    """
+    from keras_mixkd.augment import check_augmentation_options
+
+    if image_size is None:
+        return
+    for name, options in augmentation_options.items():
+        try:
+            check_augmentation_options(name, options, image_size=image_size)
+        except ValueError as error:
+            option = getattr(error, "option", None)
+            hint = f" Give a smaller one: --option {name}.{option}=N." if option else ""
+            raise ValueError(f"{error}{hint}") from None
 
 
 def check_augmentation_names(augmentations):
@@ -284,6 +313,7 @@ def train_teacher_file(output, model, settings, *, augmentation="none", seed=0, 
 
     check_output(output, overwrite)
     splits = prepare_data(settings.data)
+    check_option_sizes(settings.augmentation_options, splits.input_shape[:2])
 
     training = TrainingSettings(epochs=settings.epochs, optimizer=settings.optimizer,
                                 batch_size=settings.data["batch_size"],
@@ -324,6 +354,7 @@ def distill_file(output, teacher, student, settings, recipe, *, seed=0, overwrit
         raise FileNotFoundError(f"--teacher {teacher}: no such file (give a teacher's .keras file, e.g. one "
                                 "written by train-teacher).")
     splits = prepare_data(settings.data)
+    check_option_sizes({**settings.augmentation_options, **recipe["augmentation_options"]}, splits.input_shape[:2])
     model = load_model(teacher, num_classes=splits.num_classes, what="teacher", class_names=splits.class_names)
 
     training = TrainingSettings(epochs=settings.epochs, optimizer=settings.optimizer,
