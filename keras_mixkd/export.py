@@ -214,7 +214,9 @@ def export_student(model_or_path, export_dir, *, overwrite=False, verify=True,
             f"Model {pipeline_model.name!r} has no normalisation inside (saved by an earlier keras-mixkd, or "
             "built without `with_preprocessing`): the SavedModel will expect normalised images, not "
             "images in [0, 1]. Pass normalization=(mean, std) (the training statistics, e.g. "
-            "`load_dataset(...).normalization`) to put it inside.", UserWarning, stacklevel=2)
+            "`load_dataset(...).normalization`; on the command line --input-normalized yes with the data's "
+            "--dataset) to put it inside, or (0.0, 1.0) (--input-normalized no) if it takes images in [0, 1].",
+            UserWarning, stacklevel=2)
         notes.append("Warning: no normalisation inside; the SavedModel expects normalised images.")
     output_layer = None
     if loss_name == "standardized" and output_kind(pipeline_model) == "logits":

@@ -176,3 +176,67 @@ def test_augmentation_sizes_that_cannot_fit_the_images_are_refused(capsys, tmp_p
     check_augmentation_sizes(config, (8, 8))
     with pytest.raises(RecipeError, match="distillation.*cutout.size: augmentation 'cutout': size 7 does not fit 6x6"):
         check_augmentation_sizes(config, (6, 6))
+
+
+def _own_sequential(splits, name):
+    """A user's `keras.Sequential` trained on digits images as loaded, in [0, 1] (no normalisation layer)."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input(splits.input_shape), keras.layers.Flatten(),
+                              keras.layers.Dense(32, activation="relu", name="features"),
+                              keras.layers.Dense(splits.num_classes, name="logits")], name=name)
+    model.compile(optimizer=keras.optimizers.Adam(0.01),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(splits.x_train, splits.y_train, epochs=3, batch_size=64, verbose=0)
+    return model
+
+
+def test_measure_feeds_a_model_of_images_in_0_1_as_told(capsys, tmp_path):
+    """Issue #26, 5: a Sequential trained on [0, 1] images gives its Keras accuracy through `measure --input-normalized no`."""
+    from keras_mixkd.study.data_prep import prepare_data
+    from keras_mixkd.study.single_run import RunSettings
+
+    data = prepare_data(RunSettings.from_recipe("student", "digits").data)  # what `measure` measures on
+    model = _own_sequential(data, "own_sequential_26")
+    path = str(tmp_path / "own.keras")
+    model.save(path)
+    logits = keras.ops.convert_to_numpy(model.predict(data.x_test, verbose=0))
+    keras_accuracy = float(np.mean(np.argmax(logits, 1) == data.y_test))
+    values = tmp_path / "m.json"
+    run_cli_ok(capsys, "measure", path, "--input-normalized", "no", "--measures", "accuracy", "--json", str(values))
+    assert json.load(open(values))["accuracy"] == pytest.approx(keras_accuracy, abs=1e-6)
+    # Left out (auto), the warning names the flag; yes on a model that normalises inside is refused.
+    from keras_mixkd.study import measuring
+
+    measuring._WARNED_NO_PREPROCESSING.discard("own_sequential_26")
+    with pytest.warns(UserWarning, match="--input-normalized no on the command line"):
+        run_cli_ok(capsys, "measure", path, "--measures", "accuracy")
+    from keras_mixkd.models import get_model
+    from keras_mixkd.models import with_preprocessing
+
+    inside = str(tmp_path / "inside.keras")
+    with_preprocessing(get_model("digits_cnn_small", 10, (8, 8, 1)), data.normalization).save(inside)
+    status, _, err = run_cli(capsys, "evaluate", inside, "--input-normalized", "yes")
+    assert status == 2 and "--input-normalized yes: model 'digits_cnn_small' already normalises its input" in err
+
+
+def test_distill_and_export_take_the_input_normalized_flag(capsys, tmp_path, splits):
+    from keras_mixkd.study import measuring
+    from keras_mixkd.study.single_run import export_normalization
+
+    path = str(tmp_path / "own.keras")
+    _own_sequential(splits, "own_teacher_26").save(path)
+    measuring._WARNED_NO_PREPROCESSING.discard("own_teacher_26")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*has no normalisation inside.*")
+        run_cli_ok(capsys, "distill", "--teacher", path, "--student", "digits_cnn_small", "--input-normalized", "no",
+                   "--epochs", "1", "--set", "data.train_examples=64", "--output", str(tmp_path / "s.keras"))
+    assert export_normalization(path, "auto") is None
+    assert export_normalization(path, "no") == (0.0, 1.0)  # the identity: the SavedModel takes [0, 1] as it did
+    with pytest.raises(ValueError, match="name that data \\(--dataset"):
+        export_normalization(path, "yes")
+    mean, std = export_normalization(path, "yes", dataset="digits")
+    assert len(mean) == len(std) == 1 and 0.0 < mean[0] < 1.0
+    status, _, err = run_cli(capsys, "export", path, str(tmp_path / "out"), "--input-normalized", "yes")
+    assert status == 2 and "name that data" in err

@@ -35,6 +35,7 @@ from keras_mixkd.study.single_run import RunSettings
 from keras_mixkd.study.single_run import distill_file
 from keras_mixkd.study.single_run import distillation_recipe
 from keras_mixkd.study.single_run import evaluate_file
+from keras_mixkd.study.single_run import export_normalization
 from keras_mixkd.study.single_run import measure_file
 from keras_mixkd.study.single_run import train_teacher_file
 
@@ -152,13 +153,15 @@ def cmd_distill(args):
         alpha=args.alpha, teacher_sees=args.teacher_sees, teacher_outputs=args.teacher_outputs,
         distillation_loss_weight=args.distillation_loss_weight)
     record = distill_file(args.output, args.teacher, args.student, settings, recipe, seed=args.seed,
-                          overwrite=args.overwrite, verbose=_fit_verbose(args))
+                          overwrite=args.overwrite, verbose=_fit_verbose(args),
+                          input_normalized=args.input_normalized)
     _print_record(record, args.output)
     return 0
 
 
 def cmd_evaluate(args):
-    results = evaluate_file(args.model, _settings(args, "student"), split=args.split)
+    results = evaluate_file(args.model, _settings(args, "student"), split=args.split,
+                            input_normalized=args.input_normalized)
     if args.split == "both" and "val" not in results:
         print("val: none (data.validation_fraction = 0: no validation split); the test split only")
     for split, values in results.items():
@@ -170,7 +173,8 @@ def cmd_evaluate(args):
 
 def cmd_measure(args):
     settings = _settings(args, "student")
-    values, examples = measure_file(args.model, settings, split=args.split, measures=args.measures, layer=args.layer)
+    values, examples = measure_file(args.model, settings, split=args.split, measures=args.measures, layer=args.layer,
+                                    input_normalized=args.input_normalized)
     width = max(len(n) for n in values)
     print(f"{args.model} on the {args.split} split of {settings.data['dataset']} ({examples} examples):")
     for name, value in values.items():
@@ -180,7 +184,10 @@ def cmd_measure(args):
 
 
 def cmd_export(args):
-    print(export_student(args.model, args.output, overwrite=args.overwrite, input_dtype=args.input_dtype))
+    normalization = export_normalization(args.model, args.input_normalized, recipe=args.recipe, run_dir=args.run,
+                                         dataset=args.dataset, data_path=args.data_path, image_size=args.image_size)
+    print(export_student(args.model, args.output, overwrite=args.overwrite, input_dtype=args.input_dtype,
+                         normalization=normalization))
     return 0
 
 

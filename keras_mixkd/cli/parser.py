@@ -76,6 +76,14 @@ def _data_flags(parser, recipe_default="digits"):
                              "which for a folder of images is 32x32)")
 
 
+def _input_normalized_flag(parser, what):
+    parser.add_argument("--input-normalized", choices=("auto", "yes", "no"), default="auto",
+                        help=f"what {what} expects when it has no normalisation layer inside (a model of your own): "
+                             "no = images as loaded, in [0, 1]; yes = images normalised with the data's "
+                             "statistics; auto = yes, with a warning. A model keras-mixkd trained normalises "
+                             "inside and takes images in [0, 1] whatever this says (default: auto)")
+
+
 def _image_size(text):
     """`--image-size 32` -> [32, 32]; `24x32` -> [24, 32]."""
     parts = text.lower().split("x")
@@ -230,12 +238,14 @@ def build_parser():
     distill.add_argument("--teacher-outputs", choices=("logits", "probabilities"), default="logits",
                          help="what the teacher's file outputs: logits, or probabilities (a final softmax)")
     _single_model_flags(distill, "student", "path of the student's .keras file")
+    _input_normalized_flag(distill, "the teacher")
 
     evaluate = _saved_model_command(
         commands, parent, "evaluate", "accuracy and calibration of a saved model",
         "Accuracy and expected calibration error of a saved model (.keras; a distiller is evaluated through "
         "its student) on the validation and test splits.", splits=("val", "test", "both"), split="both")
     _data_flags(evaluate)
+    _input_normalized_flag(evaluate, "the model")
 
     measure = _saved_model_command(
         commands, parent, "measure", "latent-space measures of a saved model (CD, GDV, ...)",
@@ -246,6 +256,7 @@ def build_parser():
                               "expected_calibration_error mean_entropy logit_std)")
     measure.add_argument("--layer", default=None, help="feature layer name (default: 'features')")
     _data_flags(measure)
+    _input_normalized_flag(measure, "the model")
 
     export = commands.add_parser(
         "export", parents=[parent], help="export a distilled student as a TensorFlow SavedModel",
@@ -256,6 +267,8 @@ def build_parser():
     export.add_argument("--input-dtype", choices=("float32", "uint8"), default="float32",
                         help="what the SavedModel takes: float32 images in [0, 1] (default) or raw uint8 "
                              "pixels in 0-255")
+    _input_normalized_flag(export, "the model")
+    _data_flags(export)  # the statistics --input-normalized yes puts inside
 
     report = commands.add_parser(
         "report", parents=[parent], help="tables and plots of a runs folder",

@@ -328,7 +328,8 @@ def train_teacher_file(output, model, settings, *, augmentation="none", seed=0, 
     return _save_run(trained, record, output, data_record(splits, settings))
 
 
-def distill_file(output, teacher, student, settings, recipe, *, seed=0, overwrite=False, verbose=0):
+def distill_file(output, teacher, student, settings, recipe, *, seed=0, overwrite=False, verbose=0,
+                 input_normalized="auto"):
     """Distil one student from a saved teacher and save it to `output` (.keras) with its record.
 
     Arguments:
@@ -339,12 +340,17 @@ def distill_file(output, teacher, student, settings, recipe, *, seed=0, overwrit
         settings: `RunSettings.from_recipe("student", ...)`.
         recipe: `distillation_recipe(...)`.
         seed, overwrite, verbose: as `train_teacher_file`.
+        input_normalized: what the teacher expects when it has no
+            normalisation inside: "auto" (normalised images, with a warning),
+            "yes" (normalised images) or "no" (images in [0, 1]); see
+            `keras_mixkd.models.resolve_input_normalization`.
 
     Returns:
         The record (also written as JSON); its model card names the teacher's
         file and, when it has one, the teacher's own card.
     """
     from keras_mixkd.export import read_model_card
+    from keras_mixkd.models import resolve_input_normalization
     from keras_mixkd.saving import load_model
     from keras_mixkd.study.training import distill_student
     from keras_mixkd.study.training import prepare_data
@@ -356,6 +362,7 @@ def distill_file(output, teacher, student, settings, recipe, *, seed=0, overwrit
     splits = prepare_data(settings.data)
     check_option_sizes({**settings.augmentation_options, **recipe["augmentation_options"]}, splits.input_shape[:2])
     model = load_model(teacher, num_classes=splits.num_classes, what="teacher", class_names=splits.class_names)
+    model = resolve_input_normalization(model, input_normalized, splits.normalization)
 
     training = TrainingSettings(epochs=settings.epochs, optimizer=settings.optimizer,
                                 batch_size=settings.data["batch_size"], measure=settings.config["measure"])
@@ -379,20 +386,25 @@ def distill_file(output, teacher, student, settings, recipe, *, seed=0, overwrit
     return _save_run(distiller.student, record, output, extra)
 
 
-def evaluate_file(path, settings, split="both"):
+def evaluate_file(path, settings, split="both", input_normalized="auto"):
     """Accuracy and expected calibration error of a saved model on `split` ("val", "test" or "both").
+
+    `input_normalized` says what a model without normalisation inside
+    expects ("auto", "yes", "no"; see `keras_mixkd.models.resolve_input_normalization`).
 
     Returns:
         `{split: {"accuracy", "expected_calibration_error", "examples"}}`;
         with "both" and no validation split (`validation_fraction = 0`),
         the test split only.
     """
+    from keras_mixkd.models import resolve_input_normalization
     from keras_mixkd.saving import load_model
     from keras_mixkd.study.training import measure_model
     from keras_mixkd.study.training import prepare_data
 
     splits = prepare_data(settings.data)
     model = load_model(path, num_classes=splits.num_classes, class_names=splits.class_names)
+    model = resolve_input_normalization(model, input_normalized, splits.normalization)
     chosen = ("val", "test") if split == "both" else (split,)
     if split == "both" and len(splits.y_val) == 0:
         chosen = ("test",)
@@ -405,23 +417,78 @@ def evaluate_file(path, settings, split="both"):
     return results
 
 
-def measure_file(path, settings, split="test", measures=None, layer=None):
+def measure_file(path, settings, split="test", measures=None, layer=None, input_normalized="auto"):
     """Latent-space and output measures of a saved model's penultimate features on `split`.
+
+    `input_normalized` says what a model without normalisation inside
+    expects ("auto", "yes", "no"; see `keras_mixkd.models.resolve_input_normalization`).
 
     Returns:
         `({measure: value}, examples)`.
     """
     from keras_mixkd.callbacks import LatentMeasures
+    from keras_mixkd.models import resolve_input_normalization
     from keras_mixkd.saving import load_model
     from keras_mixkd.study.training import model_inputs
     from keras_mixkd.study.training import prepare_data
 
     splits = prepare_data(settings.data)
     model = load_model(path, num_classes=splits.num_classes, class_names=splits.class_names)
+    model = resolve_input_normalization(model, input_normalized, splits.normalization)
     x, y = model_inputs(model, splits, split)  # Images in [0, 1], or normalised for an old file.
     callback = LatentMeasures(x, y, measures=list(measures or DEFAULT_MEASURES), teacher=None, layer_name=layer,
                               num_bins=settings.config["measure"]["ece_bins"])
     return {name: float(value) for name, value in callback.compute(model).items()}, len(y)
+
+
+def export_normalization(path, input_normalized="auto", *, recipe=None, run_dir=None, dataset=None,
+                         data_path=None, image_size=None):
+    """`export_student`'s `normalization` for `keras-mixkd export --input-normalized`.
+
+    - "auto": None (a model without normalisation inside is exported as it
+      is, expecting normalised images, with a warning);
+    - "no": the model takes images in [0, 1]: the identity `(0.0, 1.0)` for a
+      model without normalisation inside (None for one with it);
+    - "yes": the model expects images normalised with its training data's
+      statistics: those of the data named by `dataset` / `data_path` (with
+      `recipe`'s data settings) or `run_dir`, put inside the SavedModel.
+
+    Arguments:
+        path: the `.keras` file to export.
+        input_normalized: "auto", "yes" or "no".
+        recipe, run_dir, dataset, data_path, image_size: the training data,
+            needed for "yes" (`dataset` or `run_dir` must be given).
+
+    Returns:
+        `(mean, std)` or None.
+
+    Example:
+
+    >>> export_student("own.keras", "export/own", normalization=export_normalization("own.keras", "no"))
+    """
+    from keras_mixkd.models import INPUT_NORMALIZED
+    from keras_mixkd.models import input_normalization
+    from keras_mixkd.saving import load_model
+
+    if input_normalized not in INPUT_NORMALIZED:
+        raise ValueError(f"--input-normalized must be one of {', '.join(INPUT_NORMALIZED)}; got {input_normalized!r}.")
+    if input_normalized == "auto":
+        return None
+    stats = input_normalization(load_model(path, compile=False))
+    if input_normalized == "no":
+        return (0.0, 1.0) if stats is None else None
+    if stats is not None:
+        raise ValueError(f"--input-normalized yes: {path} already normalises its input inside (mean "
+                         f"{[round(v, 4) for v in stats['mean']]}); it takes images in [0, 1]. Leave the flag out.")
+    if not (dataset or run_dir):
+        raise ValueError("--input-normalized yes puts the training data's normalisation inside the SavedModel: "
+                         "name that data (--dataset, with --data-path for a folder or .npz, or --run).")
+    overrides = {"data.image_size": list(image_size)} if image_size else None
+    settings = RunSettings.from_recipe("student", recipe or "digits", run_dir=run_dir, dataset=dataset,
+                                       data_path=data_path, overrides=overrides)
+    from keras_mixkd.study.data_prep import prepare_data
+
+    return prepare_data(settings.data).normalization
 
 
 def data_record(splits, settings):
