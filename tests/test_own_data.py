@@ -191,7 +191,8 @@ def _own_sequential(splits, name):
 
 
 def test_measure_feeds_a_model_of_images_in_0_1_as_told(capsys, tmp_path):
-    """Issue #26, 5: a Sequential trained on [0, 1] images gives its Keras accuracy through `measure --input-normalized no`."""
+    """Issue #26, 5: a Sequential trained on [0, 1] images gives its Keras accuracy through `measure` when told
+    (`--input-normalized no`)."""
     from keras_mixkd.study.data_prep import prepare_data
     from keras_mixkd.study.single_run import RunSettings
 

@@ -206,5 +206,5 @@ def _resized(splits, image_size):
     )
 
 
-__all__ = ["DatasetSplits", "check_data_source", "describe_dataset", "known_image_size", "list_datasets", "load_dataset",
-           "make_dataset"]
+__all__ = ["DatasetSplits", "check_data_source", "describe_dataset", "known_image_size", "list_datasets",
+           "load_dataset", "make_dataset"]

@@ -271,10 +271,12 @@ def distillation_recipe(*, loss="kd", temperature=4.0, student_loss_weight=0.1, 
             options.setdefault(name, {})["fraction"] = fraction
         if alpha is not None:
             options.setdefault(name, {})["alpha"] = alpha
-    return {"name": "cli", "loss": loss, "temperature": temperature, "student_loss_weight": student_loss_weight,
-            "augmentation": [augmentation], "augmentation_options": options, "teacher_sees": teacher_sees,
-            "teacher_outputs": teacher_outputs,
-            **({} if distillation_loss_weight is None else {"distillation_loss_weight": float(distillation_loss_weight)})}
+    recipe = {"name": "cli", "loss": loss, "temperature": temperature, "student_loss_weight": student_loss_weight,
+              "augmentation": [augmentation], "augmentation_options": options, "teacher_sees": teacher_sees,
+              "teacher_outputs": teacher_outputs}
+    if distillation_loss_weight is not None:
+        recipe["distillation_loss_weight"] = float(distillation_loss_weight)
+    return recipe
 
 
 def check_output(output, overwrite=False):
