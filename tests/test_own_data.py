@@ -248,3 +248,12 @@ def test_distill_and_export_take_the_input_normalized_flag(capsys, tmp_path, spl
     assert len(mean) == len(std) == 1 and 0.0 < mean[0] < 1.0
     status, _, err = run_cli(capsys, "export", path, str(tmp_path / "out"), "--input-normalized", "yes")
     assert status == 2 and "name that data" in err
+
+
+@pytest.mark.backend_independent
+def test_the_study_check_refuses_a_folder_layout_it_does_not_understand(capsys, tmp_path):
+    _write_classes(tmp_path / "data" / "train", per_class=1)
+    _write_classes(tmp_path / "data" / "validation", per_class=1)
+    status, _, err = run_cli(capsys, "study", "--dry-run", "--dataset", "folder", "--data-path",
+                             str(tmp_path / "data"))
+    assert status == 2 and "data.path: Image folder" in err and "not a layout the folder data set understands" in err

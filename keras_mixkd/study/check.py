@@ -45,6 +45,13 @@ def check_study(config, runs_dir="runs", name=None):
                               "a path (data.path, --data-path).")
         if not os.path.exists(data["path"]):
             raise RecipeError(f"{_where(config, ('data', 'path'))}: {data['path']}: no such file or folder.")
+        if data["dataset"] == "folder" and os.path.isdir(data["path"]):
+            from keras_mixkd.data.folder import folder_layout
+
+            try:
+                folder_layout(data["path"])  # a layout the loader does not understand, before any training
+            except ValueError as error:
+                raise RecipeError(f"{_where(config, ('data', 'path'))}: {error}") from None
     from keras_mixkd.data import known_image_size
 
     check_augmentation_sizes(config, known_image_size(data["dataset"], data["image_size"]))
