@@ -214,7 +214,9 @@ def export_student(model_or_path, export_dir, *, overwrite=False, verify=True,
             f"Model {pipeline_model.name!r} has no normalisation inside (saved by an earlier keras-mixkd, or "
             "built without `with_preprocessing`): the SavedModel will expect normalised images, not "
             "images in [0, 1]. Pass normalization=(mean, std) (the training statistics, e.g. "
-            "`load_dataset(...).normalization`) to put it inside.", UserWarning, stacklevel=2)
+            "`load_dataset(...).normalization`; on the command line --input-normalized yes with the data's "
+            "--dataset) to put it inside, or (0.0, 1.0) (--input-normalized no) if it takes images in [0, 1].",
+            UserWarning, stacklevel=2)
         notes.append("Warning: no normalisation inside; the SavedModel expects normalised images.")
     output_layer = None
     if loss_name == "standardized" and output_kind(pipeline_model) == "logits":
@@ -326,24 +328,11 @@ def _verification_images(verify_images, batch_size, input_shape, seed):
 def read_model_card(keras_path):
     """The `"model_card"` of the record JSON keras-mixkd wrote beside a `.keras` file, or `None`.
 
-    Looks at `<file>.json` (what `keras-mixkd train-teacher` / `distill`
-    write) and at a study's `cells/<key>.json` for `models/<key>.keras`.
+    See `keras_mixkd.models.model_card.read_model_card`.
     """
-    keras_path = os.path.abspath(os.fspath(keras_path))
-    folder, filename = os.path.split(keras_path)
-    candidates = [keras_path + ".json"]
-    if os.path.basename(folder) == "models" and filename.endswith(".keras"):
-        candidates.append(os.path.join(os.path.dirname(folder), "cells", filename[: -len(".keras")] + ".json"))
-    for candidate in candidates:
-        if os.path.isfile(candidate):
-            try:
-                with open(candidate, encoding="utf-8") as handle:
-                    card = json.load(handle).get("model_card")
-            except (OSError, ValueError, AttributeError):
-                continue
-            if isinstance(card, dict):
-                return card
-    return None
+    from keras_mixkd.models.model_card import read_model_card as read
+
+    return read(keras_path)
 
 
 def _card_for(model_or_path, model, model_card, input_dtype):

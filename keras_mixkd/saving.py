@@ -42,7 +42,7 @@ def register_saved_classes():
         importlib.import_module(f"keras_mixkd.models.{info.name}")
 
 
-def load_model(path, *, num_classes=None, part="student", what="model", compile=True):
+def load_model(path, *, num_classes=None, part="student", what="model", compile=True, class_names=None):
     """Load a `.keras` file as a model every command and measure can use.
 
     - A saved `Distiller` (ours or `keras.distillation`'s) gives its student
@@ -56,6 +56,11 @@ def load_model(path, *, num_classes=None, part="student", what="model", compile=
     - A file that is missing, not a `.keras` archive, damaged, or of a model
       predicting another number of classes than `num_classes` raises an error
       that names the file and what to do.
+    - With `class_names`, a model whose model card (the record JSON
+      keras-mixkd wrote beside the file) names other classes, or the same in
+      another order, is refused with both lists and how to map them
+      (`keras_mixkd.models.model_card.check_class_names`); a file without a
+      card is not checked.
 
     Arguments:
         path: the `.keras` file.
@@ -64,6 +69,8 @@ def load_model(path, *, num_classes=None, part="student", what="model", compile=
             "distiller" (ignored for other models).
         what: how messages name the file ("model", "teacher", ...).
         compile: restore the saved compile state (optimizer, metrics).
+        class_names: when given, the data's class names in label order
+            (`DatasetSplits.class_names`), checked against the model card's.
 
     Returns:
         A `keras.Model`.
@@ -73,8 +80,12 @@ def load_model(path, *, num_classes=None, part="student", what="model", compile=
     >>> from keras_mixkd.saving import load_model
     >>> student = load_model("student.keras", num_classes=10)
     >>> teacher = load_model("distiller.keras", part="teacher")
+    >>> teacher = load_model("teacher.keras", class_names=splits.class_names, what="teacher")
     """
     import keras
+
+    from keras_mixkd.models.model_card import check_class_names
+    from keras_mixkd.models.model_card import read_model_card
 
     if part not in PARTS:
         raise ValueError(f"part must be one of {', '.join(PARTS)}; got {part!r}.")
@@ -85,6 +96,9 @@ def load_model(path, *, num_classes=None, part="student", what="model", compile=
         raise FileNotFoundError(f"No {what} file at {path}.")
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path} is a folder; give the path of a .keras file (saved by model.save).")
+    if class_names is not None:
+        # Before the file loads: the card alone says whether the classes match.
+        check_class_names(read_model_card(path), class_names, what=what, path=path)
     register_saved_classes()
     try:
         with warnings.catch_warnings(record=True) as caught:

@@ -384,6 +384,52 @@ def test_folder_image_size_and_train_test_layout(tmp_path):
     assert len(splits.y_train) == 12 and len(splits.y_test) == 6
 
 
+def test_folder_train_val_layout(tmp_path):
+    # train/ + val/: val/ is the held-out data (the test split), not two classes "train" and "val".
+    _write_folder(tmp_path / "train", per_class=4)
+    _write_folder(tmp_path / "val", per_class=2)
+    splits = load_dataset("folder", path=tmp_path, image_size=(8, 8), validation_fraction=0.25)
+    _check_splits(splits, 3, (8, 8, 3))
+    assert splits.class_names == ("cat", "dog", "fox")
+    assert len(splits.y_test) == 6 and len(splits.y_train) + len(splits.y_val) == 12
+    assert len(splits.y_val) == 3
+    for image, label in zip(splits.x_test, splits.y_test):
+        np.testing.assert_allclose(image[4, 4], np.array(COLORS[splits.class_names[label]]) / 255.0, atol=1e-5)
+
+
+def test_folder_train_val_test_layout(tmp_path):
+    _write_folder(tmp_path / "train", per_class=4)
+    _write_folder(tmp_path / "val", per_class=2)
+    _write_folder(tmp_path / "test", per_class=3)
+    splits = load_dataset("folder", path=tmp_path, image_size=(8, 8), validation_fraction=0.25)
+    _check_splits(splits, 3, (8, 8, 3))
+    assert (len(splits.y_train), len(splits.y_val), len(splits.y_test)) == (12, 6, 9)
+    assert sorted(splits.y_val) == [0, 0, 1, 1, 2, 2]
+
+
+@pytest.mark.backend_independent
+def test_folder_refuses_splits_with_other_classes(tmp_path):
+    _write_folder(tmp_path / "train", per_class=1)
+    _write_folder(tmp_path / "val", per_class=1, skip=("fox",))
+    (tmp_path / "val" / "wolf").mkdir()
+    keras.utils.save_img(str(tmp_path / "val" / "wolf" / "0.png"), np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"same class subfolders.*missing from .*val.*: fox; not in .*train.*: wolf"):
+        load_dataset("folder", path=tmp_path)
+
+
+@pytest.mark.backend_independent
+@pytest.mark.parametrize("subfolders", [("train",), ("train", "validation"), ("train", "val", "cat"),
+                                        ("Train", "Test"), ("val", "test")])
+def test_folder_refuses_layouts_it_does_not_understand(tmp_path, subfolders):
+    for name in subfolders:
+        _write_folder(tmp_path / name, per_class=1)
+    with pytest.raises(ValueError, match="not a layout the folder data set understands") as info:
+        load_dataset("folder", path=tmp_path)
+    for layout in ("DIR/<class>/<images>", "DIR/train/<class>/... + DIR/test/<class>/...",
+                   "DIR/train/<class>/... + DIR/val/<class>/...", "DIR/val/<class>/... + DIR/test/<class>/..."):
+        assert layout in str(info.value)
+
+
 def test_folder_skips_corrupt_files_with_a_count(tmp_path):
     root = _write_folder(tmp_path / "images")
     (root / "dog" / "broken.png").write_bytes(b"this is not a png")
@@ -408,7 +454,7 @@ def test_folder_bad_input(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_dataset("folder", path=tmp_path / "missing")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="is empty"):
+    with pytest.raises(ValueError, match="is empty.*Layouts understood: \\(1\\) DIR/<class>/<images>"):
         load_dataset("folder", path=tmp_path / "empty")
     (tmp_path / "empty" / "cat").mkdir()
     with pytest.raises(ValueError, match="is empty"):

@@ -162,7 +162,14 @@ def check_options_in_use(options, in_use, *, given_as=None):
         raise error
 
 
-def check_augmentation_options(name, options, *, in_use=None):
+# Options measured in pixels, and the largest value that fits an image of side `side`.
+_PIXEL_OPTIONS = {
+    ("cutout", "size"): (lambda side: side, "a larger hole would be clipped to the image, blanking it whole"),
+    ("standard", "padding"): (lambda side: side - 1, "a larger padding can crop nothing but padding"),
+}
+
+
+def check_augmentation_options(name, options, *, in_use=None, image_size=None):
     """Check a recipe's option names and values by building it once (nothing runs).
 
     What `get_augmentation` would refuse is refused here, before any training:
@@ -177,6 +184,9 @@ def check_augmentation_options(name, options, *, in_use=None):
         in_use: `None`, or the augmentations the run uses (a name or a list;
             `+` joins several): options for `name` are then refused unless
             `name` is one of them.
+        image_size: `(height, width)` of the images it will see, when known:
+            options in pixels must fit them (`cutout.size` at most the
+            shorter side, `standard.padding` below it).
 
     Raises:
         ValueError: naming the recipe, the option and what is expected;
@@ -193,6 +203,10 @@ def check_augmentation_options(name, options, *, in_use=None):
     Traceback (most recent call last):
     ...
     ValueError: option 'mixup.alpha' is an option of augmentation 'mixup', which this run does not use ...
+    >>> check_augmentation_options("cutout", {"size": 100}, image_size=(8, 8))
+    Traceback (most recent call last):
+    ...
+    ValueError: augmentation 'cutout': size 100 does not fit 8x8 images: at most 8 px (a larger hole ...).
     """
     _check_name(name)
     if in_use is not None and options:
@@ -219,6 +233,18 @@ def check_augmentation_options(name, options, *, in_use=None):
         checked = ValueError(f"augmentation {name!r}: {error}")
         checked.option = named[0] if named else None
         raise checked from None
+    if image_size is not None:
+        side = min(int(d) for d in image_size)
+        for option, value in options.items():
+            if (name, option) in _PIXEL_OPTIONS and value is not None:
+                largest, what = _PIXEL_OPTIONS[(name, option)]
+                if value > largest(side):
+                    error = ValueError(
+                        f"augmentation {name!r}: {option} {value} does not fit "
+                        f"{'x'.join(str(int(d)) for d in image_size)} images: at most {largest(side)} px "
+                        f"({what}).")
+                    error.option = option
+                    raise error
 
 
 def get_augmentation(name_or_names, **options):
@@ -309,7 +335,8 @@ def get_augmentation(name_or_names, **options):
 
 def _check_name(name):
     if not isinstance(name, str) or name not in _RECIPES:
+        joined = "; '+' joins several, e.g. 'standard+mixup'" if isinstance(name, str) else ""
         raise ValueError(
             f"Unknown augmentation recipe {name!r}. Known recipes: "
-            f"{list_augmentations()}."
+            f"{list_augmentations()}{joined}."
         )

@@ -35,6 +35,7 @@ from keras_mixkd.study.single_run import RunSettings
 from keras_mixkd.study.single_run import distill_file
 from keras_mixkd.study.single_run import distillation_recipe
 from keras_mixkd.study.single_run import evaluate_file
+from keras_mixkd.study.single_run import export_normalization
 from keras_mixkd.study.single_run import measure_file
 from keras_mixkd.study.single_run import train_teacher_file
 
@@ -122,10 +123,16 @@ def cmd_study(args):
 
 def _settings(args, role, augmentations=("none",)):
     """`RunSettings.from_recipe` of a single-model command's flags; prints its notes."""
+    rate = getattr(args, "learning_rate", None)
+    flags = {"data.batch_size": getattr(args, "batch_size", None), "data.image_size": args.image_size,
+             f"{role}.optimizer.learning_rate": rate,
+             f"{role}.optimizer.model_learning_rates": None if rate is None else {}}
+    overrides = {**as_overrides(getattr(args, "set", ())),
+                 **{key: value for key, value in flags.items() if value is not None}}
     settings = RunSettings.from_recipe(
         role, args.recipe, run_dir=args.run, dataset=args.dataset, data_path=args.data_path,
         epochs=getattr(args, "epochs", None), keep_milestones=getattr(args, "keep_milestones", False),
-        options=getattr(args, "option", ()), augmentations=augmentations)
+        options=getattr(args, "option", ()), augmentations=augmentations, overrides=overrides)
     _print_notes(settings.notes)
     return settings
 
@@ -143,15 +150,18 @@ def cmd_distill(args):
     recipe = distillation_recipe(
         loss=args.loss, temperature=args.temperature, student_loss_weight=args.student_loss_weight,
         augmentation=args.augmentation, augmentation_options=settings.augmentation_options, fraction=args.fraction,
-        alpha=args.alpha, teacher_sees=args.teacher_sees, teacher_outputs=args.teacher_outputs)
+        alpha=args.alpha, teacher_sees=args.teacher_sees, teacher_outputs=args.teacher_outputs,
+        distillation_loss_weight=args.distillation_loss_weight)
     record = distill_file(args.output, args.teacher, args.student, settings, recipe, seed=args.seed,
-                          overwrite=args.overwrite, verbose=_fit_verbose(args))
+                          overwrite=args.overwrite, verbose=_fit_verbose(args),
+                          input_normalized=args.input_normalized)
     _print_record(record, args.output)
     return 0
 
 
 def cmd_evaluate(args):
-    results = evaluate_file(args.model, _settings(args, "student"), split=args.split)
+    results = evaluate_file(args.model, _settings(args, "student"), split=args.split,
+                            input_normalized=args.input_normalized)
     if args.split == "both" and "val" not in results:
         print("val: none (data.validation_fraction = 0: no validation split); the test split only")
     for split, values in results.items():
@@ -163,7 +173,8 @@ def cmd_evaluate(args):
 
 def cmd_measure(args):
     settings = _settings(args, "student")
-    values, examples = measure_file(args.model, settings, split=args.split, measures=args.measures, layer=args.layer)
+    values, examples = measure_file(args.model, settings, split=args.split, measures=args.measures, layer=args.layer,
+                                    input_normalized=args.input_normalized)
     width = max(len(n) for n in values)
     print(f"{args.model} on the {args.split} split of {settings.data['dataset']} ({examples} examples):")
     for name, value in values.items():
@@ -173,7 +184,10 @@ def cmd_measure(args):
 
 
 def cmd_export(args):
-    print(export_student(args.model, args.output, overwrite=args.overwrite, input_dtype=args.input_dtype))
+    normalization = export_normalization(args.model, args.input_normalized, recipe=args.recipe, run_dir=args.run,
+                                         dataset=args.dataset, data_path=args.data_path, image_size=args.image_size)
+    print(export_student(args.model, args.output, overwrite=args.overwrite, input_dtype=args.input_dtype,
+                         normalization=normalization))
     return 0
 
 

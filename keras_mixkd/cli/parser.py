@@ -71,6 +71,32 @@ def _data_flags(parser, recipe_default="digits"):
                         "folder; see `keras-mixkd list datasets`) (default: the recipe's data.dataset)")
     parser.add_argument("--data-path", default=None, help="file or folder for the npz / folder sources "
                         "(default: the recipe's data.path)")
+    parser.add_argument("--image-size", type=_image_size, default=None, metavar="SIZE or HEIGHTxWIDTH",
+                        help="resize every image, e.g. 32 or 24x32 (data.image_size; default: the recipe's, "
+                             "which for a folder of images is 32x32)")
+
+
+def _input_normalized_flag(parser, what):
+    parser.add_argument("--input-normalized", choices=("auto", "yes", "no"), default="auto",
+                        help=f"what {what} expects when it has no normalisation layer inside (a model of your own): "
+                             "no = images as loaded, in [0, 1]; yes = images normalised with the data's "
+                             "statistics; auto = yes, with a warning. A model keras-mixkd trained normalises "
+                             "inside and takes images in [0, 1] whatever this says (default: auto)")
+
+
+def _image_size(text):
+    """`--image-size 32` -> [32, 32]; `24x32` -> [24, 32]."""
+    parts = text.lower().split("x")
+    try:
+        size = [int(part) for part in parts]
+    except ValueError:
+        size = []
+    if len(size) == 1:
+        size = size * 2
+    if len(size) != 2 or min(size) < 1:
+        raise argparse.ArgumentTypeError(f"expected SIZE or HEIGHTxWIDTH, positive whole numbers (e.g. 32 or "
+                                         f"24x32), got {text!r}")
+    return size
 
 
 def _training_flags(parser, role):
@@ -86,6 +112,14 @@ def _training_flags(parser, role):
                              "to the image when the data is not the recipe's)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing --output file (default: refuse)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="examples per training batch (default: the recipe's data.batch_size)")
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help=f"the optimizer's learning rate, for every model (default: the recipe's "
+                             f"{role}.optimizer.learning_rate and model_learning_rates)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override any recipe setting, value in TOML syntax, e.g. --set "
+                             f"{role}.optimizer.momentum=0.8 (repeatable; the flags above win)")
 
 
 def _single_model_flags(parser, role, output_help):
@@ -189,7 +223,11 @@ def build_parser():
     distill.add_argument("--loss", choices=("kd", "standardized", "lskd", "dkd"), default="kd")
     distill.add_argument("--temperature", type=float, default=4.0)
     distill.add_argument("--student-loss-weight", type=float, default=0.1,
-                         help="weight w of CE in w*CE + (1-w)*KD (0.1: CIFAR-100 benchmark; 0.5: study A)")
+                         help="weight w of CE in w*CE + d*KD (0.1: CIFAR-100 benchmark; 0.5: study A)")
+    distill.add_argument("--distillation-loss-weight", type=float, default=None,
+                         help="weight d of the distillation loss in w*CE + d*KD, >= 0 (default: 1 - w; "
+                              "logit-standardised KD's reference: --loss standardized --student-loss-weight 0.1 "
+                              "--distillation-loss-weight 9)")
     distill.add_argument("--augmentation", default="none",
                          help="mixing at distillation time, e.g. partial_mixup or standard+mixup")
     distill.add_argument("--fraction", type=float, default=None, help="fraction mixed by partial_mixup")
@@ -200,12 +238,14 @@ def build_parser():
     distill.add_argument("--teacher-outputs", choices=("logits", "probabilities"), default="logits",
                          help="what the teacher's file outputs: logits, or probabilities (a final softmax)")
     _single_model_flags(distill, "student", "path of the student's .keras file")
+    _input_normalized_flag(distill, "the teacher")
 
     evaluate = _saved_model_command(
         commands, parent, "evaluate", "accuracy and calibration of a saved model",
         "Accuracy and expected calibration error of a saved model (.keras; a distiller is evaluated through "
         "its student) on the validation and test splits.", splits=("val", "test", "both"), split="both")
     _data_flags(evaluate)
+    _input_normalized_flag(evaluate, "the model")
 
     measure = _saved_model_command(
         commands, parent, "measure", "latent-space measures of a saved model (CD, GDV, ...)",
@@ -216,6 +256,7 @@ def build_parser():
                               "expected_calibration_error mean_entropy logit_std)")
     measure.add_argument("--layer", default=None, help="feature layer name (default: 'features')")
     _data_flags(measure)
+    _input_normalized_flag(measure, "the model")
 
     export = commands.add_parser(
         "export", parents=[parent], help="export a distilled student as a TensorFlow SavedModel",
@@ -226,6 +267,8 @@ def build_parser():
     export.add_argument("--input-dtype", choices=("float32", "uint8"), default="float32",
                         help="what the SavedModel takes: float32 images in [0, 1] (default) or raw uint8 "
                              "pixels in 0-255")
+    _input_normalized_flag(export, "the model")
+    _data_flags(export)  # the statistics --input-normalized yes puts inside
 
     report = commands.add_parser(
         "report", parents=[parent], help="tables and plots of a runs folder",

@@ -10,8 +10,9 @@ Sources (`list_datasets()`):
 - "digits": scikit-learn's 8x8 digits, embedded (no network): the default.
 - "cifar10", "cifar100": through `keras.datasets` (downloaded on first use
   into ~/.keras/datasets; offline, the error says which file to put where).
-- "folder": `path/<class>/<images>` (or `path/train/...` + `path/test/...`)
-  through `keras.utils.image_dataset_from_directory`, resized to
+- "folder": `path/<class>/<images>` (or `path/train/...` + `path/test/...`,
+  `path/train/...` + `path/val/...` [+ `path/test/...`]; other layouts are
+  refused with the list of these) through `keras.utils.image_dataset_from_directory`, resized to
   `image_size` (default 32x32). Corrupt image files are skipped with a
   warning giving their count.
 - "npz": a `.npz` file with x_train, y_train, x_test, y_test.
@@ -48,9 +49,27 @@ _DESCRIPTIONS = {
     "digits": "scikit-learn's 8x8 handwritten digits, 10 classes, embedded (no download)",
     "cifar10": "CIFAR-10, 32x32 colour, 10 classes (keras.datasets; downloads once)",
     "cifar100": "CIFAR-100, 32x32 colour, 100 classes (keras.datasets; downloads once)",
-    "folder": "your images: --data-path DIR with one subfolder per class (or DIR/train and DIR/test)",
+    "folder": "your images: --data-path DIR with one subfolder per class (or DIR/train + DIR/val and/or DIR/test)",
     "npz": "your arrays: --data-path FILE.npz with x_train, y_train, x_test, y_test (optional class_names)",
 }
+
+
+# (height, width) of each source's images as loaded, where it is fixed (an .npz file tells only when read).
+_IMAGE_SIZES = {"digits": (8, 8), "cifar10": (32, 32), "cifar100": (32, 32), "folder": DEFAULT_FOLDER_IMAGE_SIZE}
+
+
+def known_image_size(name, image_size=None):
+    """`(height, width)` of the images `load_dataset(name, image_size=...)` gives, or None (npz: only loading tells).
+
+    Example:
+
+    >>> from keras_mixkd.data import known_image_size
+    >>> known_image_size("digits"), known_image_size("digits", (32, 32)), known_image_size("npz")
+    ((8, 8), (32, 32), None)
+    """
+    if image_size:
+        return tuple(int(d) for d in image_size)
+    return _IMAGE_SIZES.get(name)
 
 
 def describe_dataset(name):
@@ -187,4 +206,5 @@ def _resized(splits, image_size):
     )
 
 
-__all__ = ["DatasetSplits", "check_data_source", "describe_dataset", "list_datasets", "load_dataset", "make_dataset"]
+__all__ = ["DatasetSplits", "check_data_source", "describe_dataset", "known_image_size", "list_datasets",
+           "load_dataset", "make_dataset"]

@@ -121,13 +121,17 @@ def channel_statistics(images):
 
 
 def build_splits(name, x_train, y_train, x_test, y_test, *, num_classes,
-                 class_names, validation_fraction, seed, mean=None, std=None):
-    """Carve the validation split out of training data; return DatasetSplits."""
+                 class_names, validation_fraction, seed, mean=None, std=None, validation=None):
+    """Carve the validation split out of training data (or take `validation=(x_val, y_val)`); return DatasetSplits."""
     from keras_mixkd.data.splits import DatasetSplits
 
-    kept, held_out = stratified_split(y_train, validation_fraction, seed)
-    x_val, y_val = x_train[held_out], y_train[held_out]
-    x_train, y_train = x_train[kept], y_train[kept]
+    if validation is None:
+        kept, held_out = stratified_split(y_train, validation_fraction, seed)
+        x_val, y_val = x_train[held_out], y_train[held_out]
+        x_train, y_train = x_train[kept], y_train[kept]
+    else:
+        stratified_split(y_train, validation_fraction, seed)  # the same checks of the arguments
+        x_val, y_val = validation
     if mean is None or std is None:
         mean, std = channel_statistics(x_train)
     return DatasetSplits(

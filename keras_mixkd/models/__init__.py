@@ -58,7 +58,9 @@ from keras_mixkd.models.direct_graph_call import DirectGraphCall
 from keras_mixkd.models.direct_graph_call import direct_call_or_model
 from keras_mixkd.models.direct_graph_call import direct_call_problem
 from keras_mixkd.models.preprocessing import INPUT_NORMALIZATION_LAYER
+from keras_mixkd.models.preprocessing import INPUT_NORMALIZED
 from keras_mixkd.models.preprocessing import input_normalization
+from keras_mixkd.models.preprocessing import resolve_input_normalization
 from keras_mixkd.models.preprocessing import with_preprocessing
 
 # name -> (module in this package, builder function).
@@ -321,6 +323,7 @@ __all__ = [
     "offers_channels_first",
     "model_data_format",
     "count_params_pytorch_style",
+    "resolve_input_normalization",
     "with_preprocessing",
     "input_normalization",
     "INPUT_NORMALIZATION_LAYER",

@@ -7,6 +7,9 @@ The input and output facts are read from the model itself (its
 `"input_normalization"` layer, its last layer), never assumed.
 """
 
+import json
+import os
+
 MODEL_CARD_VERSION = 1
 STANDARDIZED_LOGITS_CLASS = "StandardizedLogits"
 
@@ -115,3 +118,83 @@ def model_card(model, *, splits=None, role=None, trained=None, distilled_from=No
         "distilled_from": dict(distilled_from) if distilled_from else None,
         "versions": versions(),
     }
+
+
+def read_model_card(keras_path):
+    """The `"model_card"` of the record JSON keras-mixkd wrote beside a `.keras` file, or `None`.
+
+    Looks at `<file>.json` (what `keras-mixkd train-teacher` / `distill`
+    write) and at a study's `cells/<key>.json` for `models/<key>.keras`.
+
+    Example:
+
+    >>> read_model_card("teacher.keras")["class_names"]   # doctest: +SKIP
+    ['cat', 'dog']
+    """
+    keras_path = os.path.abspath(os.fspath(keras_path))
+    folder, filename = os.path.split(keras_path)
+    candidates = [keras_path + ".json"]
+    if os.path.basename(folder) == "models" and filename.endswith(".keras"):
+        candidates.append(os.path.join(os.path.dirname(folder), "cells", filename[: -len(".keras")] + ".json"))
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            try:
+                with open(candidate, encoding="utf-8") as handle:
+                    card = json.load(handle).get("model_card")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if isinstance(card, dict):
+                return card
+    return None
+
+
+def check_class_names(card, class_names, *, what="model", path=None):
+    """Refuse a model whose card's classes are not the data's, in the same order.
+
+    A model predicts class ids; the data gives them meaning by its class
+    names (sorted subfolder names for an image folder). A model trained on
+    classes `one, two, zero` and fed a copy where `zero` became `a_zero`
+    reads every label of the copy shifted: accuracy 0 % for evaluation,
+    permuted targets for distillation. Nothing is checked when the card
+    (or its `class_names`) is missing, e.g. for a user's own model.
+
+    Arguments:
+        card: a model card (`model_card(...)`, `read_model_card(path)`) or None.
+        class_names: the data's class names, in label order
+            (`DatasetSplits.class_names`).
+        what: how the message names the model ("teacher", "model").
+        path: the model's file, for the message.
+
+    Raises:
+        ValueError: the class counts or names (or their order) differ; the
+            message lists both and says how to map them.
+
+    Example:
+
+    >>> check_class_names({"class_names": ["one", "two", "zero"]}, ("a_zero", "one", "two"), what="teacher")
+    Traceback (most recent call last):
+    ...
+    ValueError: The teacher was trained on the classes one, two, zero (in label order) but the data has ...
+    """
+    trained = (card or {}).get("class_names")
+    if trained is None or class_names is None:
+        return
+    trained, given = [str(name) for name in trained], [str(name) for name in class_names]
+    if trained == given:
+        return
+    name = f"{what} {path}" if path else what
+    head = (f"The {name} was trained on the classes {', '.join(trained)} (in label order) but the data has "
+            f"{', '.join(given)}: ")
+    if len(trained) != len(given):
+        problem = f"{len(trained)} classes against {len(given)}."
+    elif sorted(trained) == sorted(given):
+        problem = "the same classes in another order, so every class id would mean another class."
+    else:
+        index = next(i for i, (a, b) in enumerate(zip(trained, given)) if a != b)
+        problem = (f"class id {index} is {trained[index]!r} for the {what} and {given[index]!r} for the data "
+                   f"(not in the {what}'s classes: {', '.join(n for n in given if n not in trained) or 'none'}).")
+    raise ValueError(
+        head + problem + f" Map them before using this {what}: give the data the {what}'s class names so that "
+        "their label order is its order (an image folder: rename the class subfolders, whose sorted names are "
+        "the label order; a .npz file: its class_names array and labels), or use a model trained on this data."
+    )

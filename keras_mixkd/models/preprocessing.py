@@ -29,6 +29,8 @@ import math
 import numbers
 
 INPUT_NORMALIZATION_LAYER = "input_normalization"
+# What `resolve_input_normalization` (the command line's --input-normalized) accepts.
+INPUT_NORMALIZED = ("auto", "yes", "no")
 
 
 def _check_model(model, what="model"):
@@ -200,3 +202,55 @@ def input_normalization(model):
             return {"mean": tuple(float(v) for v in mean),
                     "std": tuple(float(v) for v in np.sqrt(variance))}
     return None
+
+
+def resolve_input_normalization(model, input_normalized="auto", normalization=None):
+    """A model that takes images as loaded, as its user says it expects its input.
+
+    What the command line's `--input-normalized` does for a model the user
+    brings (`measure`, `evaluate`, `distill`'s teacher; `export` maps it to
+    `export_student(normalization=...)`):
+
+    - `"auto"`: `model` unchanged. One with normalisation inside takes images
+      in [0, 1]; one without is assumed to expect normalised images, and is fed
+      them with a warning (`keras_mixkd.study.training.model_inputs`).
+    - `"no"`: the model expects images as loaded, in [0, 1] (e.g. a
+      `keras.Sequential` trained on them): one without normalisation inside
+      gets the identity (`with_preprocessing(model, (0.0, 1.0))`), so it is
+      fed images in [0, 1] with no warning.
+    - `"yes"`: the model expects images normalised with `normalization`
+      (the training data's `(mean, std)`): it gets them inside
+      (`with_preprocessing(model, normalization)`), with no warning. Refused
+      for a model that already normalises inside (twice would be wrong).
+
+    Arguments:
+        model: a functional `keras.Model` (a loaded `.keras` file).
+        input_normalized: "auto", "yes" or "no".
+        normalization: `(mean, std)` of the data, needed for "yes".
+
+    Returns:
+        A `keras.Model`.
+
+    Example:
+
+    >>> model = resolve_input_normalization(own_sequential, "no")
+    >>> input_normalization(model)
+    {'mean': (0.0,), 'std': (1.0,)}
+    """
+    if input_normalized not in INPUT_NORMALIZED:
+        raise ValueError(f"--input-normalized must be one of {', '.join(INPUT_NORMALIZED)}; got {input_normalized!r} "
+                         "(input_normalized= in Python).")
+    stats = input_normalization(model)
+    if input_normalized == "auto" or (input_normalized == "no" and stats is not None):
+        return model
+    if input_normalized == "yes":
+        if stats is not None:
+            raise ValueError(
+                f"--input-normalized yes: model {model.name!r} already normalises its input inside (mean "
+                f"{[round(v, 4) for v in stats['mean']]}, std {[round(v, 4) for v in stats['std']]}); it takes "
+                "images in [0, 1]. Leave the flag out (auto) or give no."
+            )
+        if normalization is None:
+            raise ValueError("--input-normalized yes needs the data's (mean, std) (normalization= in Python).")
+        return with_preprocessing(model, normalization)
+    return with_preprocessing(model, (0.0, 1.0))

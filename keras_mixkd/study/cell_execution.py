@@ -103,7 +103,7 @@ def _train(cells, config, splits, teacher_path, folders, options):
         return [train_teacher(splits, cell.teacher_model, cell.teacher_augmentation, seed=cell.seed,
                               settings=TrainingSettings.from_config(config, "teacher"), **place)]
     teacher_file = teacher_path(cell.teacher_key)
-    teacher = load_teacher(teacher_file, splits.num_classes)
+    teacher = load_teacher(teacher_file, splits.num_classes, splits.class_names)
     # The teacher's logits of the training split, beside its file, shared by its students.
     cache = teacher_cache_path(teacher_file) if config.get("teacher_cache", True) else False
     recipes = {recipe["name"]: recipe for recipe in config["distillation"]}
@@ -112,8 +112,9 @@ def _train(cells, config, splits, teacher_path, folders, options):
                             folders=folders, options=options, teacher_cache=cache)
 
 
-def load_teacher(path, num_classes):
-    """Load a saved teacher and check it predicts `num_classes` classes (see `keras_mixkd.saving.load_model`)."""
+def load_teacher(path, num_classes, class_names=None):
+    """Load a saved teacher and check it predicts `num_classes` classes, and, given `class_names`, that its
+    model card names the same classes in the same order (see `keras_mixkd.saving.load_model`)."""
     from keras_mixkd.saving import load_model
 
     if not os.path.exists(path):
@@ -121,4 +122,4 @@ def load_teacher(path, num_classes):
             f"Teacher file {path} is missing although its cell is recorded as finished. "
             "Delete the matching file in cells/ to train that teacher again."
         )
-    return load_model(path, num_classes=num_classes, what="teacher")
+    return load_model(path, num_classes=num_classes, what="teacher", class_names=class_names)

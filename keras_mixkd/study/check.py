@@ -45,7 +45,55 @@ def check_study(config, runs_dir="runs", name=None):
                               "a path (data.path, --data-path).")
         if not os.path.exists(data["path"]):
             raise RecipeError(f"{_where(config, ('data', 'path'))}: {data['path']}: no such file or folder.")
+        if data["dataset"] == "folder" and os.path.isdir(data["path"]):
+            from keras_mixkd.data.folder import folder_layout
+
+            try:
+                folder_layout(data["path"])  # a layout the loader does not understand, before any training
+            except ValueError as error:
+                raise RecipeError(f"{_where(config, ('data', 'path'))}: {error}") from None
+    from keras_mixkd.data import known_image_size
+
+    check_augmentation_sizes(config, known_image_size(data["dataset"], data["image_size"]))
     return RunFolder(os.path.join(runs_dir, name or config["name"])).check(config)
+
+
+def check_augmentation_sizes(config, image_size):
+    """Refuse augmentation options in pixels that cannot fit the study's images (e.g. `cutout.size` 100 at 8x8).
+
+    Every `augmentation_options` table of the study (teacher, student, each
+    distillation recipe) is checked with
+    `keras_mixkd.augment.check_augmentation_options(..., image_size=...)`;
+    the error names the recipe key with its file and line. `check_study`
+    runs it with the size the data set name tells, `run_study` again with
+    the loaded data's (an .npz file's size is known only then).
+
+    Arguments:
+        config: a `StudySpec` (from `load_recipe`) or its dict.
+        image_size: `(height, width)` of the images, or None (nothing checked).
+
+    Example:
+
+    >>> check_augmentation_sizes(load_recipe("digits", overrides={"teacher.augmentation_options.cutout.size": 100}),
+    ...                          (8, 8))
+    Traceback (most recent call last):
+    ...
+    RecipeError: ... teacher.augmentation_options.cutout.size: augmentation 'cutout': size 100 does not fit 8x8 ...
+    """
+    from keras_mixkd.augment import check_augmentation_options
+
+    if image_size is None:
+        return
+    tables = [(("teacher",), config["teacher"]), (("student",), config["student"])]
+    tables += [(("distillation", index), recipe) for index, recipe in enumerate(config["distillation"])]
+    for path, table in tables:
+        for name, options in (table.get("augmentation_options") or {}).items():
+            try:
+                check_augmentation_options(name, options, image_size=image_size)
+            except ValueError as error:
+                option = getattr(error, "option", None)
+                where = path + ("augmentation_options", name) + ((option,) if option else ())
+                raise RecipeError(f"{_where(config, where)}: {error}") from None
 
 
 def _where(config, path):

@@ -264,7 +264,7 @@ def _check_augmentations(config, source):
             if part not in known:
                 raise RecipeError(
                     f"{source.where(where)}: unknown augmentation {part!r}. {_suggest(part, known)}"
-                    f"Known augmentations: {', '.join(known)}."
+                    f"Known augmentations: {', '.join(known)}; '+' joins several, e.g. 'standard+mixup'."
                 )
         for name in options:
             if name not in known:

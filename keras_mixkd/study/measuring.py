@@ -53,7 +53,10 @@ def warn_expects_normalized_input(model, normalization=None, stacklevel=3):
                  f"{[round(float(v), 4) for v in np.ravel(mean)]}, std {[round(float(v), 4) for v in np.ravel(std)]}.")
     warnings.warn(
         f"Model {model.name!r} has no normalisation inside (saved by an earlier keras-mixkd, or built "
-        f"without `with_preprocessing`): it expects normalised images, not images in [0, 1].{stats}",
+        f"without `with_preprocessing`), so it is assumed it expects normalised images, not images in [0, 1].{stats} "
+        "If it takes images in [0, 1], say so: --input-normalized no on the command line (measure, evaluate, "
+        "distill, export), `with_preprocessing(model, (0.0, 1.0))` in Python; --input-normalized yes "
+        "(`with_preprocessing(model, normalization)`) confirms normalised input and silences this warning.",
         UserWarning, stacklevel=stacklevel)
 
 

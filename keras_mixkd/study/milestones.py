@@ -70,11 +70,16 @@ def fit_milestones(milestones, recipe_epochs, epochs, role, *, keep=False, flag=
         late = [m for m in milestones if m >= epochs]
         if not late:
             return milestones, None
-        return milestones, (f"warning: {role} runs {epochs} epochs; its learning-rate milestones {late} (kept by "
+        return milestones, (f"warning: {role} runs {_epochs(epochs)}; its learning-rate milestones {late} (kept by "
                             f"{flag}) come at or after the last epoch and never take effect.")
     scaled = scale_milestones(milestones, recipe_epochs, epochs)
-    return scaled, (f"note: {role}: {epochs} epochs instead of the recipe's {recipe_epochs}: learning-rate "
+    return scaled, (f"note: {role}: {_epochs(epochs)} instead of the recipe's {recipe_epochs}: learning-rate "
                     f"milestones {milestones} scaled to {scaled} ({flag} keeps them as they are)")
+
+
+def _epochs(count):
+    """"1 epoch", "24 epochs"."""
+    return f"{count} epoch{'' if count == 1 else 's'}"
 
 
 def study_config(recipe="digits", *, smoke=False, overrides=None, keep_milestones=False):

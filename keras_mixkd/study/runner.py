@@ -11,6 +11,7 @@ from keras_mixkd.study import atomic
 from keras_mixkd.study.cell_execution import execute_cell  # noqa: F401  (re-exported)
 from keras_mixkd.study.cell_execution import execute_cells  # noqa: F401  (re-exported)
 from keras_mixkd.study.cell_execution import load_teacher  # noqa: F401  (re-exported)
+from keras_mixkd.study.check import check_augmentation_sizes
 from keras_mixkd.study.config import check_names
 from keras_mixkd.study.data_prep import prepare_data
 from keras_mixkd.study.executors import get_executor
@@ -84,6 +85,7 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, report=True, pri
     check_names(config)
     # Data first: a missing data set must not leave a runs folder behind.
     splits = prepare_data(config["data"])
+    check_augmentation_sizes(config, splits.input_shape[:2])  # an .npz file's size is known only now
     folder = RunFolder(os.path.join(runs_dir, name or config["name"]))
     folder.open(config)
     cells = select_cells(enumerate_cells(config), only)

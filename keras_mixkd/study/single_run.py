@@ -21,14 +21,18 @@ atomically.
 """
 
 import dataclasses
+import difflib
 import os
 import shutil
 
 from keras_mixkd.data import check_data_source
+from keras_mixkd.data import known_image_size
 from keras_mixkd.study import atomic
+from keras_mixkd.study.config import apply_overrides
 from keras_mixkd.study.config import load_recipe
 from keras_mixkd.study.config import parse_override
 from keras_mixkd.study.config import split_augmentation
+from keras_mixkd.study.milestones import as_overrides
 from keras_mixkd.study.milestones import fit_milestones
 from keras_mixkd.study.run_options import RunOptions
 from keras_mixkd.study.training_settings import TrainingSettings
@@ -73,7 +77,7 @@ class RunSettings:
 
     @classmethod
     def from_recipe(cls, role, recipe="digits", *, run_dir=None, dataset=None, data_path=None, epochs=None,
-                    keep_milestones=False, options=(), augmentations=("none",)):
+                    keep_milestones=False, options=(), augmentations=("none",), overrides=None):
         """Settings of a `role` run from a recipe (or a runs folder's config), then overrides.
 
         Arguments:
@@ -87,6 +91,19 @@ class RunSettings:
                 overriding the recipe's augmentation options.
             augmentations: the augmentations the run uses (e.g.
                 ["standard+mixup"]): options of others are refused.
+            overrides: any recipe setting, `{"dotted.key": value}` or
+                "KEY=VALUE" strings (values in TOML syntax), as `--set` and
+                the command line's `--batch-size` (`data.batch_size`),
+                `--learning-rate` (`<role>.optimizer.learning_rate`) and
+                `--image-size` (`data.image_size`) give them; checked as a
+                recipe is. `<role>.epochs` counts as `epochs`.
+
+        Example:
+
+        >>> settings = RunSettings.from_recipe("student", "digits", overrides={
+        ...     "data.batch_size": 32, "student.optimizer.learning_rate": 0.01})
+        >>> settings.data["batch_size"], settings.optimizer["learning_rate"]
+        (32, 0.01)
         """
         if role not in ("teacher", "student"):
             raise ValueError(f"role must be 'teacher' or 'student', got {role!r}.")
@@ -98,21 +115,34 @@ class RunSettings:
             config = RunFolder(run_dir).read_manifest()["config"]
         else:
             config = load_recipe(recipe)
+        recipe_data = dict(config["data"])
+        overrides = as_overrides(overrides)
+        if f"{role}.epochs" in overrides:
+            given = overrides.pop(f"{role}.epochs")
+            if epochs is not None and given != epochs:
+                raise ValueError(f"--epochs {epochs} and --set {role}.epochs={given} disagree; give one of them.")
+            if isinstance(given, bool) or not isinstance(given, int) or given < 1:
+                raise ValueError(f"{role}.epochs must be a whole number >= 1, got {given!r}.")
+            epochs = given
+        if overrides:
+            config = apply_overrides(config, overrides)
         data = dict(config["data"])
         data["dataset"] = dataset or data["dataset"]
         data["path"] = data_path or data["path"]
         check_data_source(data["dataset"], data["path"])
         table, notes = config[role], []
         optimizer = dict(table["optimizer"])
-        if epochs is not None and epochs != table["epochs"]:
+        # Milestones given with --set are the run's as written, as in a study.
+        if epochs is not None and epochs != table["epochs"] and f"{role}.optimizer.milestones" not in overrides:
             optimizer["milestones"], note = fit_milestones(optimizer.get("milestones"), table["epochs"], epochs,
                                                            role, keep=keep_milestones)
             notes += [note] if note else []
-        options = augmentation_options(config, role, data, augmentations, options)
+        options = augmentation_options(config, role, data, augmentations, options, recipe_data=recipe_data)
+        check_option_sizes(options, known_image_size(data["dataset"], data["image_size"]))
         return cls(role, config, data, epochs or table["epochs"], optimizer, options, notes)
 
 
-def augmentation_options(config, role, data, augmentations, options=()):
+def augmentation_options(config, role, data, augmentations, options=(), *, recipe_data=None):
     """The augmentation options of a single run: the recipe's, fitted to the data, then `options`.
 
     The recipe's pixel sizes are its data's (1 px / 4 px on 8x8 digits): on
@@ -125,12 +155,14 @@ def augmentation_options(config, role, data, augmentations, options=()):
         data: the run's [data] table.
         augmentations: names of the augmentations the run uses.
         options: "AUGMENTATION.KEY=VALUE" strings.
+        recipe_data: the [data] table the recipe's pixel sizes were written
+            for (default: `config["data"]`).
 
     Returns:
         `{augmentation: {option: value}}` of the augmentations used.
     """
     result = {name: dict(values) for name, values in config[role]["augmentation_options"].items()}
-    recipe_data = config["data"]
+    recipe_data = config["data"] if recipe_data is None else recipe_data
     if (data["dataset"], data["path"], list(data["image_size"] or [])) != (
             recipe_data["dataset"], recipe_data["path"], list(recipe_data["image_size"] or [])):
         result.get("standard", {}).pop("padding", None)
@@ -143,6 +175,7 @@ def augmentation_options(config, role, data, augmentations, options=()):
         name, option = key.split(".", 1)
         result.setdefault(name, {})[option] = value
         given[key] = f"--option {text}"
+    check_augmentation_names(augmentations)
     # The library's one rule: an option for an augmentation not in use is refused.
     from keras_mixkd.augment import check_options_in_use  # Keras: after the command line picks the backend
 
@@ -151,9 +184,58 @@ def augmentation_options(config, role, data, augmentations, options=()):
     return {name: values for name, values in result.items() if name in used}
 
 
+def check_option_sizes(augmentation_options, image_size):
+    """Refuse augmentation options in pixels that cannot fit `image_size` (e.g. `cutout.size=100` at 8x8).
+
+    Arguments:
+        augmentation_options: `{augmentation: {option: value}}` of a run.
+        image_size: `(height, width)` of its images, or None (nothing checked).
+
+    Example:
+
+    >>> check_option_sizes({"cutout": {"size": 100}}, (8, 8))
+    Traceback (most recent call last):
+    ...
+    ValueError: augmentation 'cutout': size 100 does not fit 8x8 images: at most 8 px (...). Give a smaller one: --option cutout.size=N.
+    """
+    from keras_mixkd.augment import check_augmentation_options
+
+    if image_size is None:
+        return
+    for name, options in augmentation_options.items():
+        try:
+            check_augmentation_options(name, options, image_size=image_size)
+        except ValueError as error:
+            option = getattr(error, "option", None)
+            hint = f" Give a smaller one: --option {name}.{option}=N." if option else ""
+            raise ValueError(f"{error}{hint}") from None
+
+
+def check_augmentation_names(augmentations):
+    """Refuse an unknown augmentation name in `augmentations` ("standard+mixup" strings), naming the string.
+
+    Example:
+
+    >>> check_augmentation_names(["mixup+flip"])
+    Traceback (most recent call last):
+    ...
+    ValueError: --augmentation mixup+flip: unknown augmentation 'flip'. Known augmentations: ...; '+' joins several, e.g. 'standard+mixup'.
+    """
+    from keras_mixkd.augment import list_augmentations
+
+    known = list_augmentations()
+    for name in augmentations:
+        for part in split_augmentation(name):
+            if part not in known:
+                close = difflib.get_close_matches(part, known, n=1)
+                hint = f"Did you mean {close[0]!r}? " if close else ""
+                raise ValueError(f"--augmentation {name}: unknown augmentation {part!r}. {hint}Known augmentations: "
+                                 f"{', '.join(known)}; '+' joins several, e.g. 'standard+mixup'.")
+
+
 def distillation_recipe(*, loss="kd", temperature=4.0, student_loss_weight=0.1, augmentation="none",
                         augmentation_options=None, fraction=None, alpha=None, teacher_sees="same",
-                        teacher_outputs="logits"):
+                        teacher_outputs="logits", distillation_loss_weight=None):
     """The distillation recipe of one student (what a study's [[recipes]] entry holds).
 
     Arguments:
@@ -167,6 +249,8 @@ def distillation_recipe(*, loss="kd", temperature=4.0, student_loss_weight=0.1, 
             augmentation used, > 0.
         teacher_sees: "same" (the mixed batch) or "clean".
         teacher_outputs: "logits" or "probabilities".
+        distillation_loss_weight: d in w * CE + d * KD, >= 0; None: 1 - w
+            (logit-standardised KD's reference: w = 0.1, d = 9).
 
     Example:
 
@@ -184,15 +268,21 @@ def distillation_recipe(*, loss="kd", temperature=4.0, student_loss_weight=0.1, 
     from keras_mixkd.augment import check_options_in_use  # Keras: after the command line picks the backend
 
     check_options_in_use(list(flags), augmentation, given_as=flags)
+    if distillation_loss_weight is not None and not distillation_loss_weight >= 0:
+        raise ValueError(f"--distillation-loss-weight must be >= 0, got {distillation_loss_weight:g} "
+                         "(distillation_loss_weight= in Python).")
     options = {name: dict(values) for name, values in (augmentation_options or {}).items()}
     for name in (n for n in augmentation.split("+") if n in MIXING):
         if fraction is not None and name == "partial_mixup":
             options.setdefault(name, {})["fraction"] = fraction
         if alpha is not None:
             options.setdefault(name, {})["alpha"] = alpha
-    return {"name": "cli", "loss": loss, "temperature": temperature, "student_loss_weight": student_loss_weight,
-            "augmentation": [augmentation], "augmentation_options": options, "teacher_sees": teacher_sees,
-            "teacher_outputs": teacher_outputs}
+    recipe = {"name": "cli", "loss": loss, "temperature": temperature, "student_loss_weight": student_loss_weight,
+              "augmentation": [augmentation], "augmentation_options": options, "teacher_sees": teacher_sees,
+              "teacher_outputs": teacher_outputs}
+    if distillation_loss_weight is not None:
+        recipe["distillation_loss_weight"] = float(distillation_loss_weight)
+    return recipe
 
 
 def check_output(output, overwrite=False):
@@ -231,6 +321,7 @@ def train_teacher_file(output, model, settings, *, augmentation="none", seed=0, 
 
     check_output(output, overwrite)
     splits = prepare_data(settings.data)
+    check_option_sizes(settings.augmentation_options, splits.input_shape[:2])
 
     training = TrainingSettings(epochs=settings.epochs, optimizer=settings.optimizer,
                                 batch_size=settings.data["batch_size"],
@@ -245,7 +336,8 @@ def train_teacher_file(output, model, settings, *, augmentation="none", seed=0, 
     return _save_run(trained, record, output, data_record(splits, settings))
 
 
-def distill_file(output, teacher, student, settings, recipe, *, seed=0, overwrite=False, verbose=0):
+def distill_file(output, teacher, student, settings, recipe, *, seed=0, overwrite=False, verbose=0,
+                 input_normalized="auto"):
     """Distil one student from a saved teacher and save it to `output` (.keras) with its record.
 
     Arguments:
@@ -256,12 +348,17 @@ def distill_file(output, teacher, student, settings, recipe, *, seed=0, overwrit
         settings: `RunSettings.from_recipe("student", ...)`.
         recipe: `distillation_recipe(...)`.
         seed, overwrite, verbose: as `train_teacher_file`.
+        input_normalized: what the teacher expects when it has no
+            normalisation inside: "auto" (normalised images, with a warning),
+            "yes" (normalised images) or "no" (images in [0, 1]); see
+            `keras_mixkd.models.resolve_input_normalization`.
 
     Returns:
         The record (also written as JSON); its model card names the teacher's
         file and, when it has one, the teacher's own card.
     """
     from keras_mixkd.export import read_model_card
+    from keras_mixkd.models import resolve_input_normalization
     from keras_mixkd.saving import load_model
     from keras_mixkd.study.training import distill_student
     from keras_mixkd.study.training import prepare_data
@@ -271,7 +368,9 @@ def distill_file(output, teacher, student, settings, recipe, *, seed=0, overwrit
         raise FileNotFoundError(f"--teacher {teacher}: no such file (give a teacher's .keras file, e.g. one "
                                 "written by train-teacher).")
     splits = prepare_data(settings.data)
-    model = load_model(teacher, num_classes=splits.num_classes, what="teacher")
+    check_option_sizes({**settings.augmentation_options, **recipe["augmentation_options"]}, splits.input_shape[:2])
+    model = load_model(teacher, num_classes=splits.num_classes, what="teacher", class_names=splits.class_names)
+    model = resolve_input_normalization(model, input_normalized, splits.normalization)
 
     training = TrainingSettings(epochs=settings.epochs, optimizer=settings.optimizer,
                                 batch_size=settings.data["batch_size"], measure=settings.config["measure"])
@@ -295,20 +394,25 @@ def distill_file(output, teacher, student, settings, recipe, *, seed=0, overwrit
     return _save_run(distiller.student, record, output, extra)
 
 
-def evaluate_file(path, settings, split="both"):
+def evaluate_file(path, settings, split="both", input_normalized="auto"):
     """Accuracy and expected calibration error of a saved model on `split` ("val", "test" or "both").
+
+    `input_normalized` says what a model without normalisation inside
+    expects ("auto", "yes", "no"; see `keras_mixkd.models.resolve_input_normalization`).
 
     Returns:
         `{split: {"accuracy", "expected_calibration_error", "examples"}}`;
         with "both" and no validation split (`validation_fraction = 0`),
         the test split only.
     """
+    from keras_mixkd.models import resolve_input_normalization
     from keras_mixkd.saving import load_model
     from keras_mixkd.study.training import measure_model
     from keras_mixkd.study.training import prepare_data
 
     splits = prepare_data(settings.data)
-    model = load_model(path, num_classes=splits.num_classes)
+    model = load_model(path, num_classes=splits.num_classes, class_names=splits.class_names)
+    model = resolve_input_normalization(model, input_normalized, splits.normalization)
     chosen = ("val", "test") if split == "both" else (split,)
     if split == "both" and len(splits.y_val) == 0:
         chosen = ("test",)
@@ -321,8 +425,11 @@ def evaluate_file(path, settings, split="both"):
     return results
 
 
-def measure_file(path, settings, split="test", measures=None, layer=None):
+def measure_file(path, settings, split="test", measures=None, layer=None, input_normalized="auto"):
     """Latent-space and output measures of a saved model's penultimate features on `split`.
+
+    `input_normalized` says what a model without normalisation inside
+    expects ("auto", "yes", "no"; see `keras_mixkd.models.resolve_input_normalization`).
 
     Returns:
         `({measure: value}, examples)`.
@@ -330,18 +437,70 @@ def measure_file(path, settings, split="test", measures=None, layer=None):
     from keras_mixkd.callbacks import LatentMeasures
     from keras_mixkd.callbacks.latent_measures import FEATURE_MEASURES
     from keras_mixkd.metrics import feature_extractor
+    from keras_mixkd.models import resolve_input_normalization
     from keras_mixkd.saving import load_model
     from keras_mixkd.study.training import model_inputs
     from keras_mixkd.study.training import prepare_data
 
     splits = prepare_data(settings.data)
-    model = load_model(path, num_classes=splits.num_classes)
+    model = load_model(path, num_classes=splits.num_classes, class_names=splits.class_names)
+    model = resolve_input_normalization(model, input_normalized, splits.normalization)
     if any(name in FEATURE_MEASURES for name in measures or DEFAULT_MEASURES):
         feature_extractor(model, layer, argument="--layer (layer= in Python)")  # its messages name the flag
     x, y = model_inputs(model, splits, split)  # Images in [0, 1], or normalised for an old file.
     callback = LatentMeasures(x, y, measures=list(measures or DEFAULT_MEASURES), teacher=None, layer_name=layer,
                               num_bins=settings.config["measure"]["ece_bins"])
     return {name: float(value) for name, value in callback.compute(model).items()}, len(y)
+
+
+def export_normalization(path, input_normalized="auto", *, recipe=None, run_dir=None, dataset=None,
+                         data_path=None, image_size=None):
+    """`export_student`'s `normalization` for `keras-mixkd export --input-normalized`.
+
+    - "auto": None (a model without normalisation inside is exported as it
+      is, expecting normalised images, with a warning);
+    - "no": the model takes images in [0, 1]: the identity `(0.0, 1.0)` for a
+      model without normalisation inside (None for one with it);
+    - "yes": the model expects images normalised with its training data's
+      statistics: those of the data named by `dataset` / `data_path` (with
+      `recipe`'s data settings) or `run_dir`, put inside the SavedModel.
+
+    Arguments:
+        path: the `.keras` file to export.
+        input_normalized: "auto", "yes" or "no".
+        recipe, run_dir, dataset, data_path, image_size: the training data,
+            needed for "yes" (`dataset` or `run_dir` must be given).
+
+    Returns:
+        `(mean, std)` or None.
+
+    Example:
+
+    >>> export_student("own.keras", "export/own", normalization=export_normalization("own.keras", "no"))
+    """
+    from keras_mixkd.models import INPUT_NORMALIZED
+    from keras_mixkd.models import input_normalization
+    from keras_mixkd.saving import load_model
+
+    if input_normalized not in INPUT_NORMALIZED:
+        raise ValueError(f"--input-normalized must be one of {', '.join(INPUT_NORMALIZED)}; got {input_normalized!r}.")
+    if input_normalized == "auto":
+        return None
+    stats = input_normalization(load_model(path, compile=False))
+    if input_normalized == "no":
+        return (0.0, 1.0) if stats is None else None
+    if stats is not None:
+        raise ValueError(f"--input-normalized yes: {path} already normalises its input inside (mean "
+                         f"{[round(v, 4) for v in stats['mean']]}); it takes images in [0, 1]. Leave the flag out.")
+    if not (dataset or run_dir):
+        raise ValueError("--input-normalized yes puts the training data's normalisation inside the SavedModel: "
+                         "name that data (--dataset, with --data-path for a folder or .npz, or --run).")
+    overrides = {"data.image_size": list(image_size)} if image_size else None
+    settings = RunSettings.from_recipe("student", recipe or "digits", run_dir=run_dir, dataset=dataset,
+                                       data_path=data_path, overrides=overrides)
+    from keras_mixkd.study.data_prep import prepare_data
+
+    return prepare_data(settings.data).normalization
 
 
 def data_record(splits, settings):
@@ -355,13 +514,18 @@ def data_record(splits, settings):
         "normalization": {"mean": list(map(float, splits.normalization[0])),
                           "std": list(map(float, splits.normalization[1]))},
         "augmentation_options": settings.augmentation_options, "backend": keras.backend.backend(),
+        "batch_size": int(data["batch_size"]), "optimizer": dict(settings.optimizer),
     }
 
 
 def _run_in_work_dir(output, train):
     """Run `train(work_dir)`; a failure that leaves nothing to continue from removes the work folder."""
     work_dir = output + ".work"
-    os.makedirs(work_dir, exist_ok=True)
+    try:
+        os.makedirs(work_dir, exist_ok=True)
+    except OSError as error:
+        raise _output_error(output, f"its work folder {work_dir} (where an interrupted run continues)",
+                            error) from None
     try:
         return train(work_dir)
     except BaseException:
@@ -372,8 +536,18 @@ def _run_in_work_dir(output, train):
 
 def _save_run(model, record, output, extra):
     record = {**record, **extra}
-    with atomic.atomic_path(output) as tmp:
-        model.save(tmp)
-    atomic.write_json(output + ".json", record)
+    try:
+        with atomic.atomic_path(output) as tmp:
+            model.save(tmp)
+        atomic.write_json(output + ".json", record)
+    except OSError as error:
+        raise _output_error(output, "the model and its record", error) from None
     shutil.rmtree(output + ".work", ignore_errors=True)
     return record
+
+
+def _output_error(output, what, error):
+    """An error naming `--output` as the user gave it, and what of it could not be written."""
+    reason = error.strerror or str(error)
+    return type(error)(f"--output {output}: cannot write {what}: {reason}. Write elsewhere (another --output) "
+                       "or free that path, then rerun.")
