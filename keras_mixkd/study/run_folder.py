@@ -33,6 +33,29 @@ CSV_COLUMNS = (
 )
 
 
+def run_folder_path(runs_dir, name):
+    """`runs_dir/name`, once `name` is checked to be a plain folder name (it cannot leave `runs_dir`).
+
+    Refused with a `ValueError`: an empty name, `.` or `..`, an absolute
+    path, and any name holding a path separator (`../../escaped`, `a/b`).
+
+    Example:
+
+    >>> run_folder_path("runs", "digits-smoke")
+    'runs/digits-smoke'
+    """
+    text = os.fspath(name) if isinstance(name, os.PathLike) else name
+    separators = {os.sep, "/"} | ({os.altsep} if os.altsep else set())
+    if (not isinstance(text, str) or not text.strip() or text in (".", "..") or os.path.isabs(text)
+            or any(sep in text for sep in separators) or "\0" in text):
+        raise ValueError(
+            f"Run name {name!r} is not a plain folder name: a run lives in a folder of its own directly "
+            f"under the runs folder ({os.fspath(runs_dir)}). Give a name without '/' or '..' such as "
+            "'digits-smoke' (--name), and choose where runs go with --runs-dir."
+        )
+    return os.path.join(os.fspath(runs_dir), text)
+
+
 class RunFolder:
     """The folder of one study: its config, one result file per cell, models, tables.
 
