@@ -29,7 +29,7 @@ CSV_COLUMNS = (
     "class_discrimination_last", "teacher_class_discrimination", "ece_last",
     "teacher_agreement_last", "teacher_test_accuracy_last", "mean_entropy_last", "logit_std_last",
     "parameters", "seconds", "backend", "alone_test_accuracy_last", "kd_gain_last",
-    "teacher_cache",
+    "teacher_cache", "flags",
 )
 
 
@@ -332,6 +332,8 @@ def _remove_partial_files(folder):
 
 
 def _csv_value(value):
+    if isinstance(value, list):  # the flags: "near_chance+loss_rose", "" for none
+        return "+".join(str(v) for v in value)
     if isinstance(value, float):
         return f"{value:.6g}"
     return value
