@@ -161,16 +161,20 @@ def flag_note(records, config=None):
     Example:
 
     >>> flag_note(records)
-    '⚑ 2 of 5 cells flagged (training went wrong): ... Means include them (marked ⚑N) ...'
+    '⚑ 2 of 5 cells flagged (training went wrong: near_chance 1, loss_rose 2). Means include them ...'
     """
     bad = tables.flagged(records, config)
     if not bad:
         return (f"No cell flagged (checks: {', '.join(FLAG_MEANINGS)}); means include all {len(records)} "
                 "finished cells.")
-    names = ", ".join(f"{r.get('key', '?')} ({'+'.join(record_flags(r, config))})" for r in bad)
-    return (f"{tables.FLAG_MARK} {len(bad)} of {len(records)} cells flagged (training went wrong): {names}. "
+    counts = {}
+    for r in bad:
+        for name in record_flags(r, config):
+            counts[name] = counts.get(name, 0) + 1
+    names = ", ".join(f"{name} {count}" for name, count in counts.items())
+    return (f"{tables.FLAG_MARK} {len(bad)} of {len(records)} cells flagged (training went wrong: {names}). "
             f"Means include them (entries marked {tables.FLAG_MARK}N: N flagged cells in that mean); report.md "
-            "lists them and repeats the tables without them.")
+            "lists each and repeats the test-accuracy tables without them.")
 
 
 def _flag_lines(records, config):
