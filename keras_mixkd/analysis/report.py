@@ -171,7 +171,7 @@ def flag_note(records, config=None):
     for r in bad:
         for name in record_flags(r, config):
             counts[name] = counts.get(name, 0) + 1
-    names = ", ".join(f"{name} {count}" for name, count in counts.items())
+    names = ", ".join(f"{name} {counts[name]}" for name in FLAG_MEANINGS if name in counts)
     return (f"{tables.FLAG_MARK} {len(bad)} of {len(records)} cells flagged (training went wrong: {names}). "
             f"Means include them (entries marked {tables.FLAG_MARK}N: N flagged cells in that mean); report.md "
             "lists each and repeats the test-accuracy tables without them.")
