@@ -267,10 +267,11 @@ def check_batch_size(batch_size, devices=None, where="the batch size"):
     count = active_device_count() if devices is None else devices
     if count and count > 1 and batch_size % count:
         lower = batch_size - batch_size % count
+        near = " or ".join(str(size) for size in (lower, lower + count) if size > 0)
         raise ValueError(
             f"{where} {batch_size} does not divide by {count} devices: data-parallel training gives every "
             f"device an equal slice of each batch. Use a batch size that divides by {count} (e.g. "
-            f"{lower or count} or {lower + count}: the recipe's data.batch_size), or another --devices."
+            f"{near}: the recipe's data.batch_size), or another --devices."
         )
 
 

@@ -120,7 +120,8 @@ class CellLock:
 
     Arguments:
         work_dir: the cell's work folder (created if missing).
-        wait: seconds to wait for a live owner to end before refusing.
+        wait: seconds to wait for a live owner to end before refusing
+            (None: `DEFAULT_WAIT_SECONDS`, read when the lock is made).
         poll: seconds between two looks at a live owner's lock.
         print_fn: where the one line saying that it waits goes (None: nowhere).
 
@@ -130,10 +131,10 @@ class CellLock:
     ...     train_teacher(...)
     """
 
-    def __init__(self, work_dir, *, wait=DEFAULT_WAIT_SECONDS, poll=0.5, print_fn=print):
+    def __init__(self, work_dir, *, wait=None, poll=0.5, print_fn=print):
         self.work_dir = os.fspath(work_dir)
         self.path = os.path.join(self.work_dir, LOCK_FILE)
-        self.wait = float(wait)
+        self.wait = float(DEFAULT_WAIT_SECONDS if wait is None else wait)
         self.poll = float(poll)
         self.print_fn = print_fn
 
