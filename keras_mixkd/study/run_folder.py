@@ -70,8 +70,9 @@ class RunFolder:
       distilled from it) and each student; `models/<key>.logits.npz`: a
       teacher's logits of the training split, read by its students whose
       teacher sees each image as loaded (the `teacher_cache` key).
-    - `work/<key>/`: the backup and per-epoch history of a cell in progress;
-      removed when the cell is finished.
+    - `work/<key>/`: the backup and per-epoch history of a cell in progress,
+      and `owner.json`, the lock of the process training it
+      (`keras_mixkd.study.cell_lock.CellLock`); removed when the cell is finished.
     - `features/<key>.npz`: penultimate test features of the first seed's
       teachers and students, for the 2-D projection plots.
     - `results.json`, `results.csv`, `report.md`, `plots/*.png`: derived from
