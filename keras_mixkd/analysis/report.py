@@ -277,7 +277,9 @@ def _projection_plots(run_dir, records, config, method, plot_dir):
 
 def _whole_epochs(cell):
     """"9.0" -> "9" (one seed: an epoch is a whole number); means over seeds keep their decimal."""
-    return cell[:-2] if cell.endswith(".0") and "±" not in cell else cell
+    number, mark = (cell.split(" " + tables.FLAG_MARK, 1) + [None])[:2]
+    number = number[:-2] if number.endswith(".0") and "±" not in number else number
+    return number if mark is None else f"{number} {tables.FLAG_MARK}{mark}"
 
 
 _DATA_WORDS = {
