@@ -30,6 +30,9 @@ XLA_HOST_DEVICES_FLAG = "--xla_force_host_platform_device_count"
 
 _MIRRORED_STRATEGIES = {}
 
+# The device counts of the `data_parallel` scopes entered and not yet left (innermost last).
+_ACTIVE_COUNTS = []
+
 
 class DataParallelScope:
     """What `data_parallel` set up: the backend, the devices and the engine.
@@ -222,7 +225,87 @@ def _single_device(scope):
 @contextlib.contextmanager
 def _engine_scope(engine_context, scope):
     with engine_context:
-        yield scope
+        _ACTIVE_COUNTS.append(scope.num_devices)
+        try:
+            yield scope
+        finally:
+            _ACTIVE_COUNTS.pop()
+
+
+def active_device_count():
+    """The number of devices of the innermost `data_parallel` scope entered (1 outside any).
+
+    Example:
+
+    ```python
+    with data_parallel(2):
+        active_device_count()   # 2
+    ```
+    """
+    return _ACTIVE_COUNTS[-1] if _ACTIVE_COUNTS else 1
+
+
+def check_batch_size(batch_size, devices=None, where="the batch size"):
+    """Refuse a global batch size that does not split evenly over the devices.
+
+    Data-parallel training gives each device an equal slice of every batch
+    (JAX cannot shard an uneven one; on TensorFlow the replicas would see
+    slices of different sizes). Checked on every backend.
+
+    Arguments:
+        batch_size: examples per step, over all devices.
+        devices: the device count; None: `active_device_count()`.
+        where: what the batch size is called in the message (a flag, a key).
+
+    Example:
+
+    ```python
+    check_batch_size(64, 2)   # fine
+    check_batch_size(64, 3)   # ValueError: ... 64 does not divide by 3 devices ...
+    ```
+    """
+    count = active_device_count() if devices is None else devices
+    if count and count > 1 and batch_size % count:
+        lower = batch_size - batch_size % count
+        near = " or ".join(str(size) for size in (lower, lower + count) if size > 0)
+        raise ValueError(
+            f"{where} {batch_size} does not divide by {count} devices: data-parallel training gives every "
+            f"device an equal slice of each batch. Use a batch size that divides by {count} (e.g. "
+            f"{near}: the recipe's data.batch_size), or another --devices."
+        )
+
+
+def check_real_devices(devices):
+    """Refuse `devices` > 1 unless the backend sees that many accelerators (GPUs, TPUs).
+
+    Several devices on a CPU are virtual (`request_cpu_devices`): they split
+    its cores and train no faster, which a user asks for explicitly
+    (`--virtual-devices` on the command line), never by default. Starts the
+    backend; call it where the backend may start.
+
+    Example:
+
+    ```python
+    check_real_devices(2)   # ValueError on a machine without 2 accelerators
+    ```
+    """
+    wanted = _check_devices(devices)
+    count = wanted if isinstance(wanted, int) else len(wanted)
+    if count <= 1:
+        return
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "torch":
+        return  # data_parallel refuses several devices on PyTorch, with its own message
+    accelerators = [name for name in available_devices() if not name.startswith("cpu")]
+    if len(accelerators) < count:
+        seen = f"{len(accelerators)}: {accelerators}" if accelerators else "none (this machine trains on its CPU)"
+        raise ValueError(
+            f"--devices {count} needs {count} accelerators, but the {backend} backend sees {seen}. Use "
+            f"--devices {max(1, len(accelerators))}, or add --virtual-devices to split the CPU into {count} "
+            "virtual devices (a trial of data-parallel training: no faster than one)."
+        )
 
 
 def request_cpu_devices(count):

@@ -10,6 +10,7 @@ import os
 import sys
 import tempfile
 
+from keras_mixkd.distribute import check_real_devices
 from keras_mixkd.distribute import data_parallel
 from keras_mixkd.distribute import request_cpu_devices
 from keras_mixkd.distribute import training_scope
@@ -102,17 +103,45 @@ def select_backend(backend):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def training_scope_for(command, devices=1, precision="float32"):
+def imports_tensorflow(command, what=None):
+    """True when `command` imports TensorFlow (so its start-up chatter must be caught first).
+
+    Every command but `report` trains, loads or describes a model or a data
+    pipeline; `list models` and `list augmentations` import Keras (and with
+    it TensorFlow) to describe them, `list recipes` and `list datasets` do not.
+
+    Example:
+
+    >>> imports_tensorflow("list", "models"), imports_tensorflow("list", "recipes")
+    (True, False)
+    """
+    if command == "report":
+        return False
+    if command == "list":
+        return what in ("models", "augmentations")
+    return True
+
+
+def training_scope_for(command, devices=1, precision="float32", virtual_devices=False):
     """The scope a command enters for `devices` and `precision` before it builds any model.
 
     The study enters one per cell itself (it clears the Keras session before
     each cell, which would drop an outer scope): for it, only an impossible
     request is refused here, before any cell runs.
+
+    `devices > 1` needs that many accelerators (`check_real_devices`);
+    `virtual_devices=True` (`--virtual-devices`) splits the CPU into that
+    many virtual devices instead, where there are no accelerators.
     """
     if devices == 1 and precision == "float32":
         return contextlib.nullcontext()
     if devices > 1 and os.environ.get("KERAS_BACKEND") != "torch":
-        request_cpu_devices(devices)  # Virtual CPU devices where there are no accelerators.
+        if virtual_devices:
+            request_cpu_devices(devices)  # Virtual CPU devices where there are no accelerators.
+        else:
+            if os.environ.get("KERAS_BACKEND") == "tensorflow":
+                import_tensorflow_quietly()  # its device listing logs start-up chatter
+            check_real_devices(devices)
     if command == "study":
         data_parallel(devices)  # Refuse an impossible request (PyTorch) before any cell runs.
         return contextlib.nullcontext()

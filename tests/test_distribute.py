@@ -128,7 +128,7 @@ def test_cli_devices_option_refuses_what_it_cannot_do(tmp_path, capsys):
     # In this process the backend already runs on one CPU device (and PyTorch
     # has no multi-device training): a clear one-line error, nothing trained.
     status = cli.main(["train-teacher", "--model", "digits_cnn_small", "--output", output,
-                       "--devices", "2", "--epochs", "1"])
+                       "--devices", "2", "--virtual-devices", "--epochs", "1"])
     assert status == 2
     error = capsys.readouterr().err
     expected = {"torch": "not available on the PyTorch backend",
@@ -183,7 +183,7 @@ def check_tiny_study_cells(cells):
 
 def test_study_runs_every_cell_on_two_devices(tmp_path, capsys):
     """The study clears the session per cell, so it must enter the device scope per cell."""
-    argv = [*TINY_STUDY, "--runs-dir", str(tmp_path), "--name", "two", "--devices", "2"]
+    argv = [*TINY_STUDY, "--runs-dir", str(tmp_path), "--name", "two", "--devices", "2", "--virtual-devices"]
     if BACKEND == "torch":
         assert cli.main(argv) == 2
         assert "not available on the PyTorch backend" in capsys.readouterr().err

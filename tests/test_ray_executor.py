@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -164,12 +165,19 @@ def test_a_worker_killed_mid_cell_is_retried_and_every_cell_done_once(cluster, r
 
 
 def test_a_killed_driver_is_resumed_by_the_rerun(cluster, reference, capsys, tmp_path):
+    """The killed driver's worker is left alone: it may still train the student when the rerun starts.
+
+    Ray kills a dead driver's workers, but not at once: a tiny cell's second epoch (0.1 s) can
+    finish first, or the orphan can still be training when the rerun's worker reaches the cell.
+    The cell's lock (`work/<key>/owner.json`) makes the rerun wait for it, or take its lock over
+    once it is dead; either way the rerun continues from the backup it left, and every cell is
+    trained and written once.
+    """
     run_dir = copy_without(reference, tmp_path / "driver", [STUDENT])
     argv = [*STUDY, "--runs-dir", str(tmp_path), "--name", "driver", "--executor", "ray", "--address", cluster]
     env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
     driver = subprocess.Popen([sys.executable, "-m", "keras_mixkd.cli", *argv], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    worker = None
     try:
         # Kill the driver once the student has backed up an epoch: that cell is mid-training.
         deadline = time.time() + 300
@@ -178,21 +186,11 @@ def test_a_killed_driver_is_resumed_by_the_rerun(cluster, reference, capsys, tmp
         while time.time() < deadline and driver.poll() is None and not os.path.exists(backup):
             time.sleep(0.005)
         assert driver.poll() is None, driver.communicate()[0].decode()
-        # Ray kills a dead driver's workers, but not at once: a tiny cell's second epoch
-        # (0.1 s) could finish first. Freeze the worker, then kill it with the driver, as
-        # Ray will.
-        match = re.search(r"· pid (\d+) on ", open(os.path.join(work, "cell.log")).readline())
-        if match:
-            worker = int(match.group(1))
-            os.kill(worker, signal.SIGSTOP)
+        owner = json.load(open(os.path.join(work, "owner.json")))  # the worker's lock on the cell
+        assert owner["pid"] != driver.pid and owner["host"] == socket.gethostname()
     finally:
         driver.send_signal(signal.SIGKILL)
         output = driver.communicate()[0].decode()
-        if worker is not None:
-            try:
-                os.kill(worker, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     assert "Traceback" not in output and not CONTROL.search(output), output
     out = run_ray(capsys, tmp_path, "driver")
     assert any(line.startswith("study ") and "1 already finished" in line for line in out.splitlines())
@@ -200,7 +198,7 @@ def test_a_killed_driver_is_resumed_by_the_rerun(cluster, reference, capsys, tmp
     # The rerun continued the student from the backup the killed driver's worker left.
     log = open(os.path.join(run_dir, "logs", STUDENT + ".log")).read()
     attempts = log.split(f"keras-mixkd cell {STUDENT} · pid ")[1:]
-    assert len(attempts) == 2 and "Epoch 1/2" not in attempts[1] and "Epoch 2/2" in attempts[1], log
+    assert len(attempts) == 2 and "Epoch 1/2" not in attempts[1], log
 
 
 def test_a_cell_failing_on_its_own_stops_the_study_with_its_one_line_error_unretried(cluster, capsys, tmp_path):

@@ -7,6 +7,8 @@ from keras_mixkd.analysis import gain_plots
 from keras_mixkd.analysis import plots
 from keras_mixkd.analysis import tables
 from keras_mixkd.study import atomic
+from keras_mixkd.study.training_flags import FLAG_MEANINGS
+from keras_mixkd.study.training_flags import record_flags
 
 RESULTS_FORMAT = 1
 
@@ -15,7 +17,11 @@ def load_results(run_dir):
     """`(config, records, manifest)` of a runs folder.
 
     Reads `results.json`, or, when it is missing (a run killed before its
-    first table), the finished cells in `cells/`.
+    first table), the finished cells in `cells/`. A record of a run made
+    before flags existed gets its `"flags"` computed from its history
+    (`keras_mixkd.study.training_flags.record_flags`).
+
+    For the results as pandas DataFrames, see `results_frame` and `history_frame`.
     """
     run_dir = os.fspath(run_dir)
     results_path = os.path.join(run_dir, "results.json")
@@ -42,7 +48,9 @@ def load_results(run_dir):
             f"{run_dir} was written in runs-folder format {manifest.get('format')!r} by keras-mixkd "
             f"{manifest.get('keras_mixkd_version')}; this version reads format {RESULTS_FORMAT}."
         )
-    return manifest.get("config") or {}, records, manifest
+    config = manifest.get("config") or {}
+    records = [r if r.get("flags") is not None else dict(r, flags=record_flags(r, config)) for r in records]
+    return config, records, manifest
 
 
 NO_SELECTION_NOTE = (
@@ -68,12 +76,12 @@ def main_table(records, config=None, metric="test_accuracy_last", text=True):
     out = []
     if not pairs:  # a teachers-only study (or one whose students have not finished yet)
         for teacher_model in teacher_models:
-            header, rows = tables.pair_table(records, teacher_model, None, metric, config)
+            header, rows = tables.pair_table(records, teacher_model, None, metric, config, mark_flags=True)
             out.append(f"{label} · teacher {teacher_model}\n" + render(header, rows))
     for teacher_model, student_model in pairs:
-        header, rows = tables.pair_table(records, teacher_model, student_model, metric, config)
+        header, rows = tables.pair_table(records, teacher_model, student_model, metric, config, mark_flags=True)
         out.append(f"{label} · {teacher_model} → {student_model}\n" + render(header, rows))
-        header, rows = tables.gain_table(records, teacher_model, student_model, metric, config)
+        header, rows = tables.gain_table(records, teacher_model, student_model, metric, config, mark_flags=True)
         if header is not None and rows:
             out.append(f"KD gain over the student alone ({_gain_unit(metric)}, distilled − alone, paired by seed) · "
                        f"{label} · {teacher_model} → {student_model}\n" + render(header, rows))
@@ -143,7 +151,91 @@ def write_report(run_dir, *, projection=None, print_fn=print):
             print_fn(best)
             print_fn(f"\nmean ± std over seeds; {tables.epoch_note(records)}; best-val = epoch of highest "
                      f"validation accuracy. Report: {report_path}")
+        print_fn(flag_note(records, config))
     return {"report": report_path, "plots": written, "table": table}
+
+
+def flag_note(records, config=None):
+    """One line on the cells whose training went wrong and what the means include.
+
+    Example:
+
+    >>> flag_note(records)
+    '⚑ 2 of 5 cells flagged (training went wrong: near_chance 1, loss_rose 2). Means include them ...'
+    """
+    bad = tables.flagged(records, config)
+    if not bad:
+        return (f"No cell flagged (checks: {', '.join(FLAG_MEANINGS)}); means include all {len(records)} "
+                "finished cells.")
+    counts = {}
+    for r in bad:
+        for name in record_flags(r, config):
+            counts[name] = counts.get(name, 0) + 1
+    names = ", ".join(f"{name} {counts[name]}" for name in FLAG_MEANINGS if name in counts)
+    return (f"{tables.FLAG_MARK} {len(bad)} of {len(records)} cells flagged (training went wrong: {names}). "
+            f"Means include them (entries marked {tables.FLAG_MARK}N: N flagged cells in that mean); report.md "
+            "lists each and repeats the test-accuracy tables without them.")
+
+
+def _flag_lines(records, config):
+    """The report's bullet on flagged cells: how many, and which cells the means include."""
+    bad = tables.flagged(records, config)
+    checks = "; ".join(f"`{name}`: {meaning}" for name, meaning in FLAG_MEANINGS.items())
+    if not bad:
+        return [f"- **Flags** (training that went wrong): none raised; every mean includes all {len(records)} "
+                f"finished cells. Checks: {checks}."]
+    return [f"- **Flags** (training that went wrong): {len(bad)} of {len(records)} cells flagged. **Every mean "
+            f"includes all {len(records)} finished cells, flagged ones too**; an entry marked "
+            f"{tables.FLAG_MARK}N has N flagged cells in its mean. Section \"Cells whose training went wrong\" "
+            f"lists them and repeats the test-accuracy tables without them. Checks: {checks}."]
+
+
+def _flagged_section(records, config, pairs, teacher_models):
+    """The flagged cells, one row each, and the headline tables without them."""
+    bad = tables.flagged(records, config)
+    if not bad:
+        return []
+    lines = ["## Cells whose training went wrong", "",
+             "Each flagged cell, its flags and the numbers they are read from (`flags` in its record, "
+             "`results.json`; `keras_mixkd.analysis.results_frame` for a DataFrame).", ""]
+    rows = []
+    for r in bad:
+        losses = [row.get("loss") for row in r.get("history") or []]
+        loss = (f"{_number(losses[0])} → {_number(losses[-1])} (max {_number(max(_finite(losses), default=None))})"
+                if losses else "–")
+        accuracy = r.get("test_accuracy_last")
+        rows.append([f"`{r.get('key', '?')}`", r.get("role", "?"), ", ".join(record_flags(r, config)),
+                     "–" if accuracy is None else f"{accuracy * 100:.2f}", loss])
+    lines += [tables.markdown_table(["cell", "role", "flags", "test acc last (%)", "training loss first → last"],
+                                    rows), ""]
+    clean = tables.without_flagged(records, config)
+    lines += [f"### Test accuracy (%), last epoch, without the flagged cells ({len(clean)} of {len(records)} "
+              "cells)", ""]
+    for teacher_model, student_model in pairs or [(t, None) for t in teacher_models]:
+        header, rows = tables.pair_table(clean, teacher_model, student_model, "test_accuracy_last", config)
+        title = f"{teacher_model} → {student_model}" if student_model else f"teachers {teacher_model}"
+        lines += [f"{title}:", "", tables.markdown_table(header, rows) if rows else "No cell left.", ""]
+        if student_model:
+            gain_header, gain_rows = tables.gain_table(clean, teacher_model, student_model, "test_accuracy_last",
+                                                       config)
+            if gain_header is not None and gain_rows:
+                lines += [f"KD gain over the student alone (percentage points), {title}, without the flagged "
+                          "cells:", "", tables.markdown_table(gain_header, gain_rows), ""]
+    return lines
+
+
+def _finite(values):
+    import math
+
+    return [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+
+
+def _number(value):
+    import math
+
+    if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "NaN"
+    return f"{value:.4g}"
 
 
 def _projection_plots(run_dir, records, config, method, plot_dir):
@@ -185,7 +277,9 @@ def _projection_plots(run_dir, records, config, method, plot_dir):
 
 def _whole_epochs(cell):
     """"9.0" -> "9" (one seed: an epoch is a whole number); means over seeds keep their decimal."""
-    return cell[:-2] if cell.endswith(".0") and "±" not in cell else cell
+    number, mark = (cell.split(" " + tables.FLAG_MARK, 1) + [None])[:2]
+    number = number[:-2] if number.endswith(".0") and "±" not in number else number
+    return number if mark is None else f"{number} {tables.FLAG_MARK}{mark}"
 
 
 _DATA_WORDS = {
@@ -331,6 +425,7 @@ def _report_markdown(run_dir, config, records, manifest, plot_paths, gain_paths=
         "students' augmentation, optimizer and schedule). **KD gain** = distilled − alone, paired by seed, "
         "mean ± std over seeds.",
         "- Class-discrimination (CD) and ECE are measured on the test split at the last epoch; " + over_epochs,
+        *_flag_lines(records, config),
         "",
     ]
     recipes_by_name = {d["name"]: d for d in config.get("distillation", [])}
@@ -363,7 +458,8 @@ def _report_markdown(run_dir, config, records, manifest, plot_paths, gain_paths=
             if metric == "teacher_agreement_last" and not student_model:
                 continue
             header, rows = tables.pair_table(records, teacher_model, student_model, metric, config,
-                                             alone=bool(student_model) and metric != "teacher_agreement_last")
+                                             alone=bool(student_model) and metric != "teacher_agreement_last",
+                                             mark_flags=True)
             if metric == "teacher_agreement_last":
                 header, rows = header[:1] + header[2:], [r[:1] + r[2:] for r in rows]
             if metric in ("best_epoch", "last_epoch"):
@@ -372,7 +468,8 @@ def _report_markdown(run_dir, config, records, manifest, plot_paths, gain_paths=
             if no_validation and metric in ("test_accuracy_best", "best_epoch"):
                 lines += [f"*{NO_SELECTION_NOTE}*", ""]
             lines += [tables.markdown_table(header, rows), ""]
-            gain_header, gain_rows = tables.gain_table(records, teacher_model, student_model, metric, config) \
+            gain_header, gain_rows = tables.gain_table(records, teacher_model, student_model, metric, config,
+                                                       mark_flags=True) \
                 if metric in gains and student_model else (None, [])
             if gain_header is not None and gain_rows:
                 lines += [f"### {gains[metric]}", "", "Distilled − student alone, paired by seed; mean ± std "
@@ -386,6 +483,7 @@ def _report_markdown(run_dir, config, records, manifest, plot_paths, gain_paths=
                   "of its outputs (study B's link). Pearson's r and Spearman's ρ; – where fewer than 3 cells "
                   "or no spread. Figure: `plots/links.png`.", "",
                   tables.markdown_table(header, rows) if rows else "No student with a finished teacher yet.", ""]
+    lines += _flagged_section(records, config, pairs, teacher_models)
     header, rows = tables.long_table(records, config)
     lines += ["## Every setting", "", tables.markdown_table(header, rows), "", "## Appendix: plots", ""]
     for path in [p for p in plot_paths if p != gain_paths[0]]:  # the KD gain opens the report

@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 
+from keras_mixkd.study.training_flags import record_flags
+
 # Role and recipe of the student-alone baseline's records (trained without a teacher).
 ALONE = "alone"
 
@@ -22,6 +24,33 @@ METRICS = {
     "mean_entropy_last": ("mean output entropy (nats), last epoch", 1.0, 3),
     "logit_std_last": ("mean per-sample logit std, last epoch", 1.0, 3),
 }
+
+
+# What marks a table entry whose mean includes flagged cells (training that went wrong), with their count.
+FLAG_MARK = "⚑"
+
+
+def flagged(records, config=None):
+    """The records whose training went wrong (`keras_mixkd.study.training_flags.record_flags`).
+
+    Records of runs made before flags existed get them computed from their history.
+    """
+    return [r for r in records if record_flags(r, config)]
+
+
+def without_flagged(records, config=None):
+    """The records whose training raised no flag."""
+    return [r for r in records if not record_flags(r, config)]
+
+
+def flag_mark(records, config=None):
+    """" ⚑2" when 2 of `records` are flagged, "" when none is."""
+    count = len(flagged(records, config))
+    return f" {FLAG_MARK}{count}" if count else ""
+
+
+def _marked(text, records, config, mark):
+    return text + flag_mark(records, config) if mark and text != "–" else text
 
 
 def mean_std(values):
@@ -80,7 +109,7 @@ def values_of(records, metric):
     return [r.get(metric) for r in records]
 
 
-def pair_table(records, teacher_model, student_model, metric, config=None, alone=True):
+def pair_table(records, teacher_model, student_model, metric, config=None, alone=True, mark_flags=False):
     """Rows = teacher augmentations; columns = the teacher, the student alone, then each recipe's student.
 
     Arguments:
@@ -91,6 +120,9 @@ def pair_table(records, teacher_model, student_model, metric, config=None, alone
         alone: add the "student alone" column (the student model trained
             without a teacher; the same in every row) when the records hold
             such baselines.
+        mark_flags: append `FLAG_MARK` and a count to an entry whose mean
+            includes cells whose training went wrong (" ⚑1"); the mean
+            itself includes them.
 
     Returns:
         `(header, rows)`: a list of column titles and a list of rows (lists
@@ -107,15 +139,18 @@ def pair_table(records, teacher_model, student_model, metric, config=None, alone
     rows = []
     for augmentation in augmentations:
         teachers = select(records, role="teacher", teacher_model=teacher_model, teacher_augmentation=augmentation)
-        row = [augmentation, format_mean_std(values_of(teachers, metric), scale, decimals)]
+        row = [augmentation, _marked(format_mean_std(values_of(teachers, metric), scale, decimals), teachers,
+                                     config, mark_flags)]
         if baselines:
-            row.append(format_mean_std(values_of(baselines, metric), scale, decimals))
+            row.append(_marked(format_mean_std(values_of(baselines, metric), scale, decimals), baselines, config,
+                               mark_flags))
         found = bool(teachers)
         for recipe in recipes:
             students = select(records, role="student", teacher_model=teacher_model, student_model=student_model,
                               teacher_augmentation=augmentation, recipe=recipe)
             found = found or bool(students)
-            row.append(format_mean_std(values_of(students, metric), scale, decimals))
+            row.append(_marked(format_mean_std(values_of(students, metric), scale, decimals), students, config,
+                               mark_flags))
         # A row of finished cells stays even when the metric is missing ("–": e.g. no
         # best-validation epoch without a validation split).
         if found:
@@ -192,13 +227,14 @@ def format_gain(values, scale=1.0, decimals=2):
     return text if text == "–" or text.startswith("-") else "+" + text
 
 
-def gain_table(records, teacher_model, student_model, metric="test_accuracy_last", config=None):
+def gain_table(records, teacher_model, student_model, metric="test_accuracy_last", config=None, mark_flags=False):
     """The KD gain per cell of the main table: rows = teacher augmentations, columns = recipes.
 
     Each cell is the mean ± sample std over seeds of (distilled − student
     alone), paired by seed (`gain_grid`, the numbers of the KD-gain figure),
     in the metric's scale (percentage points for accuracies, with a sign);
-    "–" where no seed has both.
+    "–" where no seed has both. With `mark_flags`, an entry whose distilled
+    or student-alone cells include flagged ones gets `FLAG_MARK` and their count.
 
     Returns:
         `(header, rows)` as `pair_table`, or `(None, [])` when the records
@@ -210,7 +246,16 @@ def gain_table(records, teacher_model, student_model, metric="test_accuracy_last
         return None, []
     augmentations, recipes, gains = grid
     header = ["teacher augmentation"] + [f"{student_model} · {r} − alone" for r in recipes]
-    rows = [[a] + [format_gain(gains[(a, r)], scale, decimals) for r in recipes] for a in augmentations]
+    baselines = select(records, role=ALONE, student_model=student_model)
+
+    def entry(augmentation, recipe):
+        students = select(records, role="student", teacher_model=teacher_model, student_model=student_model,
+                          teacher_augmentation=augmentation, recipe=recipe)
+        seeds = {r["seed"] for r in students}
+        paired = students + [r for r in baselines if r["seed"] in seeds]
+        return _marked(format_gain(gains[(augmentation, recipe)], scale, decimals), paired, config, mark_flags)
+
+    rows = [[a] + [entry(a, r) for r in recipes] for a in augmentations]
     return header, rows
 
 
@@ -238,25 +283,36 @@ def epoch_note(records, config=None):
     return "last epoch = " + "; ".join(parts) if parts else "last epoch = ?"
 
 
+def _flag_count(group, config):
+    count = len(flagged(group, config))
+    return f"{FLAG_MARK}{count}" if count else "–"
+
+
 def long_table(records, config=None):
-    """Every group (teacher or student setting) with all its numbers: the full table."""
+    """Every group (teacher or student setting) with all its numbers: the full table.
+
+    Its last column counts the group's flagged cells (training that went wrong; "–" for none).
+    """
     augmentations, recipes, pairs, teachers = study_axes(records, config)
     metrics = ["test_accuracy_last", "test_accuracy_best", "best_epoch", "class_discrimination_last",
                "ece_last", "teacher_agreement_last", "mean_entropy_last"]
     header = ["model", "teacher augmentation", "recipe", "seeds",
-              "acc last (%)", "acc best-val (%)", "best epoch", "CD", "ECE", "agreement (%)", "entropy"]
+              "acc last (%)", "acc best-val (%)", "best epoch", "CD", "ECE", "agreement (%)", "entropy",
+              "flagged"]
     rows = []
     for teacher_model in teachers:
         for augmentation in augmentations:
             group = select(records, role="teacher", teacher_model=teacher_model, teacher_augmentation=augmentation)
             if group:
                 rows.append([f"teacher {teacher_model}", augmentation, "–", str(len(group))]
-                            + [format_mean_std(values_of(group, m), *METRICS[m][1:]) for m in metrics])
+                            + [format_mean_std(values_of(group, m), *METRICS[m][1:]) for m in metrics]
+                    + [_flag_count(group, config)])
     for student_model in ordered({r["student_model"] for r in records if r["role"] == ALONE},
                                  [p[1] for p in pairs]):
         group = select(records, role=ALONE, student_model=student_model)
         rows.append([f"{student_model} alone (no teacher)", "–", ALONE, str(len(group))]
-                    + [format_mean_std(values_of(group, m), *METRICS[m][1:]) for m in metrics])
+                    + [format_mean_std(values_of(group, m), *METRICS[m][1:]) for m in metrics]
+                    + [_flag_count(group, config)])
     for teacher_model, student_model in pairs:
         for augmentation in augmentations:
             for recipe in recipes:
@@ -264,5 +320,6 @@ def long_table(records, config=None):
                                teacher_augmentation=augmentation, recipe=recipe)
                 if group:
                     rows.append([f"{teacher_model} → {student_model}", augmentation, recipe, str(len(group))]
-                                + [format_mean_std(values_of(group, m), *METRICS[m][1:]) for m in metrics])
+                                + [format_mean_std(values_of(group, m), *METRICS[m][1:]) for m in metrics]
+                    + [_flag_count(group, config)])
     return header, rows

@@ -20,6 +20,7 @@ from keras_mixkd.cli.parser import build_parser
 from keras_mixkd.catalog import list_entries
 from keras_mixkd.export import export_student
 from keras_mixkd.startup import import_tensorflow_quietly
+from keras_mixkd.startup import imports_tensorflow
 from keras_mixkd.startup import is_startup_noise  # noqa: F401  (public here since the start)
 from keras_mixkd.startup import select_backend
 from keras_mixkd.startup import training_scope_for
@@ -63,8 +64,9 @@ def main(argv=None):
             # Before TensorFlow or JAX starts its thread pool (fixed from then on).
             apply_thread_environment(args.threads, os.environ["KERAS_BACKEND"])
         # Before anything imports JAX: --devices N asks JAX for N virtual CPU devices first.
-        scope = training_scope_for(args.command, getattr(args, "devices", 1), getattr(args, "precision", "float32"))
-        if args.command not in ("report", "list"):
+        scope = training_scope_for(args.command, getattr(args, "devices", 1), getattr(args, "precision", "float32"),
+                                   virtual_devices=getattr(args, "virtual_devices", False))
+        if imports_tensorflow(args.command, getattr(args, "what", None)):
             import_tensorflow_quietly()
         with scope:
             return HANDLERS[args.command](args) or 0

@@ -33,8 +33,11 @@ def _verbosity(parser):
 
 def _scaling_flags(parser):
     parser.add_argument("--devices", type=int, default=1,
-                        help="train data-parallel on N devices (JAX, TensorFlow; on a machine without "
-                             "accelerators, N virtual CPU devices). Default: 1")
+                        help="train data-parallel on N accelerators (JAX, TensorFlow); the batch size must "
+                             "divide by N. Default: 1")
+    parser.add_argument("--virtual-devices", action="store_true",
+                        help="let --devices N split the CPU into N virtual devices (a trial of the "
+                             "data-parallel path on a machine without accelerators: no faster)")
     parser.add_argument("--precision", choices=PRECISION_POLICIES, default="float32",
                         help="dtype policy of the models built (default: float32)")
 

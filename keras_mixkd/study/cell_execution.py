@@ -1,5 +1,6 @@
 """`execute_cells`: the unit every executor runs — one cell, or a group of student cells as one fit."""
 
+import contextlib
 import os
 
 import keras
@@ -8,6 +9,7 @@ from keras_mixkd.distribute import training_scope
 from keras_mixkd.study import atomic
 from keras_mixkd.study import fixed_cost
 from keras_mixkd.study.cell_folders import CellFolders
+from keras_mixkd.study.cell_lock import CellLock
 from keras_mixkd.study.executors.cell_result import CellResult
 from keras_mixkd.study.groups import group_identity
 from keras_mixkd.study.run_options import RunOptions
@@ -22,7 +24,9 @@ def execute_cells(cells, config, splits, *, teacher_path, folders, options=None)
     """Train one cell, or a group of student cells as one fit; returns a `CellResult` per cell.
 
     This is the unit every executor runs, in this process or in a Ray worker,
-    and it writes only in `folders`. A group (several student cells with the
+    and it writes only in `folders`, as their one owner: it holds each
+    folder's `CellLock` while it trains (a live owner is waited for, then
+    refused with `CellBusyError`; a dead one's lock is taken over). A group (several student cells with the
     same `keras_mixkd.study.groups.group_identity`) trains as one `Distiller`
     of several students, the teacher running once per batch; one cell is a
     group of one.
@@ -54,14 +58,19 @@ def execute_cells(cells, config, splits, *, teacher_path, folders, options=None)
         if len(identities) != 1 or None in identities:
             raise ValueError(f"Cells {[cell.key for cell in cells]} do not share a teacher and an input stream.")
     keras.backend.clear_session()
-    os.makedirs(folders.backup_dir, exist_ok=True)
-    if len(cells) > 1:
-        # What `groups.remove_stale_group_dirs` reads: which cells this backup belongs to.
-        atomic.write_json(os.path.join(folders.backup_dir, "group.json"), {"cells": [cell.key for cell in cells]})
-    # Entered after each clear_session, which forgets the strategy and the dtype policy.
-    with training_scope(devices=options.devices, precision=options.precision), \
-            fixed_cost.cuts(options.fixed_cost_cuts):
-        outcomes = _train(cells, config, splits, teacher_path, folders, options)
+    # One owner per work folder: a process still training one of these cells (a Ray worker of a killed
+    # driver, a second study on this runs folder) is waited for; a dead one's lock is taken over.
+    with contextlib.ExitStack() as locks:
+        for work_dir in dict.fromkeys((folders.backup_dir, *folders.work_dirs)):
+            locks.enter_context(CellLock(work_dir))
+        if len(cells) > 1:
+            # What `groups.remove_stale_group_dirs` reads: which cells this backup belongs to.
+            atomic.write_json(os.path.join(folders.backup_dir, "group.json"),
+                              {"cells": [cell.key for cell in cells]})
+        # Entered after each clear_session, which forgets the strategy and the dtype policy.
+        with training_scope(devices=options.devices, precision=options.precision), \
+                fixed_cost.cuts(options.fixed_cost_cuts):
+            outcomes = _train(cells, config, splits, teacher_path, folders, options)
     results = []
     for cell, (model, record, features) in zip(cells, outcomes):
         record.update(teacher_model=cell.teacher_model, teacher_augmentation=cell.teacher_augmentation,

@@ -5,6 +5,7 @@ import os
 from keras_mixkd.study.config import RecipeError
 from keras_mixkd.study.config import check_names
 from keras_mixkd.study.run_folder import RunFolder
+from keras_mixkd.study.run_folder import run_folder_path
 from keras_mixkd.study.spec.source import RecipeSource
 
 
@@ -32,6 +33,7 @@ def check_study(config, runs_dir="runs", name=None):
     >>> spec = load_recipe("digits", smoke=True)
     >>> check_study(spec, "runs", "digits-smoke")
     """
+    path = run_folder_path(runs_dir, name or config["name"])
     check_names(config)
     data = config["data"]
     from keras_mixkd.data import list_datasets
@@ -55,7 +57,7 @@ def check_study(config, runs_dir="runs", name=None):
     from keras_mixkd.data import known_image_size
 
     check_augmentation_sizes(config, known_image_size(data["dataset"], data["image_size"]))
-    return RunFolder(os.path.join(runs_dir, name or config["name"])).check(config)
+    return RunFolder(path).check(config)
 
 
 def check_augmentation_sizes(config, image_size):

@@ -6,6 +6,7 @@ from keras_mixkd.models import model_data_format
 from keras_mixkd.models.model_card import model_card
 from keras_mixkd.study.measuring import last_epoch_measures
 from keras_mixkd.study.measuring import summarize_history
+from keras_mixkd.study.training_flags import training_flags
 
 # The keys of a [[distillation]] recipe a distilled student's record repeats when the recipe has them.
 RECIPE_RECORD_KEYS = ("distillation_loss_weight", "std_ddof", "alpha", "beta", "warmup_epochs", "standardize",
@@ -32,15 +33,19 @@ class TrainingOutcome:
     seed: int
     epochs: int
 
-    def fields(self, model, measured=None):
-        """The record fields every cell has: numbers of the last and best epochs, size, layout, time.
+    def fields(self, model, measured=None, num_classes=None):
+        """The record fields every cell has: numbers of the last and best epochs, flags, size, layout, time.
 
         `measured`: more measures of the last epoch, placed after the others.
+        `num_classes`: the data's class count, for the `near_chance` flag.
+        `"flags"`: the signs that training went wrong (`training_flags`), [] when none.
         """
+        summary = summarize_history(self.history)
         return {
             "seed": self.seed,
             "epochs": self.epochs,
-            **summarize_history(self.history),
+            **summary,
+            "flags": training_flags(self.history, num_classes, summary["test_accuracy_last"]),
             **last_epoch_measures(self.measures),
             **(measured or {}),
             "parameters": int(model.count_params()),
@@ -60,7 +65,7 @@ def teacher_record(model, model_name, augmentation, outcome, splits, mixing_impl
         "teacher_model": model_name,
         "teacher_augmentation": augmentation,
         "mixing_implementation": mixing_implementation,
-        **outcome.fields(model),
+        **outcome.fields(model, num_classes=splits.num_classes),
         "model_card": model_card(model, splits=splits, role="teacher", trained={
             "augmentation": augmentation, "epochs": outcome.epochs, "seed": outcome.seed}),
     }
@@ -89,7 +94,8 @@ def distilled_record(student, teacher, student_model_name, recipe, names, outcom
         **{key: recipe[key] for key in RECIPE_RECORD_KEYS if key in recipe},
         "distillation_augmentation": augmentation,
         "teacher_cache": bool(teacher_cache),
-        **outcome.fields(student, {"teacher_agreement_last": outcome.measures["teacher_agreement"]}),
+        **outcome.fields(student, {"teacher_agreement_last": outcome.measures["teacher_agreement"]},
+                         num_classes=splits.num_classes),
         "model_card": model_card(student, splits=splits, role="student", trained={
             "epochs": outcome.epochs, "seed": outcome.seed, "distillation_augmentation": augmentation},
             distilled_from={"teacher": teacher.name, "recipe": recipe.get("name", ""), "loss": recipe["loss"],

@@ -29,8 +29,31 @@ CSV_COLUMNS = (
     "class_discrimination_last", "teacher_class_discrimination", "ece_last",
     "teacher_agreement_last", "teacher_test_accuracy_last", "mean_entropy_last", "logit_std_last",
     "parameters", "seconds", "backend", "alone_test_accuracy_last", "kd_gain_last",
-    "teacher_cache",
+    "teacher_cache", "flags",
 )
+
+
+def run_folder_path(runs_dir, name):
+    """`runs_dir/name`, once `name` is checked to be a plain folder name (it cannot leave `runs_dir`).
+
+    Refused with a `ValueError`: an empty name, `.` or `..`, an absolute
+    path, and any name holding a path separator (`../../escaped`, `a/b`).
+
+    Example:
+
+    >>> run_folder_path("runs", "digits-smoke")
+    'runs/digits-smoke'
+    """
+    text = os.fspath(name) if isinstance(name, os.PathLike) else name
+    separators = {os.sep, "/"} | ({os.altsep} if os.altsep else set())
+    if (not isinstance(text, str) or not text.strip() or text in (".", "..") or os.path.isabs(text)
+            or any(sep in text for sep in separators) or "\0" in text):
+        raise ValueError(
+            f"Run name {name!r} is not a plain folder name: a run lives in a folder of its own directly "
+            f"under the runs folder ({os.fspath(runs_dir)}). Give a name without '/' or '..' such as "
+            "'digits-smoke' (--name), and choose where runs go with --runs-dir."
+        )
+    return os.path.join(os.fspath(runs_dir), text)
 
 
 class RunFolder:
@@ -47,8 +70,9 @@ class RunFolder:
       distilled from it) and each student; `models/<key>.logits.npz`: a
       teacher's logits of the training split, read by its students whose
       teacher sees each image as loaded (the `teacher_cache` key).
-    - `work/<key>/`: the backup and per-epoch history of a cell in progress;
-      removed when the cell is finished.
+    - `work/<key>/`: the backup and per-epoch history of a cell in progress,
+      and `owner.json`, the lock of the process training it
+      (`keras_mixkd.study.cell_lock.CellLock`); removed when the cell is finished.
     - `features/<key>.npz`: penultimate test features of the first seed's
       teachers and students, for the 2-D projection plots.
     - `results.json`, `results.csv`, `report.md`, `plots/*.png`: derived from
@@ -309,6 +333,8 @@ def _remove_partial_files(folder):
 
 
 def _csv_value(value):
+    if isinstance(value, list):  # the flags: "near_chance+loss_rose", "" for none
+        return "+".join(str(v) for v in value)
     if isinstance(value, float):
         return f"{value:.6g}"
     return value

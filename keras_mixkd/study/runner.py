@@ -7,6 +7,7 @@ import time
 import keras
 import numpy as np
 
+from keras_mixkd.distribute import check_batch_size
 from keras_mixkd.study import atomic
 from keras_mixkd.study.cell_execution import execute_cell  # noqa: F401  (re-exported)
 from keras_mixkd.study.cell_execution import execute_cells  # noqa: F401  (re-exported)
@@ -20,6 +21,7 @@ from keras_mixkd.study.groups import grouping_problem
 from keras_mixkd.study.groups import plan_groups
 from keras_mixkd.study.progress import StudyProgress
 from keras_mixkd.study.run_folder import RunFolder
+from keras_mixkd.study.run_folder import run_folder_path
 from keras_mixkd.study.run_options import RunOptions
 
 
@@ -82,11 +84,13 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, report=True, pri
                         "get_executor(...) when passing an Executor.")
     else:
         runner = executor
+    path = run_folder_path(runs_dir, name or config["name"])
+    check_batch_size(config["data"]["batch_size"], options.devices or 1, where="The batch size (data.batch_size)")
     check_names(config)
     # Data first: a missing data set must not leave a runs folder behind.
     splits = prepare_data(config["data"])
     check_augmentation_sizes(config, splits.input_shape[:2])  # an .npz file's size is known only now
-    folder = RunFolder(os.path.join(runs_dir, name or config["name"]))
+    folder = RunFolder(path)
     folder.open(config)
     cells = select_cells(enumerate_cells(config), only)
     pending = [(index, cell) for index, cell in enumerate(cells, 1) if not folder.is_done(cell.key)]

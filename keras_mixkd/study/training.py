@@ -23,6 +23,7 @@ import numpy as np
 from keras_mixkd import Distiller
 from keras_mixkd.augment import mixing_implementation
 from keras_mixkd.data import make_dataset
+from keras_mixkd.distribute import check_batch_size
 from keras_mixkd.study.config import ALONE
 from keras_mixkd.study.cell_folders import CellFolders
 from keras_mixkd.study.config import split_augmentation
@@ -321,4 +322,6 @@ def _settings_and_options(settings, options, deprecated, owner):
     settings = TrainingSettings.from_keywords(settings, deprecated, owner)
     if deprecated:
         raise TypeError(f"{owner}() got unexpected keyword argument(s): {', '.join(sorted(deprecated))}.")
+    # Inside a data-parallel scope, every device gets an equal slice of each batch.
+    check_batch_size(settings.batch_size, where="The batch size (data.batch_size)")
     return settings, options

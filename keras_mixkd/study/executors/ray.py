@@ -9,6 +9,7 @@ import socket
 import sys
 import tempfile
 
+from keras_mixkd.study.cell_lock import CellLock
 from keras_mixkd.study.executors.cell_result import CellResult
 from keras_mixkd.study.executors.executor import Executor
 from keras_mixkd.study.executors.executor import teacher_dependency
@@ -290,31 +291,10 @@ def run_cell_task(cell, config, splits, teacher_bytes, context):
     with _output_to(log):
         print(f"keras-mixkd cell {cell.key} · pid {os.getpid()} on {socket.gethostname()} · "
               f"work dir {work_dir}", flush=True)
-        teacher_file = None
-        if teacher_bytes is not None:
-            teacher_file = os.path.join(work_dir, "teacher.keras")
-            _write_bytes(teacher_file, teacher_bytes)
-        from keras_mixkd.study.cell_execution import execute_cells
-        from keras_mixkd.study.cell_folders import CellFolders
-
-        # The CSVLogger's and TensorBoard's files are written next to the backup and handed to the
-        # driver, which puts them in logs/<key>/ as the in-process executor does.
-        log_dir = os.path.join(work_dir, "logs")
-        [result] = execute_cells([cell], config, splits, teacher_path=lambda key: teacher_file,
-                                 folders=CellFolders.of_one(work_dir, log_dir), options=options)
-        model_file = os.path.join(work_dir, "model.keras")
-        result.model.save(model_file)
-        with open(model_file, "rb") as f:
-            model_bytes = f.read()
-        os.remove(model_file)
-        if teacher_file is not None:
-            os.remove(teacher_file)
-            # The teacher's logits, computed in this cell (each Ray cell computes its own cache).
-            from keras_mixkd.study.teacher_cache import teacher_cache_path
-
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(teacher_cache_path(teacher_file))
-        print(f"keras-mixkd cell {cell.key}: finished in {result.record['seconds']:.1f} s", flush=True)
+        # The work folder's one owner from the teacher's file to the cleanup (execute_cells takes the
+        # same lock again, re-entrantly): a worker of a killed driver still in this cell is waited for.
+        with CellLock(work_dir):
+            model_bytes, result, log_dir = _run_locked(cell, config, splits, teacher_bytes, options, work_dir)
     with open(log, encoding="utf-8", errors="replace") as f:
         text = f.read()
     log_files = {}
@@ -325,6 +305,36 @@ def run_cell_task(cell, config, splits, teacher_bytes, context):
                 log_files[os.path.relpath(path, log_dir)] = f.read()
     return model_bytes, {"record": result.record, "features": result.features, "log": text,
                          "log_files": log_files}
+
+
+def _run_locked(cell, config, splits, teacher_bytes, options, work_dir):
+    """The cell's training in its work folder (its lock held): `(model bytes, CellResult, log folder)`."""
+    teacher_file = None
+    if teacher_bytes is not None:
+        teacher_file = os.path.join(work_dir, "teacher.keras")
+        _write_bytes(teacher_file, teacher_bytes)
+    from keras_mixkd.study.cell_execution import execute_cells
+    from keras_mixkd.study.cell_folders import CellFolders
+
+    # The CSVLogger's and TensorBoard's files are written next to the backup and handed to the
+    # driver, which puts them in logs/<key>/ as the in-process executor does.
+    log_dir = os.path.join(work_dir, "logs")
+    [result] = execute_cells([cell], config, splits, teacher_path=lambda key: teacher_file,
+                             folders=CellFolders.of_one(work_dir, log_dir), options=options)
+    model_file = os.path.join(work_dir, "model.keras")
+    result.model.save(model_file)
+    with open(model_file, "rb") as f:
+        model_bytes = f.read()
+    os.remove(model_file)
+    if teacher_file is not None:
+        os.remove(teacher_file)
+        # The teacher's logits, computed in this cell (each Ray cell computes its own cache).
+        from keras_mixkd.study.teacher_cache import teacher_cache_path
+
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(teacher_cache_path(teacher_file))
+    print(f"keras-mixkd cell {cell.key}: finished in {result.record['seconds']:.1f} s", flush=True)
+    return model_bytes, result, log_dir
 
 
 def cell_work_dir(context, key):
