@@ -397,6 +397,9 @@ def test_detects_probabilities_from_the_outputs_of_a_hidden_softmax(batch):
     distiller.compile(optimizer="sgd")
     with pytest.raises(ValueError, match="look like probabilities"):
         distiller.fit(images, labels, batch_size=8, epochs=1, verbose=0)
+    # A caught error and a second fit: the teacher is refused again, not trained on.
+    with pytest.raises(ValueError, match="look like probabilities"):
+        distiller.fit(images, labels, batch_size=8, epochs=1, verbose=0)
 
 
 def test_probability_teacher_distils_like_its_logits(batch):

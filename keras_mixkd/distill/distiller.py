@@ -535,16 +535,16 @@ class Distiller(keras.Model):
         if isinstance(images, dict) and TEACHER_LOGITS_KEY in images:
             # The cache is what the loss reads: check its rows, not a new teacher pass.
             outputs = keras.ops.convert_to_numpy(images[TEACHER_LOGITS_KEY][:8])
-            self.teacher_outputs_checked = True
             self._refuse_probabilities(outputs, "cached teacher_logits")
+            self.teacher_outputs_checked = True  # only once passed: a refused teacher is refused again
             return
         if isinstance(images, dict):
             images = images.get(TEACHER_IMAGES_KEY, images.get(IMAGES_KEY))
         if images is None or not hasattr(images, "shape") or len(images.shape) < 1:
             return
         outputs = keras.ops.convert_to_numpy(self.teacher(images[:PROBE_EXAMPLES], training=False))
-        self.teacher_outputs_checked = True
         self._refuse_probabilities(outputs, "teacher's outputs")
+        self.teacher_outputs_checked = True  # only once passed: a refused teacher is refused again
 
     @staticmethod
     def _refuse_probabilities(outputs, what):
