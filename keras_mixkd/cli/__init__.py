@@ -173,7 +173,8 @@ def cmd_measure(args):
 
 
 def cmd_export(args):
-    print(export_student(args.model, args.output, overwrite=args.overwrite, input_dtype=args.input_dtype))
+    print(export_student(args.model, args.output, overwrite=args.overwrite, input_dtype=args.input_dtype,
+                         tolerance=args.tolerance))
     return 0
 
 
