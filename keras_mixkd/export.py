@@ -49,10 +49,10 @@ class ExportResult:
     Arguments:
         export_dir: The SavedModel folder.
         backend: The Keras backend of the calling process.
-        route: How the SavedModel was written (`"model.export"` or
-            `"model.export in a TensorFlow-backend process"`).
+        route: How the SavedModel was written (`"keras.export.ExportArchive"` or
+            `"keras.export.ExportArchive in a TensorFlow-backend process"`).
         model_name: Name of the exported model.
-        num_params: Number of weights of the student (trainable or not).
+        num_params: Number of weights of the exported model (trainable or not).
         signature: Text of the serving signature, e.g.
             `"images: float32 (None, 8, 8, 1) -> output_0: float32 (None, 10)"`.
         max_abs_diff: Largest |SavedModel - Keras| over the verification
@@ -112,10 +112,11 @@ class ExportResult:
             lines.append(f"Signature {SERVING_ENDPOINT!r}: {self.signature}.")
         if self.verified:
             sizes = " and ".join(str(size) for size in self.batch_sizes)
+            allowed = f"allowed {self.bound:.3g}: " if self.bound is not None else ""
             lines.append(
                 "Verified: reloaded with tf.saved_model.load in a fresh process and fed images as loaded; "
                 f"max |SavedModel - Keras pipeline| = {self.max_abs_diff:.3g} at batch sizes {sizes} "
-                f"(allowed {self.bound:.3g}: tolerance {self.tolerance:g} x max(1, max |output|))."
+                f"({allowed}tolerance {self.tolerance:g} x max(1, max |output|))."
             )
         else:
             lines.append("Not verified (verify=False).")

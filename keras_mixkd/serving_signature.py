@@ -55,9 +55,10 @@ def serving_input(model, images=None):
         shape, dtype = _built_shape(model), "float32"
         if shape is None and images is None:
             raise ValueError(
-                f"Cannot tell the input shape of the subclassed model {model.name!r}: it was built without "
-                "one. Call it on a batch of images (or `model.build((None, height, width, channels))`) "
-                "before exporting, or pass `verify_images`."
+                f"Cannot tell the input shape of the subclassed model {model.name!r}: it was built with "
+                f"{model.get_build_config()}, not one batch of images. The SavedModel takes one batch "
+                "(N, height, width, channels): export a model called on such a batch (or built with "
+                "`model.build((None, height, width, channels))`), or pass `verify_images`."
             )
     shape = tuple(shape[1:]) if shape is not None else None
     if images is not None:
@@ -117,7 +118,13 @@ def write_saved_model(model, export_dir, input_shape, input_dtype):
         )
 
     def serve(images):
-        results = keras.tree.flatten(model(images, training=False))
+        try:
+            results = keras.tree.flatten(model(images, training=False))
+        except TypeError as error:  # A call that needs more than one batch of images.
+            raise ValueError(
+                f"The SavedModel calls model {model.name!r} on one batch of images {INPUT_NAME!r} "
+                f"(None, {', '.join(str(dim) for dim in input_shape)}), which it does not take: {error}"
+            ) from error
         if len(results) != 1:
             raise ValueError(
                 f"The SavedModel gives one batch of outputs ({OUTPUT_NAME!r}), but model {model.name!r} "

@@ -93,7 +93,10 @@ def test_export_reports_a_fresh_process_verification(exported):
     text = str(result)
     assert "Verified" in text and "fresh process" in text
     assert text.startswith("Exported student 'digits_cnn_small'")
-    assert result.bound == pytest.approx(1e-5 * max(1.0, result.bound / 1e-5))  # tolerance x the outputs' scale
+    # The bound is the tolerance times the outputs' scale on the default verification batch.
+    x = np.random.default_rng(0).random((4,) + INPUT_SHAPE, dtype=np.float32)
+    scale = max(1.0, float(np.abs(keras.ops.convert_to_numpy(distiller.student(x, training=False))).max()))
+    assert result.tolerance == 1e-5 and result.bound == pytest.approx(1e-5 * scale, rel=1e-6)
     assert os.path.isfile(os.path.join(export_dir, "saved_model.pb"))
     # Only the SavedModel is left: the staging folder is gone.
     assert [p for p in os.listdir(os.path.dirname(export_dir)) if p.startswith(".")] == []
@@ -314,3 +317,30 @@ def test_a_class_the_export_process_cannot_import_is_named(tmp_path):
         with pytest.raises(ValueError, match="export from the TensorFlow or JAX backend"):
             export_student(model, str(tmp_path / "out"), verify=False)
         assert not (tmp_path / "out").exists()
+
+
+def test_a_subclassed_model_that_does_not_take_one_batch_of_images_is_refused(tmp_path):
+    class DictInput(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.classifier = keras.layers.Dense(NUM_CLASSES)
+
+        def call(self, inputs):
+            return self.classifier(keras.ops.reshape(inputs["images"], (-1, 64))) + inputs["bias"]
+
+    class TwoArguments(DictInput):
+        def call(self, images, bias):
+            return self.classifier(keras.ops.reshape(images, (-1, 64))) + bias
+
+    x, bias = np.zeros((2,) + INPUT_SHAPE, "float32"), np.zeros((2, NUM_CLASSES), "float32")
+    dict_input = DictInput(name="dict_input")
+    dict_input({"images": x, "bias": bias})
+    with pytest.raises(ValueError, match="input shape of the subclassed model 'dict_input'.*not one batch of images"):
+        export_student(dict_input, str(tmp_path / "out"), verify=False)
+    if BACKEND != "torch":  # On PyTorch the class, defined in this function, is refused first (test above).
+        two = TwoArguments(name="two_arguments")
+        two(x, bias)
+        with pytest.raises(ValueError, match="calls model 'two_arguments' on one batch of images 'images'"):
+            export_student(two, str(tmp_path / "out"), verify=False)
+    assert not (tmp_path / "out").exists()
+    assert [path.name for path in tmp_path.iterdir()] == []  # No staging folder left either.
