@@ -274,7 +274,8 @@ def export_student(model_or_path, export_dir, *, overwrite=False, verify=True,
             f"{(None,) + input_shape}. Pass verify_images (a batch of the size to check), or verify=False "
             "to export it unverified."
         )
-    images = _verification_images(given_images, verify_batch_size, input_shape, seed) if verify else None
+    images = _verification_images(given_images, verify_batch_size, input_shape, seed,
+                                  input_dtype) if verify else None
     classes = model_classes(model) if backend == "torch" else []
     if tolerance is None:
         tolerance = HALF_PRECISION_TOLERANCE.get(_compute_dtype(model), DEFAULT_TOLERANCE)
@@ -410,11 +411,14 @@ def _save_for_child(model, keras_path):
         ) from error
 
 
-def _verification_images(verify_images, batch_size, input_shape, seed):
+def _verification_images(verify_images, batch_size, input_shape, seed, input_dtype="float32"):
+    """The batch the SavedModel is fed: float32 in [0, 1], or uint8 pixels for `input_dtype="uint8"`."""
     import numpy as np
 
     if verify_images is None:
         rng = np.random.default_rng(seed)
+        if input_dtype == "uint8":
+            return rng.integers(0, 256, (batch_size,) + input_shape, dtype=np.uint8)
         return rng.random((batch_size,) + input_shape, dtype=np.float32)
     images = np.asarray(verify_images)
     if images.ndim != len(input_shape) + 1 or tuple(images.shape[1:]) != input_shape or len(images) < 2:
@@ -423,14 +427,14 @@ def _verification_images(verify_images, batch_size, input_shape, seed):
             f"{images.shape}."
         )
     if images.dtype == np.uint8:
-        return images
+        return images if input_dtype == "uint8" else (images / 255.0).astype("float32")
     images = images.astype("float32")
     if images.size and (images.min() < 0.0 or images.max() > 1.0):
         raise ValueError(
             f"`verify_images` must be images as loaded, in [0, 1]; got values in "
             f"[{images.min():.3g}, {images.max():.3g}]."
         )
-    return images
+    return np.round(images * 255.0).astype("uint8") if input_dtype == "uint8" else images
 
 
 def read_model_card(keras_path):

@@ -285,16 +285,22 @@ def test_subclassed_student_exports_verified_on_the_given_images(tmp_path):
     np.testing.assert_allclose(serve(images=tf.constant(x))["output_0"].numpy(), expected, rtol=0, atol=1e-5)
 
 
-def test_functional_model_with_an_unnamed_input_serves_images_and_a_teacher_is_named(tmp_path):
+def test_functional_model_with_an_unnamed_input_serves_uint8_images_and_a_teacher_is_named(tmp_path, capsys):
     inputs = keras.Input(INPUT_SHAPE)  # Keras names it input_layer_<n>.
     hidden = keras.layers.Flatten()(_normalization()(inputs))
     model = keras.Model(inputs, keras.layers.Dense(NUM_CLASSES)(hidden), name="users_teacher")
     assert model.inputs[0].name != "images"
+    path = str(tmp_path / "teacher.keras")
+    model.save(path)
+    with open(path + ".json", "w") as handle:  # The record `train-teacher` writes beside its file.
+        json.dump({"model_card": {"role": "teacher"}}, handle)
     target = str(tmp_path / "functional")
-    result = export_student(model, target, verify=False, model_card={"role": "teacher"})
-    assert str(result).startswith("Exported teacher 'users_teacher'")
+    # Verified on random pixels: uint8 ones, what the SavedModel then takes.
+    out = run_cli_ok(capsys, "export", path, target, "--input-dtype", "uint8")
+    assert out.startswith("Exported teacher 'users_teacher'") and "Verified" in out
     name, spec, outputs = _signature(target)
-    assert (name, spec.shape.as_list(), outputs) == ("images", [None, *INPUT_SHAPE], ["output_0"])
+    assert (name, spec.shape.as_list(), spec.dtype, outputs) == ("images", [None, *INPUT_SHAPE], tf.uint8,
+                                                                 ["output_0"])
 
 
 def test_a_class_the_export_process_cannot_import_is_named(tmp_path):
