@@ -7,6 +7,7 @@ each further export here checks several things at once.
 
 import json
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -243,6 +244,9 @@ def test_logits_far_from_origin_pass_and_a_wrong_export_still_fails(far_from_ori
     real_run_child = export_module._run_child
 
     def keras_side_off_by_a_thousandth(arguments, what):
+        if arguments[0] == "write":  # PyTorch: the SavedModel written above, without a second child process.
+            shutil.copytree(target, arguments[2])
+            return {"written": arguments[2]}
         if arguments[0] == "verify":
             batch = dict(np.load(arguments[2]))
             batch["expected"][:, 0] += 1e-3 * np.abs(batch["expected"]).max()
