@@ -403,8 +403,9 @@ def _save_for_child(model, keras_path):
     try:
         model.save(keras_path)
     except (NotImplementedError, TypeError) as error:
+        reason = " ".join(str(error).split()).split(". ")[0].rstrip(".")  # Keras's first sentence, one line.
         raise ValueError(
-            f"Model {model.name!r} cannot be saved to a .keras file ({error}). On the PyTorch backend the "
+            f"Model {model.name!r} cannot be saved to a .keras file ({reason}). On the PyTorch backend the "
             "SavedModel is written by a TensorFlow-backend process from that file: give its classes a "
             "`get_config` (https://keras.io/guides/serialization_and_saving/), or export from the "
             "TensorFlow or JAX backend."

@@ -49,6 +49,17 @@ class SubclassedStudent(keras.Model):
         return self.classifier(self.hidden(self.flatten(self.normalize(images))))
 
 
+class NeedsConfig(keras.Model):
+    """A subclassed model taking a function: Keras cannot save it without a `get_config`."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.classifier = keras.layers.Dense(NUM_CLASSES, activation=activation)
+
+    def call(self, images):
+        return self.classifier(keras.ops.reshape(images, (-1, 64)))
+
+
 def _signature(export_dir):
     """(input name, input spec, output names) of the SavedModel's serving_default, as TensorFlow reads it."""
     serve = tf.saved_model.load(export_dir).signatures["serving_default"]
@@ -185,6 +196,11 @@ def test_wrong_inputs_are_refused(tmp_path):
         export_student(model, 3)
     with pytest.raises(ValueError, match="verify_batch_size"):
         export_student(model, str(tmp_path / "out"), verify_batch_size=1)
+    with pytest.raises(ValueError, match=r"`verify_images` must be at least 2 images.*shape \(3,\)"):
+        export_student(model, str(tmp_path / "out"), verify_images=np.zeros(3))
+    with pytest.raises(ValueError, match=r"`verify_images` must be .* of shape \(8, 8, 1\).*\(2, 9, 9, 1\)"):
+        export_student(model, str(tmp_path / "out"), verify_images=np.zeros((2, 9, 9, 1)))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_mixed_precision_student_exports_float32_logits(tmp_path):
@@ -313,10 +329,15 @@ def test_a_class_the_export_process_cannot_import_is_named(tmp_path):
     assert model_classes(SubclassedStudent()) == ["tests.test_export:SubclassedStudent"]
     with pytest.raises(ValueError, match="LocalStudent defined inside a function.*importable module"):
         model_classes(model)
-    if BACKEND == "torch":  # Refused before anything is written; TensorFlow and JAX export it in-process.
+    if BACKEND == "torch":  # Refused before anything is written; TensorFlow and JAX export them in-process.
         with pytest.raises(ValueError, match="export from the TensorFlow or JAX backend"):
             export_student(model, str(tmp_path / "out"), verify=False)
-        assert not (tmp_path / "out").exists()
+        needs_config = NeedsConfig(lambda x: x, name="needs_config")
+        needs_config(np.zeros((2,) + INPUT_SHAPE, "float32"))
+        with pytest.raises(ValueError, match=r"'needs_config' cannot be saved to a .keras file \(Object NeedsConfig "
+                                             r"was created by .*give its classes a `get_config`"):
+            export_student(needs_config, str(tmp_path / "out"), verify=False)
+        assert not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []
 
 
 def test_a_subclassed_model_that_does_not_take_one_batch_of_images_is_refused(tmp_path):
