@@ -2,18 +2,21 @@
 
 `export_student` writes the student (never the teacher of a `Distiller`) as a
 TensorFlow SavedModel whose `serving_default` signature takes a batch of any
-size, then reloads it with `tf.saved_model.load` in a fresh process and checks
-that it predicts what the Keras student predicts.
+size named `images` and gives `output_0`, then reloads it with
+`tf.saved_model.load` in a fresh process and checks that it predicts what the
+Keras student predicts.
 
 How each backend gets there:
 
-- TensorFlow and JAX: Keras's own `model.export(path, format="tf_saved_model")`
-  (JAX goes through `jax2tf` with a polymorphic batch dimension).
+- TensorFlow and JAX: Keras's own `keras.export.ExportArchive` (what
+  `model.export(path, format="tf_saved_model")` uses), given the signature
+  (`keras_mixkd.serving_signature`); JAX goes through `jax2tf` with a
+  polymorphic batch dimension.
 - PyTorch: Keras 3 cannot write a SavedModel from PyTorch (`model.export`
   needs `torch_xla` and fails on a dynamic batch), so the student is saved as
-  `.keras` to a temporary file and exported by `model.export` in a child
-  process running the TensorFlow backend. The weights are the same; the
-  result is the same SavedModel a TensorFlow user would get.
+  `.keras` to a temporary file and exported the same way in a child process
+  running the TensorFlow backend. The weights are the same; the result is the
+  same SavedModel a TensorFlow user would get.
 
 This module imports Keras and TensorFlow only inside functions: its command
 line (`python -m keras_mixkd.export`) is what the child processes run.
@@ -27,9 +30,13 @@ import subprocess
 import sys
 import tempfile
 
+# Tolerances are relative to the outputs' scale: a SavedModel output `a` and
+# the Keras output `b` agree when max|a - b| <= tolerance * max(1, max|b|)
+# (`agreement_bound`), so logits around 1000 may differ in their last float32
+# places as logits around 1 may.
 DEFAULT_TOLERANCE = 1e-5
 # A student computing in half precision cannot match to 1e-5 across two
-# engines; these bounds are a few units of its last place on logits of O(10).
+# engines; these bounds are a few units of its last place.
 HALF_PRECISION_TOLERANCE = {"float16": 5e-2, "bfloat16": 2.5e-1}
 SERVING_ENDPOINT = "serving_default"
 METADATA_FILE = "metadata.json"
@@ -42,20 +49,24 @@ class ExportResult:
     Arguments:
         export_dir: The SavedModel folder.
         backend: The Keras backend of the calling process.
-        route: How the SavedModel was written (`"model.export"` or
-            `"model.export in a TensorFlow-backend process"`).
-        model_name: Name of the exported student.
-        num_params: Number of weights of the student (trainable or not).
+        route: How the SavedModel was written (`"keras.export.ExportArchive"` or
+            `"keras.export.ExportArchive in a TensorFlow-backend process"`).
+        model_name: Name of the exported model.
+        num_params: Number of weights of the exported model (trainable or not).
         signature: Text of the serving signature, e.g.
             `"images: float32 (None, 8, 8, 1) -> output_0: float32 (None, 10)"`.
         max_abs_diff: Largest |SavedModel - Keras| over the verification
             batches, or `None` when not verified.
         batch_sizes: Batch sizes the verification ran.
-        tolerance: The bound `max_abs_diff` was held to.
+        tolerance: The relative tolerance: `max_abs_diff` was held to
+            `tolerance * max(1, max |Keras output|)`.
+        bound: That bound, or `None` when not verified.
         metadata_path: The model card written inside the SavedModel folder
             (`metadata.json`).
         notes: Sentences about what the export added or could not add (an
             output transform, a missing normalisation).
+        role: What was exported: `"student"`, `"teacher"` (from the model
+            card) or `"model"` when nothing tells.
 
     Example:
 
@@ -67,7 +78,8 @@ class ExportResult:
     """
 
     def __init__(self, export_dir, backend, route, model_name, num_params, signature=None,
-                 max_abs_diff=None, batch_sizes=(), tolerance=None, metadata_path=None, notes=()):
+                 max_abs_diff=None, batch_sizes=(), tolerance=None, metadata_path=None, notes=(),
+                 role="model", bound=None):
         self.export_dir = export_dir
         self.backend = backend
         self.route = route
@@ -79,6 +91,8 @@ class ExportResult:
         self.tolerance = tolerance
         self.metadata_path = metadata_path
         self.notes = tuple(notes)
+        self.role = role
+        self.bound = bound
 
     @property
     def verified(self):
@@ -90,7 +104,7 @@ class ExportResult:
 
     def __str__(self):
         lines = [
-            f"Exported student {self.model_name!r} ({self.num_params:,} weights) from the "
+            f"Exported {self.role} {self.model_name!r} ({self.num_params:,} weights) from the "
             f"{self.backend} backend to {self.export_dir} as a TensorFlow SavedModel "
             f"(via {self.route}).",
         ]
@@ -98,10 +112,11 @@ class ExportResult:
             lines.append(f"Signature {SERVING_ENDPOINT!r}: {self.signature}.")
         if self.verified:
             sizes = " and ".join(str(size) for size in self.batch_sizes)
+            allowed = f"allowed {self.bound:.3g}: " if self.bound is not None else ""
             lines.append(
                 "Verified: reloaded with tf.saved_model.load in a fresh process and fed images as loaded; "
                 f"max |SavedModel - Keras pipeline| = {self.max_abs_diff:.3g} at batch sizes {sizes} "
-                f"(tolerance {self.tolerance:g})."
+                f"({allowed}tolerance {self.tolerance:g} x max(1, max |output|))."
             )
         else:
             lines.append("Not verified (verify=False).")
@@ -121,8 +136,12 @@ def export_student(model_or_path, export_dir, *, overwrite=False, verify=True,
     """Exports a distilled student as a TensorFlow SavedModel, from any backend.
 
     The SavedModel has one endpoint, `serve`, and the `serving_default`
-    signature TensorFlow Serving reads, with a dynamic batch dimension. Only
-    the student is written: given a `Distiller`, its teacher is left out.
+    signature TensorFlow Serving reads, with a dynamic batch dimension: its
+    input is named `images` and its output `output_0` on every backend and
+    for every kind of model (functional, `Sequential`, subclassed). Only the
+    student is written: given a `Distiller`, its teacher is left out. (Any
+    single-input, single-output model can be exported; a teacher's `.keras`
+    file too.)
 
     The SavedModel takes images as loaded (float32 NHWC in [0, 1], or raw
     uint8 pixels with `input_dtype="uint8"`) and gives what the student was
@@ -139,8 +158,19 @@ def export_student(model_or_path, export_dir, *, overwrite=False, verify=True,
     outputs on a batch of images in [0, 1] (random, or `verify_images`), and
     on that batch's first example alone (the dynamic batch dimension), are
     compared with the Keras pipeline's predictions on the same images (the
-    student, fed as the library's measures feed it); a difference above
-    `tolerance` is an error and nothing is left at `export_dir`.
+    student, fed as the library's measures feed it). They agree when
+    `max |SavedModel - Keras| <= tolerance * max(1, max |Keras output|)`:
+    the tolerance is relative to the outputs' scale (float32 logits around
+    1000 differ between two engines in their last places, 1e-4 apart, as
+    logits around 1 differ by 1e-7). A larger difference is an error and
+    nothing is left at `export_dir`.
+
+    A subclassed model is exported with the input shape it was built or
+    first called with (or that of `verify_images`). On the PyTorch backend
+    the SavedModel is written by a TensorFlow-backend process that loads the
+    model from a `.keras` file, so its classes must be importable there (not
+    defined in `__main__` or inside a function); such a model is refused
+    before anything is written, with what to do.
 
     Arguments:
         model_or_path: A `keras_mixkd.Distiller` (its `student` is exported),
@@ -152,9 +182,10 @@ def export_student(model_or_path, export_dir, *, overwrite=False, verify=True,
             folder) is ever replaced.
         verify: Reload and compare as described above.
         verify_batch_size: Size of the random verification batch (>= 2).
-        tolerance: Largest accepted |SavedModel - Keras|; default `1e-5`
-            for a student computing in float32 (looser for a mixed-precision
-            student: 5e-2 in float16, 0.25 in bfloat16).
+        tolerance: Largest accepted |SavedModel - Keras| relative to the
+            outputs' scale, `max(1, max |Keras output|)` (a number >= 0);
+            default `1e-5` for a student computing in float32 (looser for a
+            mixed-precision student: 5e-2 in float16, 0.25 in bfloat16).
         seed: Seed of the random verification batch.
         normalization: `(mean, std)` per channel to put inside a model that
             has no normalisation inside (refused for one that has).
@@ -192,13 +223,19 @@ def export_student(model_or_path, export_dir, *, overwrite=False, verify=True,
         )
     if input_dtype not in INPUT_DTYPES:
         raise ValueError(f"`input_dtype` must be one of {INPUT_DTYPES}; got {input_dtype!r}.")
-    pipeline_model, loss_name = _resolve_student(model_or_path)
+    _check_tolerance(tolerance)
+    pipeline_model, loss_name, from_distiller = _resolve_student(model_or_path)
     _check_built(pipeline_model)
     import keras
 
     from keras_mixkd.models import input_normalization
     from keras_mixkd.models import with_preprocessing
     from keras_mixkd.models.model_card import output_kind
+    from keras_mixkd.serving_signature import INPUT_NAME
+    from keras_mixkd.serving_signature import OUTPUT_NAME
+    from keras_mixkd.serving_signature import model_classes
+    from keras_mixkd.serving_signature import serving_input
+    from keras_mixkd.serving_signature import write_saved_model
 
     notes = []
     stats = input_normalization(pipeline_model)
@@ -231,30 +268,44 @@ def export_student(model_or_path, export_dir, *, overwrite=False, verify=True,
                                    input_dtype="uint8" if input_dtype == "uint8" else None)
 
     backend = keras.backend.backend()
-    input_shape = _single_input_shape(model) if verify else None
+    given_images = None if verify_images is None or not verify else _as_array(verify_images)
+    input_shape, signature_dtype = serving_input(model, given_images)
+    if verify and any(dim is None for dim in input_shape):
+        raise ValueError(
+            f"Verification needs a fixed input shape besides the batch; {model.name!r} takes "
+            f"{(None,) + input_shape}. Pass verify_images (a batch of the size to check), or verify=False "
+            "to export it unverified."
+        )
+    images = _verification_images(given_images, verify_batch_size, input_shape, seed,
+                                  input_dtype) if verify else None
+    classes = model_classes(model) if backend == "torch" else []
     if tolerance is None:
         tolerance = HALF_PRECISION_TOLERANCE.get(_compute_dtype(model), DEFAULT_TOLERANCE)
     card = _card_for(model_or_path, model, model_card, input_dtype)
+    card["input"].update(name=INPUT_NAME, shape=[None, *input_shape])
+    card["output"]["name"] = OUTPUT_NAME
+    role = "student" if from_distiller else card.get("role")
+    role = role if role in ("student", "teacher") else "model"
 
     parent = os.path.dirname(os.path.abspath(export_dir))
     os.makedirs(parent, exist_ok=True)
     work_dir = tempfile.mkdtemp(prefix=".keras-mixkd-export-", dir=parent)
     try:
         staged = os.path.join(work_dir, "saved_model")
+        spec = {"shape": list(input_shape), "dtype": signature_dtype, "classes": classes}
         if backend == "torch":
-            route = "model.export in a TensorFlow-backend process"
+            route = "keras.export.ExportArchive in a TensorFlow-backend process"
             keras_path = os.path.join(work_dir, "student.keras")
-            model.save(keras_path)
-            _run_child(["write", keras_path, staged], "export")
+            _save_for_child(model, keras_path)
+            _run_child(["write", keras_path, staged, json.dumps(spec)], "export")
         else:
-            route = "model.export"
-            model.export(staged, format="tf_saved_model", verbose=False)
+            route = "keras.export.ExportArchive"
+            write_saved_model(model, staged, input_shape, signature_dtype)
 
-        signature, max_abs_diff, batch_sizes = None, None, ()
+        signature, max_abs_diff, batch_sizes, bound = None, None, (), None
         if verify:
             import numpy as np
 
-            images = _verification_images(verify_images, verify_batch_size, input_shape, seed)
             # What the library's measures compute for these images: the student
             # (its normalisation inside, else the given statistics applied first).
             pipeline_images = images.astype("float32") / 255.0 if input_dtype == "uint8" else images
@@ -264,6 +315,7 @@ def export_student(model_or_path, export_dir, *, overwrite=False, verify=True,
             expected = keras.ops.convert_to_numpy(pipeline_model(pipeline_images, training=False))
             if output_layer is not None:
                 expected = keras.ops.convert_to_numpy(output_layer(expected))
+            bound = agreement_bound(expected, tolerance)
             batch_path = os.path.join(work_dir, "batch.npz")
             np.savez(batch_path, images=images, expected=expected.astype("float32"))
             report = _run_child(["verify", staged, batch_path], "verification")
@@ -274,16 +326,18 @@ def export_student(model_or_path, export_dir, *, overwrite=False, verify=True,
                     f"The exported signature has a fixed batch dimension "
                     f"({report['batch_dim']}); expected a dynamic one. Signature: {signature}."
                 )
-            if not max_abs_diff <= tolerance:
+            if not max_abs_diff <= bound:
                 raise _ExportError(
-                    f"The SavedModel does not predict what the Keras student predicts: "
-                    f"max |SavedModel - Keras| = {max_abs_diff:.3g} > tolerance {tolerance:g} "
-                    f"(batch sizes {batch_sizes}). Nothing was written to {export_dir}."
+                    f"The SavedModel does not predict what the Keras {role} predicts: "
+                    f"max |SavedModel - Keras| = {max_abs_diff:.3g} > {bound:.3g} = tolerance {tolerance:g} "
+                    f"x max(1, max |output|) (batch sizes {batch_sizes}). Nothing was written to {export_dir}. "
+                    "If the difference is float rounding of a model far from the origin, a larger "
+                    "tolerance= (--tolerance) accepts it."
                 )
         card["export"] = {
             "format": "TensorFlow SavedModel", "endpoint": SERVING_ENDPOINT, "signature": signature,
             "route": route, "backend": backend, "verified": max_abs_diff is not None,
-            "max_abs_diff": max_abs_diff,
+            "max_abs_diff": max_abs_diff, "tolerance": tolerance, "max_abs_diff_allowed": bound,
         }
         with open(os.path.join(staged, METADATA_FILE), "w", encoding="utf-8") as handle:
             json.dump(card, handle, indent=2)
@@ -299,14 +353,75 @@ def export_student(model_or_path, export_dir, *, overwrite=False, verify=True,
         num_params=sum(_size(weight.shape) for weight in model.weights),
         signature=signature, max_abs_diff=max_abs_diff, batch_sizes=batch_sizes,
         tolerance=tolerance, metadata_path=os.path.join(export_dir, METADATA_FILE), notes=notes,
+        role=role, bound=bound,
     )
 
 
-def _verification_images(verify_images, batch_size, input_shape, seed):
+def agreement_bound(expected, tolerance):
+    """The largest |SavedModel - Keras| accepted: `tolerance * max(1, max |expected|)`.
+
+    Relative to the outputs' scale, so that float32 rounding of outputs far
+    from the origin (logits around 1000 carry ~1e-4 of it) is accepted and a
+    wrong export is not; below 1 the bound is `tolerance` itself.
+
+    Example:
+
+    >>> agreement_bound(np.array([[16.0, -3.0]]), 1e-5)
+    0.00016
+    """
+    import numpy as np
+
+    values = np.abs(np.asarray(expected, dtype="float64"))
+    values = values[np.isfinite(values)]
+    scale = max(1.0, float(values.max())) if values.size else 1.0
+    return float(tolerance) * scale
+
+
+def _check_tolerance(tolerance):
+    import math
+
+    if tolerance is None:
+        return
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not math.isfinite(tolerance) \
+            or tolerance < 0:
+        raise ValueError(
+            f"`tolerance` (--tolerance) must be a finite number >= 0, relative to the outputs' scale "
+            f"(the bound is tolerance x max(1, max |output|)); got {tolerance!r}."
+        )
+
+
+def _as_array(images):
+    import numpy as np
+
+    images = np.asarray(images)
+    if images.ndim < 2:
+        raise ValueError(f"`verify_images` must be at least 2 images (N, height, width, channels); got an array "
+                         f"of shape {images.shape}.")
+    return images
+
+
+def _save_for_child(model, keras_path):
+    """Saves the model the TensorFlow child exports, or says why it cannot be."""
+    try:
+        model.save(keras_path)
+    except (NotImplementedError, TypeError) as error:
+        reason = " ".join(str(error).split()).split(". ")[0].rstrip(".")  # Keras's first sentence, one line.
+        raise ValueError(
+            f"Model {model.name!r} cannot be saved to a .keras file ({reason}). On the PyTorch backend the "
+            "SavedModel is written by a TensorFlow-backend process from that file: give its classes a "
+            "`get_config` (https://keras.io/guides/serialization_and_saving/), or export from the "
+            "TensorFlow or JAX backend."
+        ) from error
+
+
+def _verification_images(verify_images, batch_size, input_shape, seed, input_dtype="float32"):
+    """The batch the SavedModel is fed: float32 in [0, 1], or uint8 pixels for `input_dtype="uint8"`."""
     import numpy as np
 
     if verify_images is None:
         rng = np.random.default_rng(seed)
+        if input_dtype == "uint8":
+            return rng.integers(0, 256, (batch_size,) + input_shape, dtype=np.uint8)
         return rng.random((batch_size,) + input_shape, dtype=np.float32)
     images = np.asarray(verify_images)
     if images.ndim != len(input_shape) + 1 or tuple(images.shape[1:]) != input_shape or len(images) < 2:
@@ -315,14 +430,14 @@ def _verification_images(verify_images, batch_size, input_shape, seed):
             f"{images.shape}."
         )
     if images.dtype == np.uint8:
-        return images
+        return images if input_dtype == "uint8" else (images / 255.0).astype("float32")
     images = images.astype("float32")
     if images.size and (images.min() < 0.0 or images.max() > 1.0):
         raise ValueError(
             f"`verify_images` must be images as loaded, in [0, 1]; got values in "
             f"[{images.min():.3g}, {images.max():.3g}]."
         )
-    return images
+    return np.round(images * 255.0).astype("uint8") if input_dtype == "uint8" else images
 
 
 def read_model_card(keras_path):
@@ -422,7 +537,7 @@ def _load_keras_file(path):
 
 
 def _resolve_student(model_or_path):
-    """The model to export: the student of a distiller, or the model itself."""
+    """The model to export (the student of a distiller, or the model itself), its loss, whether a distiller's."""
     if isinstance(model_or_path, (str, os.PathLike)):
         model = _load_keras_file(model_or_path)
     else:
@@ -438,8 +553,8 @@ def _resolve_student(model_or_path):
     # plain student in `.student`; the teacher must never be shipped.
     student = getattr(model, "student", None)
     if isinstance(student, keras.Model) and isinstance(getattr(model, "teacher", None), keras.Model):
-        return student, getattr(model, "distillation_loss_name", None)
-    return model, None
+        return student, getattr(model, "distillation_loss_name", None), True
+    return model, None, False
 
 
 def _check_built(model):
@@ -448,29 +563,6 @@ def _check_built(model):
             f"Model {model.name!r} was never built: it has no weights to export. Call it "
             "on a batch (or `model.build(input_shape)`), or train it, before exporting."
         )
-
-
-def _single_input_shape(model):
-    """The `(height, width, channels)`-like shape of a one-input model."""
-    try:
-        shape = model.input_shape
-    except (AttributeError, ValueError):
-        shape = None
-    if isinstance(shape, list) and len(shape) == 1:
-        shape = shape[0]
-    if not isinstance(shape, tuple) or not shape or any(
-        isinstance(dim, (tuple, list)) for dim in shape
-    ):
-        raise ValueError(
-            f"Verification feeds a random batch to the model's single input, but the input "
-            f"shape of {model.name!r} is {shape!r}. Pass verify=False to export it unverified."
-        )
-    if any(dim is None for dim in shape[1:]):
-        raise ValueError(
-            f"Verification needs a fixed input shape besides the batch; {model.name!r} takes "
-            f"{shape}. Pass verify=False to export it unverified."
-        )
-    return tuple(int(dim) for dim in shape[1:])
 
 
 def _compute_dtype(model):
@@ -509,10 +601,21 @@ def _run_child(arguments, what):
     return json.loads(last_line)
 
 
-def _write_in_child(keras_path, export_dir):
-    """Child side of the PyTorch route: `.keras` -> SavedModel, TensorFlow backend."""
-    model = _load_keras_file(keras_path)
-    model.export(export_dir, format="tf_saved_model", verbose=False)
+def _write_in_child(keras_path, export_dir, spec):
+    """Child side of the PyTorch route: `.keras` -> SavedModel, TensorFlow backend.
+
+    `spec` is the JSON of the signature's input (`shape`, `dtype`) and the
+    classes to import (`model_classes`) before the file can be loaded.
+    """
+    import keras
+
+    from keras_mixkd.serving_signature import import_classes
+    from keras_mixkd.serving_signature import write_saved_model
+
+    spec = json.loads(spec)
+    with keras.saving.custom_object_scope(import_classes(spec["classes"])):
+        model = _load_keras_file(keras_path)
+    write_saved_model(model, export_dir, tuple(spec["shape"]), spec["dtype"])
     return {"written": export_dir}
 
 
@@ -525,6 +628,9 @@ def _verify_in_child(export_dir, batch_path):
     """Child side of verification: tf.saved_model.load only, no Keras."""
     import numpy as np
     import tensorflow as tf
+
+    from keras_mixkd.serving_signature import INPUT_NAME
+    from keras_mixkd.serving_signature import OUTPUT_NAME
 
     batch = np.load(batch_path)
     images, expected = batch["images"], batch["expected"]
@@ -542,6 +648,9 @@ def _verify_in_child(export_dir, batch_path):
     if len(output_specs) != 1:
         raise _ExportError(f"Expected one output in the signature; got {sorted(output_specs)}.")
     (output_name, output_spec), = output_specs.items()
+    if (input_name, output_name) != (INPUT_NAME, OUTPUT_NAME):
+        raise _ExportError(f"Expected the signature {INPUT_NAME!r} -> {OUTPUT_NAME!r}; got {input_name!r} -> "
+                           f"{output_name!r}.")
 
     max_abs_diff = 0.0
     batch_sizes = (len(images), 1)
@@ -575,12 +684,13 @@ def _child_main(argv=None):
     write = steps.add_parser("write", help=".keras -> SavedModel with the TensorFlow backend")
     write.add_argument("keras_path")
     write.add_argument("export_dir")
+    write.add_argument("spec", help="JSON: the input's shape and dtype, the classes to import")
     check = steps.add_parser("verify", help="reload a SavedModel and compare with saved outputs")
     check.add_argument("export_dir")
     check.add_argument("batch_path")
     args = parser.parse_args(argv)
     if args.step == "write":
-        report = _write_in_child(args.keras_path, args.export_dir)
+        report = _write_in_child(args.keras_path, args.export_dir, args.spec)
     else:
         report = _verify_in_child(args.export_dir, args.batch_path)
     print(json.dumps(report))

@@ -271,7 +271,7 @@ def test_png_folder_to_savedmodel_on_image_over_255_gives_the_measured_accuracy(
     for path in sorted(pathlib.Path(root, "test").glob("*/*.png")):
         image = tf.io.decode_png(tf.io.read_file(str(path)), channels=3)
         x = tf.cast(image, tf.float32)[None] / 255.0
-        output = next(iter(serve(images=x).values()))
+        output = serve(images=x)["output_0"]
         probs = tf.nn.softmax(output)[0].numpy()
         label = card["class_names"].index(path.parent.name)
         correct += int(np.argmax(probs) == label)

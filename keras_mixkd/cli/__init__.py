@@ -189,7 +189,7 @@ def cmd_export(args):
     normalization = export_normalization(args.model, args.input_normalized, recipe=args.recipe, run_dir=args.run,
                                          dataset=args.dataset, data_path=args.data_path, image_size=args.image_size)
     print(export_student(args.model, args.output, overwrite=args.overwrite, input_dtype=args.input_dtype,
-                         normalization=normalization))
+                         normalization=normalization, tolerance=args.tolerance))
     return 0
 
 
