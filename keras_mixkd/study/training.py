@@ -28,6 +28,7 @@ from keras_mixkd.study.cell_folders import CellFolders
 from keras_mixkd.study.config import split_augmentation
 from keras_mixkd.study.data_prep import check_split_sizes  # noqa: F401  (re-exported)
 from keras_mixkd.study.data_prep import prepare_data  # noqa: F401  (re-exported)
+from keras_mixkd.study.distillation_set import measure_teacher_stddev
 from keras_mixkd.study.fit import FitMember
 from keras_mixkd.study.fit import fit_and_record
 from keras_mixkd.study.measuring import check_epochs
@@ -303,7 +304,22 @@ def _distill(splits, teacher, student_model_name, recipes, seed, settings, folde
                                   teacher_cache=cached is not None)
         record["mixing_implementation"] = mixing_implementation(aug)
         outcomes.append((member.model, record, measures["features"]))
+    stddev = _teacher_stddev(teacher, splits, settings, recipes[0], seed)
+    for _, record, _ in outcomes:
+        record["teacher_stddev"] = stddev
     return distiller, outcomes
+
+
+def _teacher_stddev(teacher, splits, settings, recipe, seed):
+    """T. stddev of the teacher on the group's distillation stream, after training (its draws change nothing).
+
+    The augmentation is built again from `seed`, so the value is the same
+    whichever cells trained before.
+    """
+    keras.utils.set_random_seed(seed)
+    _, aug = build_distillation_augmentation(settings.augmentation, settings.augmentation_options, recipe,
+                                             splits.num_classes)
+    return measure_teacher_stddev(teacher, splits, aug, batch_size=settings.batch_size, seed=seed)
 
 
 def _check_one_stream(recipes):
