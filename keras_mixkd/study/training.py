@@ -271,10 +271,13 @@ def _distill(splits, teacher, student_model_name, recipes, seed, settings, folde
     names, aug = build_distillation_augmentation(settings.augmentation, settings.augmentation_options,
                                                  recipes[0], splits.num_classes)
     cached = None
-    if teacher_cache is not False and teacher_cache is not None and all(
+    # student_side_mixup mixes the teacher's logits of the clean images: they come from the cache, always.
+    needs_cache = any("student_side_mixup" in split_augmentation(name) for name in names)
+    if (needs_cache or teacher_cache is not False and teacher_cache is not None) and all(
             teacher_input_is_fixed(recipe, names) for recipe in recipes):
         # The teacher sees each image as loaded: its logits, once, instead of every batch.
-        cached = cached_teacher_logits(teacher, splits.x_train, None if teacher_cache is True else teacher_cache,
+        cached = cached_teacher_logits(teacher, splits.x_train, None if teacher_cache in (True, False, None)
+                                       else teacher_cache,
                                        teacher_outputs=recipes[0].get("teacher_outputs", "logits"))
     train_ds = make_dataset(splits.x_train, splits.y_train, batch_size=settings.batch_size, shuffle=True,
                             seed=seed, normalization=None, augmentation=aug, num_classes=splits.num_classes,
