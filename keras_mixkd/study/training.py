@@ -317,9 +317,15 @@ def _teacher_stddev(teacher, splits, settings, recipe, seed):
     """T. stddev of the teacher on the group's distillation stream, after training (its draws change nothing).
 
     The augmentation is built again from `seed`, so the value is the same
-    whichever cells trained before.
+    whichever cells trained before. `student_side_mixup` is measured on the
+    images the student sees: a MixUp of its `alpha` and `mode`.
     """
     keras.utils.set_random_seed(seed)
+    if any("student_side_mixup" in split_augmentation(name) for name in recipe["augmentation"]):
+        options = recipe["augmentation_options"].get("student_side_mixup", {})
+        recipe = {**recipe, "augmentation": ["mixup"], "augmentation_options": {
+            **recipe["augmentation_options"], "mixup": {
+                key: options[key] for key in ("alpha", "mode") if key in options}}}
     _, aug = build_distillation_augmentation(settings.augmentation, settings.augmentation_options, recipe,
                                              splits.num_classes)
     return measure_teacher_stddev(teacher, splits, aug, batch_size=settings.batch_size, seed=seed)
