@@ -74,28 +74,40 @@ def _tiny_teacher(num_classes):
     return keras.Model(inputs, outputs)
 
 
-def test_measure_teacher_stddev_matches_float64_stream(splits):
+@pytest.mark.parametrize("augmented", [False, True])
+def test_measure_teacher_stddev_matches_float64_stream(splits, augmented):
+    import keras
+
+    from keras_mixkd.augment import get_augmentation
     from keras_mixkd.data import make_dataset
     from keras_mixkd.study.distillation_set import measure_teacher_stddev
 
+    def augmentation():
+        keras.utils.set_random_seed(5)  # the same draws for the measure and for the reference
+        return get_augmentation("mixup", mode="batch", num_classes=splits.num_classes) if augmented else None
+
     teacher = _tiny_teacher(splits.num_classes)
     batch_size, passes, per_group = 16, 3, 2
-    value = measure_teacher_stddev(teacher, splits, None, batch_size=batch_size, seed=3, passes=passes,
+    value = measure_teacher_stddev(teacher, splits, augmentation(), batch_size=batch_size, seed=3, passes=passes,
                                    batches_per_group=per_group)
-    # The same stream, by hand: every batch seen clean then augmented (here: as loaded, twice).
+    # The same stream, by hand: every batch seen clean, then augmented (without augmentation: as loaded, twice).
     weights = [np.asarray(w, np.float64) for w in teacher.get_weights()]
+
+    def teacher_logits(images):
+        return np.asarray(images, np.float64).reshape(len(images), -1) @ weights[0] + weights[1]
+
     dataset = make_dataset(splits.x_train, splits.y_train, batch_size=batch_size, shuffle=True, seed=3,
-                           normalization=None, num_classes=splits.num_classes, teacher_sees="clean",
-                           drop_remainder=True)
-    rows = []
+                           normalization=None, augmentation=augmentation(), num_classes=splits.num_classes,
+                           teacher_sees="clean", drop_remainder=True)
+    groups, pending = [], []
     for _ in range(passes):
         for x, _labels in dataset:
-            for view in ("teacher_images", "images"):
-                images = np.asarray(x[view], np.float64).reshape(batch_size, -1)
-                rows.append(images @ weights[0] + weights[1])
-    logits = np.concatenate(rows)
-    group_rows = 2 * per_group * batch_size
-    np.testing.assert_allclose(value, ref_teacher_stddev(logits, group_rows), rtol=1e-3)
+            pending.append((teacher_logits(x["teacher_images"]), teacher_logits(x["images"])))
+            if len(pending) == per_group:
+                groups += [clean for clean, _ in pending] + [mixed for _, mixed in pending]
+                pending = []
+    np.testing.assert_allclose(value, ref_teacher_stddev(np.concatenate(groups), 2 * per_group * batch_size),
+                               rtol=1e-3)
     # Too few batches for two groups: no value rather than a failed cell.
     assert measure_teacher_stddev(teacher, splits, None, batch_size=len(splits.y_train), seed=0, passes=1) is None
 

@@ -307,13 +307,14 @@ def _distill(splits, teacher, student_model_name, recipes, seed, settings, folde
                                   teacher_cache=cached is not None)
         record["mixing_implementation"] = mixing_implementation(aug)
         outcomes.append((member.model, record, measures["features"]))
-    stddev = _teacher_stddev(teacher, splits, settings, recipes[0], seed)
+    stddev = _teacher_stddev(teacher, splits, settings, recipes[0], seed,
+                             cached if recipes[0].get("teacher_outputs", "logits") == "logits" else None)
     for _, record, _ in outcomes:
         record["teacher_stddev"] = stddev
     return distiller, outcomes
 
 
-def _teacher_stddev(teacher, splits, settings, recipe, seed):
+def _teacher_stddev(teacher, splits, settings, recipe, seed, clean_logits):
     """T. stddev of the teacher on the group's distillation stream, after training (its draws change nothing).
 
     The augmentation is built again from `seed`, so the value is the same
@@ -328,7 +329,8 @@ def _teacher_stddev(teacher, splits, settings, recipe, seed):
                 key: options[key] for key in ("alpha", "mode") if key in options}}}
     _, aug = build_distillation_augmentation(settings.augmentation, settings.augmentation_options, recipe,
                                              splits.num_classes)
-    return measure_teacher_stddev(teacher, splits, aug, batch_size=settings.batch_size, seed=seed)
+    return measure_teacher_stddev(teacher, splits, aug, batch_size=settings.batch_size, seed=seed,
+                                  clean_logits=clean_logits)
 
 
 def _check_one_stream(recipes):
