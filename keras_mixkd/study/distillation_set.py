@@ -17,8 +17,6 @@ from keras_mixkd.study.epoch_recorder import run_in_chunks
 # The reference runs: 10 epochs of the training split; a group is 5 batches, each seen clean and augmented.
 PASSES = 10
 BATCHES_PER_GROUP = 5
-# Examples per forward pass of the teacher over the clean training split.
-CLEAN_BATCH_SIZE = 256
 
 
 def measure_teacher_stddev(teacher, splits, augmentation, *, batch_size, seed, clean_logits=None, passes=PASSES,
@@ -36,7 +34,7 @@ def measure_teacher_stddev(teacher, splits, augmentation, *, batch_size, seed, c
 
     The clean view's logits are the teacher's logits of the training split,
     computed once (or given: the teacher cache); the teacher runs on the
-    augmented batches only, one call per group.
+    augmented batches only, one call per group (one compiled shape).
 
     Arguments:
         teacher: the teacher, taking images as loaded (normalising inside).
@@ -59,10 +57,10 @@ def measure_teacher_stddev(teacher, splits, augmentation, *, batch_size, seed, c
     >>> value = measure_teacher_stddev(teacher, splits, get_augmentation("mixup", num_classes=10),
     ...                                batch_size=64, seed=0)
     """
-    from keras_mixkd.distill import compute_teacher_logits
-
+    # One compiled shape for the clean split and the groups' augmented images: a group's batches.
+    chunk = batches_per_group * batch_size
     if clean_logits is None:
-        clean_logits = compute_teacher_logits(teacher, splits.x_train, batch_size=CLEAN_BATCH_SIZE)
+        [clean_logits] = run_in_chunks(teacher, splits.x_train, chunk_size=chunk)
     # The cached logits ride with each batch, aligned with its examples (passed through the augmentation).
     dataset = make_dataset(splits.x_train, splits.y_train, batch_size=batch_size, shuffle=True, seed=seed,
                            normalization=None, augmentation=augmentation, num_classes=splits.num_classes,
@@ -78,7 +76,7 @@ def measure_teacher_stddev(teacher, splits, augmentation, *, batch_size, seed, c
                     augmented_rows = clean_rows  # the same images
                 else:
                     images = np.concatenate(augmented)
-                    [augmented_rows] = run_in_chunks(teacher, images, chunk_size=len(images), pad_short=False)
+                    [augmented_rows] = run_in_chunks(teacher, images, chunk_size=chunk)
                 logits = ops.cast(ops.convert_to_tensor(np.concatenate([clean_rows, augmented_rows])), "float32")
                 probabilities = ops.softmax(logits - ops.max(logits, axis=-1, keepdims=True), axis=-1)
                 group_means.append(ops.mean(probabilities, axis=0))
