@@ -18,7 +18,9 @@ from keras_mixkd.augment import list_augmentations
 from keras_mixkd.data import make_dataset
 
 NUM_CLASSES = 10
-NEEDS_CLASSES = {"label_smoothing", "mixup", "cutmix", "mixup_cutmix", "partial_mixup"}
+NEEDS_CLASSES = {"label_smoothing", "mixup", "cutmix", "mixup_cutmix", "partial_mixup", "student_side_mixup"}
+# Recipes that mix the teacher's cached logits: their pipeline carries them, the teacher seeing clean images.
+NEEDS_TEACHER_LOGITS = {"student_side_mixup"}
 
 # (recipe names, options): every recipe alone, the recipes' combinations, the other implementations.
 SPECS = [([name], {}) for name in list_augmentations()] + [
@@ -47,6 +49,7 @@ def digests(seeds):
     rng = np.random.default_rng(0)
     images = rng.random((16, 12, 12, 3)).astype("float32")  # RGB: RandAugment's colour ops need 3 channels
     labels = rng.integers(0, NUM_CLASSES, 16)
+    teacher = {"teacher_logits": rng.normal(size=(16, NUM_CLASSES)).astype("float32"), "teacher_sees": "clean"}
     out = {}
     for seed in seeds:
         for names, options in SPECS:
@@ -57,11 +60,12 @@ def digests(seeds):
                 options = dict(options, num_classes=NUM_CLASSES)
             aug = get_augmentation(names, **options)
             dataset = make_dataset(images, labels, batch_size=8, seed=seed, augmentation=aug,
-                                   num_classes=NUM_CLASSES)
+                                   num_classes=NUM_CLASSES, **(teacher if NEEDS_TEACHER_LOGITS & set(names) else {}))
             digest = hashlib.sha256()
             for _ in range(2):
                 for x, y in dataset:
-                    digest.update(np.asarray(x).tobytes())
+                    for part in (x.values() if isinstance(x, dict) else [x]):
+                        digest.update(np.asarray(part).tobytes())
                     digest.update(np.asarray(y).tobytes())
             out[f"{key(names, {k: v for k, v in options.items() if k != 'num_classes'})}/{seed}"] = digest.hexdigest()
     return out

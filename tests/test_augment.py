@@ -99,7 +99,7 @@ def run_in_tf_data(aug, batch, num_batches=1, training=True):
 
 
 def recipe_options(name, num_classes):
-    if name in MIXING_RECIPES or name == "label_smoothing":
+    if name in MIXING_RECIPES or name in ("label_smoothing", "student_side_mixup"):
         return {"num_classes": num_classes}
     return {}
 
@@ -108,7 +108,7 @@ def recipe_options(name, num_classes):
 def test_list_augmentations_names_every_recipe():
     assert list_augmentations() == [
         "none", "standard", "cutout", "label_smoothing", "mixup", "cutmix",
-        "mixup_cutmix", "partial_mixup", "randaugment", "augmix",
+        "mixup_cutmix", "partial_mixup", "student_side_mixup", "randaugment", "augmix",
     ]
 
 
@@ -603,6 +603,9 @@ def test_every_recipe_runs_inside_tf_data(name, rng):
         "images": rng.uniform(size=(8, 16, 16, 3)).astype(np.float32),
         "labels": rng.integers(0, num_classes, 8).astype(np.int32),
         "teacher_images": np.zeros((8, 16, 16, 3), np.float32),  # passes through
+        # The cached teacher logits the pipeline routes through the augmentation: passed on (mixed by
+        # student_side_mixup).
+        "teacher_logits": rng.normal(size=(8, num_classes)).astype(np.float32),
     }
     aug = get_augmentation(name, **recipe_options(name, num_classes))
     outs = run_in_tf_data(aug, batch, num_batches=2)
@@ -611,7 +614,9 @@ def test_every_recipe_runs_inside_tf_data(name, rng):
         assert out["images"].dtype == np.float32
         assert -1e-5 <= out["images"].min() and out["images"].max() <= 1 + 1e-5
         np.testing.assert_array_equal(out["teacher_images"], batch["teacher_images"])
-        if name in MIXING_RECIPES or name == "label_smoothing":
+        if name != "student_side_mixup":
+            np.testing.assert_array_equal(out["teacher_logits"], batch["teacher_logits"])
+        if name in MIXING_RECIPES or name in ("label_smoothing", "student_side_mixup"):
             assert out["labels"].shape == (8, num_classes) and out["labels"].dtype == np.float32
             np.testing.assert_allclose(out["labels"].sum(axis=1), 1.0, atol=1e-5)
         else:

@@ -50,7 +50,7 @@ def test_dry_run_lists_the_default_grid(capsys):
     assert lines[1] == "cell 2/93 · teacher=none · seed 0 · train teacher digits_cnn"
     assert lines[3] == "cell 4/93 · teacher=none · seed 0 · distil kd_T1: digits_cnn -> digits_cnn_small"
     status, out, _ = run_cli(capsys, "study", "--list-recipes")
-    assert out.split() == ["digits", "methods_cifar100", "study_a_cifar10", "study_b_cifar100"]
+    assert out.split() == ["digits", "function_matching_cifar100", "methods_cifar100", "study_a_cifar10", "study_b_cifar100"]
 
 
 def test_single_model_commands_chain(capsys, tmp_path):

@@ -2,7 +2,10 @@
 
 Study A links a student's accuracy to its teacher's class-discrimination
 (CD of the penultimate features); study B to its teacher's smoothness (the
-mean entropy of its outputs, and the per-sample std of its logits). Each link
+mean entropy of its outputs, and the per-sample std of its logits); and to
+Wang et al.'s (NeurIPS 2022) "T. stddev" of its teacher on its distillation
+set (`keras_mixkd.metrics.teacher_stddev`, in the student's record: it
+depends on the teacher and the distillation augmentation). Each link
 is measured over the cells of a study (every teacher augmentation x seed,
 per student and distillation recipe) by Pearson's r and Spearman's rho.
 
@@ -22,7 +25,11 @@ TEACHER_MEASURES = {
     "class_discrimination_last": ("teacher class-discrimination", "study A"),
     "mean_entropy_last": ("teacher mean output entropy (nats)", "study B"),
     "logit_std_last": ("teacher logit std", "study B"),
+    "teacher_stddev": ("teacher T. stddev on the distillation set", "Wang et al. 2022"),
 }
+
+# Teacher measures that depend on the distillation augmentation too: read from the student's record.
+DISTILLATION_SET_MEASURES = ("teacher_stddev",)
 
 
 def pearson(x, y):
@@ -87,7 +94,8 @@ def link_points(records, measure, *, student_metric="test_accuracy_last"):
         teacher = teachers.get((record["teacher_model"], record["teacher_augmentation"], record["seed"]))
         if teacher is None:
             continue
-        x, y = teacher.get(measure), record.get(student_metric)
+        x = (record if measure in DISTILLATION_SET_MEASURES else teacher).get(measure)
+        y = record.get(student_metric)
         if x is None or y is None or not (math.isfinite(x) and math.isfinite(y)):
             continue
         key = (record["teacher_model"], record["student_model"], record["recipe"])

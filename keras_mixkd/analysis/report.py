@@ -480,7 +480,8 @@ def _report_markdown(run_dir, config, records, manifest, plot_paths, gain_paths=
                   "Over the cells of the study (every teacher augmentation × seed), per student and recipe: "
                   "the student's test accuracy (last epoch) against its teacher's class-discrimination "
                   "(study A's link) and against its teacher's smoothness, the mean entropy and the logit std "
-                  "of its outputs (study B's link). Pearson's r and Spearman's ρ; – where fewer than 3 cells "
+                  "of its outputs (study B's link), and against Wang et al.'s T. stddev of its teacher on the recipe's "
+                  "distillation set (docs/measures.md). Pearson's r and Spearman's ρ; – where fewer than 3 cells "
                   "or no spread. Figure: `plots/links.png`.", "",
                   tables.markdown_table(header, rows) if rows else "No student with a finished teacher yet.", ""]
     lines += _flagged_section(records, config, pairs, teacher_models)

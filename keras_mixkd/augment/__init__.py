@@ -24,6 +24,7 @@ from keras_mixkd.augment.recipes import describe_augmentation
 from keras_mixkd.augment.recipes import get_augmentation
 from keras_mixkd.augment.recipes import list_augmentations
 from keras_mixkd.augment.recipes import recipe_options
+from keras_mixkd.augment.student_side_mixup import StudentSideMixup
 
 __all__ = [
     "augmentations_in_use",
@@ -38,6 +39,7 @@ __all__ = [
     "MixingSwitchOff",
     "PadCropFlip",
     "RandAugment",
+    "StudentSideMixup",
     "default_mixing_implementation",
     "describe_augmentation",
     "get_augmentation",

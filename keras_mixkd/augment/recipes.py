@@ -9,6 +9,7 @@ from keras_mixkd.augment.label_smoothing import LabelSmoothing
 from keras_mixkd.augment.mixing import Mixing
 from keras_mixkd.augment.pad_crop_flip import PadCropFlip
 from keras_mixkd.augment.rand_augment import RandAugment
+from keras_mixkd.augment.student_side_mixup import StudentSideMixup
 
 _MIXING_COMMON = ("prob", "mode", "label_smoothing", "num_classes", "implementation", "seed")
 
@@ -56,6 +57,12 @@ _RECIPES = {
         _partial_mixup,
         ("alpha", "fraction", "mode", "label_smoothing", "num_classes"),
         "MixUp on exactly round(fraction * B) rows of every batch",
+    ),
+    "student_side_mixup": (
+        StudentSideMixup,
+        ("alpha", "temperature", "mode", "num_classes"),
+        "distillation only: MixUp of the student's images; its target the same mix of the teacher's "
+        "softened outputs on the clean images",
     ),
     "randaugment": (
         RandAugment,
@@ -276,6 +283,9 @@ def get_augmentation(name_or_names, **options):
       the mixup options.
     - `partial_mixup`: `alpha` (1.0), `fraction` (0.5), `mode`, `label_smoothing`,
       `num_classes`.
+    - `student_side_mixup` (distillation only): `alpha` (1.0), `temperature` (4.0; a
+      study takes the recipe's), `mode`, `num_classes`; needs the teacher's logits of
+      the clean images with each batch (see `StudentSideMixup`).
     - `randaugment`: `num_ops` (2), `magnitude` (0.5), `implementation`
       (`"keras_cv"`|`"keras"`), `seed`.
     - `augmix`: `severity` (0.3), `num_chains` (3), `chain_depth` ((1, 3)),

@@ -122,6 +122,9 @@ def make_dataset(
             "images": tf.gather(images_tensor, indices),
             "labels": tf.gather(labels_tensor, indices),
         }
+        if teacher_logits is not None:
+            # Through the augmentation, which passes them on (or mixes them: student_side_mixup).
+            batch["teacher_logits"] = tf.gather(logits_tensor, indices)
         clean_images = batch["images"]
         if augmentation is not None:
             batch = augmentation(batch, training=True)
@@ -131,7 +134,7 @@ def make_dataset(
         if teacher_logits is not None:
             # Gathered with the batch's own indices: aligned with its examples
             # however the augmentation mixes the student's images.
-            x = {"images": student_images, "teacher_logits": tf.gather(logits_tensor, indices)}
+            x = {"images": student_images, "teacher_logits": batch["teacher_logits"]}
         elif teacher_sees == "clean":
             x = {"images": student_images, "teacher_images": normalize(clean_images)}
         else:

@@ -4,6 +4,7 @@ Latent space (features `(N, D)`, integer or one-hot labels):
 `class_discrimination`, `gdv`, `class_separation`, `nc1`.
 Outputs (`(N, L)` probabilities or logits): `accuracy`,
 `expected_calibration_error`, `mean_entropy`, `logit_std`, `soft_label_kl`.
+A distillation set, on the teacher alone: `teacher_stddev` (Wang et al., 2022).
 Features of a functional model: `feature_extractor`.
 
 Every measure runs with `keras.ops` on the backend's device and returns a
@@ -11,6 +12,7 @@ Python float. They check their inputs on the host and are not meant to be
 traced inside a compiled function.
 """
 
+from keras_mixkd.metrics.augmentation_quality import teacher_stddev
 from keras_mixkd.metrics.features import feature_extractor
 from keras_mixkd.metrics.outputs import accuracy
 from keras_mixkd.metrics.outputs import expected_calibration_error
@@ -33,4 +35,5 @@ __all__ = [
     "mean_entropy",
     "nc1",
     "soft_label_kl",
+    "teacher_stddev",
 ]

@@ -230,7 +230,38 @@ def _complete(data, source, kept):
             )
     _check_augmentations(config, source)
     _check_tables_in_use(config, source, kept)
+    _check_student_side_mixup(config, source)
     return config
+
+
+STUDENT_SIDE_MIXUP = "student_side_mixup"
+
+
+def _check_student_side_mixup(config, source):
+    """`student_side_mixup` mixes the teacher's cached outputs: distillation only, clean teacher, Hinton KD."""
+    for role, key in (("teacher", "augmentations"), ("student", "augmentation")):
+        if any(STUDENT_SIDE_MIXUP in split_augmentation(name) for name in config[role][key]):
+            raise RecipeError(
+                f"{source.where((role, key))}: {STUDENT_SIDE_MIXUP} mixes a teacher's outputs, so it is an "
+                "augmentation of a [[distillation]] recipe only (its `augmentation`); use mixup here.")
+    for i, recipe in enumerate(config["distillation"]):
+        if not any(STUDENT_SIDE_MIXUP in split_augmentation(name) for name in recipe["augmentation"]):
+            continue
+        where = source.where(("distillation", i, "augmentation"))
+        if recipe["teacher_sees"] != "clean":
+            raise RecipeError(
+                f"{where}: {STUDENT_SIDE_MIXUP} distils from the teacher's outputs on the clean images; set "
+                f"teacher_sees = \"clean\" (got {recipe['teacher_sees']!r}).")
+        if recipe["loss"] != "kd" or recipe["feature_loss_weight"] > 0:
+            raise RecipeError(
+                f"{where}: {STUDENT_SIDE_MIXUP} mixes the teacher's probabilities at the temperature of Hinton "
+                f"KD; it needs loss = \"kd\" and no feature loss (got loss = {recipe['loss']!r}, "
+                f"feature_loss_weight = {recipe['feature_loss_weight']!r}).")
+        given = recipe["augmentation_options"].get(STUDENT_SIDE_MIXUP, {}).get("temperature")
+        if given is not None and given != recipe["temperature"]:
+            raise RecipeError(
+                f"{where}: {STUDENT_SIDE_MIXUP}'s temperature {given!r} differs from the recipe's temperature "
+                f"{recipe['temperature']!r}; leave it out (the recipe's is used).")
 
 
 def _resolve_data_path(data, recipe_file):

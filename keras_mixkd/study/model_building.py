@@ -123,6 +123,10 @@ def build_distillation_augmentation(student_augmentation, augmentation_options, 
     options = dict(augmentation_options or {})
     options.update(recipe["augmentation_options"])
     names = [n for n in list(student_augmentation) + list(recipe["augmentation"]) if split_augmentation(n)]
+    if any("student_side_mixup" in split_augmentation(n) for n in names):
+        # It mixes the teacher's probabilities at the recipe's temperature.
+        options["student_side_mixup"] = {"temperature": recipe["temperature"],
+                                         **options.get("student_side_mixup", {})}
     return names, build_augmentation(names, options, num_classes)
 
 

@@ -28,6 +28,7 @@ CSV_COLUMNS = (
     "test_accuracy_best", "val_accuracy_best", "best_epoch",
     "class_discrimination_last", "teacher_class_discrimination", "ece_last",
     "teacher_agreement_last", "teacher_test_accuracy_last", "mean_entropy_last", "logit_std_last",
+    "teacher_stddev",
     "parameters", "seconds", "backend", "alone_test_accuracy_last", "kd_gain_last",
     "teacher_cache", "flags",
 )

@@ -29,6 +29,7 @@ from keras_mixkd.study.cell_folders import CellFolders
 from keras_mixkd.study.config import split_augmentation
 from keras_mixkd.study.data_prep import check_split_sizes  # noqa: F401  (re-exported)
 from keras_mixkd.study.data_prep import prepare_data  # noqa: F401  (re-exported)
+from keras_mixkd.study.distillation_set import measure_teacher_stddev
 from keras_mixkd.study.fit import FitMember
 from keras_mixkd.study.fit import fit_and_record
 from keras_mixkd.study.measuring import check_epochs
@@ -271,10 +272,13 @@ def _distill(splits, teacher, student_model_name, recipes, seed, settings, folde
     names, aug = build_distillation_augmentation(settings.augmentation, settings.augmentation_options,
                                                  recipes[0], splits.num_classes)
     cached = None
-    if teacher_cache is not False and teacher_cache is not None and all(
+    # student_side_mixup mixes the teacher's logits of the clean images: they come from the cache, always.
+    needs_cache = any("student_side_mixup" in split_augmentation(name) for name in names)
+    if (needs_cache or teacher_cache is not False and teacher_cache is not None) and all(
             teacher_input_is_fixed(recipe, names) for recipe in recipes):
         # The teacher sees each image as loaded: its logits, once, instead of every batch.
-        cached = cached_teacher_logits(teacher, splits.x_train, None if teacher_cache is True else teacher_cache,
+        cached = cached_teacher_logits(teacher, splits.x_train, None if teacher_cache in (True, False, None)
+                                       else teacher_cache,
                                        teacher_outputs=recipes[0].get("teacher_outputs", "logits"))
     train_ds = make_dataset(splits.x_train, splits.y_train, batch_size=settings.batch_size, shuffle=True,
                             seed=seed, normalization=None, augmentation=aug, num_classes=splits.num_classes,
@@ -304,7 +308,30 @@ def _distill(splits, teacher, student_model_name, recipes, seed, settings, folde
                                   teacher_cache=cached is not None)
         record["mixing_implementation"] = mixing_implementation(aug)
         outcomes.append((member.model, record, measures["features"]))
+    stddev = _teacher_stddev(teacher, splits, settings, recipes[0], seed,
+                             cached if recipes[0].get("teacher_outputs", "logits") == "logits" else None)
+    for _, record, _ in outcomes:
+        record["teacher_stddev"] = stddev
     return distiller, outcomes
+
+
+def _teacher_stddev(teacher, splits, settings, recipe, seed, clean_logits):
+    """T. stddev of the teacher on the group's distillation stream, after training (its draws change nothing).
+
+    The augmentation is built again from `seed`, so the value is the same
+    whichever cells trained before. `student_side_mixup` is measured on the
+    images the student sees: a MixUp of its `alpha` and `mode`.
+    """
+    keras.utils.set_random_seed(seed)
+    if any("student_side_mixup" in split_augmentation(name) for name in recipe["augmentation"]):
+        options = recipe["augmentation_options"].get("student_side_mixup", {})
+        recipe = {**recipe, "augmentation": ["mixup"], "augmentation_options": {
+            **recipe["augmentation_options"], "mixup": {
+                key: options[key] for key in ("alpha", "mode") if key in options}}}
+    _, aug = build_distillation_augmentation(settings.augmentation, settings.augmentation_options, recipe,
+                                             splits.num_classes)
+    return measure_teacher_stddev(teacher, splits, aug, batch_size=settings.batch_size, seed=seed,
+                                  clean_logits=clean_logits)
 
 
 def _check_one_stream(recipes):
