@@ -3,7 +3,7 @@
 Latent space (features `(N, D)`, integer or one-hot labels):
 `class_discrimination`, `gdv`, `class_separation`, `nc1`.
 Outputs (`(N, L)` probabilities or logits): `accuracy`,
-`expected_calibration_error`, `mean_entropy`, `logit_std`, `soft_label_kl`.
+`expected_calibration_error`, `negative_log_likelihood`, `mean_entropy`, `logit_std`, `soft_label_kl`.
 Features of a functional model: `feature_extractor`.
 
 Every measure runs with `keras.ops` on the backend's device and returns a
@@ -16,6 +16,7 @@ from keras_mixkd.metrics.outputs import accuracy
 from keras_mixkd.metrics.outputs import expected_calibration_error
 from keras_mixkd.metrics.outputs import logit_std
 from keras_mixkd.metrics.outputs import mean_entropy
+from keras_mixkd.metrics.outputs import negative_log_likelihood
 from keras_mixkd.metrics.outputs import soft_label_kl
 from keras_mixkd.metrics.separability import class_discrimination
 from keras_mixkd.metrics.separability import class_separation
@@ -32,5 +33,6 @@ __all__ = [
     "logit_std",
     "mean_entropy",
     "nc1",
+    "negative_log_likelihood",
     "soft_label_kl",
 ]
