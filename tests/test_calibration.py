@@ -296,3 +296,32 @@ def test_calibrated_standardized_student_reaches_ece_005_on_digits(tmp_path):
     assert "## Calibrated students (temperature scaling)" in report
     assert (f"| digits_cnn | none | digits_cnn_small | standardized | 1 | {info['temperature']:.3f} | "
             f"{info['test']['ece_before']:.4f} | {info['test']['ece_after']:.4f} |") in report
+
+
+def test_negative_log_likelihood_metric_matches_float64_reference(rng):
+    from keras_mixkd import metrics
+
+    logits, labels = overconfident(rng, n=64, classes=7, scale=4.0, offset=50.0)
+    logits = logits.astype(np.float32)
+    wide = logits.astype(np.float64)
+    expected = ref_nll(wide, labels, 1.0)
+    assert metrics.negative_log_likelihood(logits, labels, from_logits=True) == pytest.approx(expected, rel=1e-5)
+    probabilities = np.exp(wide - wide.max(1, keepdims=True))
+    probabilities /= probabilities.sum(1, keepdims=True)
+    assert metrics.negative_log_likelihood(probabilities.astype(np.float32), np.eye(7)[labels]) == pytest.approx(
+        expected, rel=1e-3)
+    assert calibration.negative_log_likelihood(wide, labels, 2.0) == pytest.approx(ref_nll(wide, labels, 2.0),
+                                                                                   rel=1e-12)
+
+
+@pytest.mark.backend_independent
+def test_calibrate_off_leaves_study_json_as_before_and_on_is_a_change():
+    from keras_mixkd.study import load_recipe
+    from keras_mixkd.study.run_folder import config_differences
+
+    spec = load_recipe("digits")
+    before = json.loads(json.dumps(spec))
+    before["student"].pop("calibrate")  # a study.json written before the key existed
+    assert config_differences(before, spec) == []
+    on = load_recipe("digits", overrides={"student.calibrate": True})
+    assert config_differences(before, on) == ["student.calibrate: None -> True"]
