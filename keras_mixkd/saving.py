@@ -33,6 +33,7 @@ def register_saved_classes():
     """
     import keras_mixkd.distill.distiller  # noqa: F401
     import keras_mixkd.distill.shared_teacher_distiller  # noqa: F401
+    import keras_mixkd.calibration.temperature_scaling  # noqa: F401
     import keras_mixkd.distill.standardized_logits  # noqa: F401
     import keras_mixkd.losses  # noqa: F401
     import keras_mixkd.models as models

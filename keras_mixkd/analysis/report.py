@@ -474,6 +474,7 @@ def _report_markdown(run_dir, config, records, manifest, plot_paths, gain_paths=
             if gain_header is not None and gain_rows:
                 lines += [f"### {gains[metric]}", "", "Distilled − student alone, paired by seed; mean ± std "
                           "over seeds.", "", tables.markdown_table(gain_header, gain_rows), ""]
+    lines += _calibration_lines(records)
     if pairs:
         header, rows = correlations.link_table(records, config)
         lines += ["## The studies' links: student accuracy against its teacher", "",
@@ -492,6 +493,28 @@ def _report_markdown(run_dir, config, records, manifest, plot_paths, gain_paths=
         lines += [f"![{os.path.basename(path)}]({name})", ""]
     lines += ["Per-cell records with per-epoch histories: `results.json`; one row per cell: `results.csv`.", ""]
     return "\n".join(lines)
+
+
+def _calibration_lines(records):
+    """The students calibrated by temperature scaling (`[student] calibrate = true`): T and test ECE before and after."""
+    groups = {}
+    for record in records:
+        info = record.get("calibration")
+        if record.get("role") == "teacher" or not isinstance(info, dict) or "test" not in info:
+            continue
+        key = (record.get("teacher_model") or "—", record.get("teacher_augmentation") or "—",
+               record.get("student_model", "?"), record.get("recipe", "?"))
+        groups.setdefault(key, []).append((info["temperature"], info["test"]["ece_before"], info["test"]["ece_after"]))
+    if not groups:
+        return []
+    rows = [[*key, len(values), *(f"{sum(column) / len(column):.{digits}f}"
+                                  for column, digits in zip(zip(*values), (3, 4, 4)))]
+            for key, values in sorted(groups.items())]
+    header = ["teacher", "teacher augmentation", "student", "recipe", "seeds", "T", "ECE before", "ECE after"]
+    return ["## Calibrated students (temperature scaling)", "",
+            "Each student's temperature T is fitted on the validation split by minimising its negative "
+            "log-likelihood (Guo et al., ICML 2017); ECE on the test split, last epoch, before and after; "
+            "means over seeds.", "", tables.markdown_table(header, rows), ""]
 
 
 def _mixing_line(records):

@@ -15,6 +15,7 @@ FEATURE_MEASURES = ("class_discrimination", "gdv", "class_separation", "nc1")
 OUTPUT_MEASURES = (
     "accuracy",
     "expected_calibration_error",
+    "negative_log_likelihood",
     "mean_entropy",
     "logit_std",
     "soft_label_kl",
@@ -55,7 +56,7 @@ class LatentMeasures(keras.callbacks.Callback):
     - of the penultimate features: `"class_discrimination"`, `"gdv"`,
       `"class_separation"`, `"nc1"` (see `keras_mixkd.metrics`);
     - of the outputs: `"accuracy"`, `"expected_calibration_error"`,
-      `"mean_entropy"`, `"logit_std"`, `"soft_label_kl"` (needs
+      `"negative_log_likelihood"`, `"mean_entropy"`, `"logit_std"`, `"soft_label_kl"` (needs
       `soft_labels`), and `"softmax_class_discrimination"` (CD computed on
       the softmax outputs, as study A's own code did).
 
@@ -242,6 +243,10 @@ class LatentMeasures(keras.callbacks.Callback):
             elif name == "expected_calibration_error":
                 values[name] = measures_module.expected_calibration_error(
                     outputs, labels, num_bins=self.num_bins, from_logits=self.from_logits
+                )
+            elif name == "negative_log_likelihood":
+                values[name] = measures_module.negative_log_likelihood(
+                    outputs, labels, from_logits=self.from_logits
                 )
             elif name == "mean_entropy":
                 values[name] = measures_module.mean_entropy(outputs, from_logits=self.from_logits)

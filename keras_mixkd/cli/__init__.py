@@ -3,7 +3,7 @@
     keras-mixkd [--backend {tensorflow,jax,torch}] COMMAND [options]
 
 Commands: study (the main job), train-teacher, distill, evaluate, measure,
-export, report, list. `keras-mixkd COMMAND --help` describes each. Each
+calibrate, export, report, list. `keras-mixkd COMMAND --help` describes each. Each
 command reads its flags, calls the library function of the same job (named in
 its handler) and prints what it returns; errors are the library's own.
 
@@ -33,6 +33,7 @@ from keras_mixkd.study.check import check_study
 from keras_mixkd.study.selection import choose_cells
 from keras_mixkd.study.selection import parse_only
 from keras_mixkd.study.single_run import RunSettings
+from keras_mixkd.study.single_run import calibrate_file
 from keras_mixkd.study.single_run import distill_file
 from keras_mixkd.study.single_run import distillation_recipe
 from keras_mixkd.study.single_run import evaluate_file
@@ -185,6 +186,20 @@ def cmd_measure(args):
     return 0
 
 
+def cmd_calibrate(args):
+    info = calibrate_file(args.model, args.output, _settings(args, "student"), overwrite=args.overwrite,
+                          input_normalized=args.input_normalized)
+    print(f"saved {args.output} (record: {args.output}.json): outputs logits / T, "
+          f"T = {info['temperature']:.6g} fitted on the validation split")
+    for split in ("val", "test"):
+        if split in info:
+            values = info[split]
+            print(f"{split}: ECE {values['ece_before']:.4f} -> {values['ece_after']:.4f} · NLL "
+                  f"{values['nll_before']:.4f} -> {values['nll_after']:.4f} · {values['examples']} examples")
+    _maybe_json(args.json, info)
+    return 0
+
+
 def cmd_export(args):
     normalization = export_normalization(args.model, args.input_normalized, recipe=args.recipe, run_dir=args.run,
                                          dataset=args.dataset, data_path=args.data_path, image_size=args.image_size)
@@ -247,4 +262,4 @@ def _maybe_json(path, values):
 
 
 HANDLERS = {"study": cmd_study, "train-teacher": cmd_train_teacher, "distill": cmd_distill, "evaluate": cmd_evaluate,
-            "measure": cmd_measure, "export": cmd_export, "report": cmd_report, "list": cmd_list}
+            "measure": cmd_measure, "calibrate": cmd_calibrate, "export": cmd_export, "report": cmd_report, "list": cmd_list}

@@ -256,10 +256,26 @@ def build_parser():
         "features on a split of a data set.", splits=("train", "val", "test"), split="test")
     measure.add_argument("--measures", nargs="+", default=None,
                          help="names (default: class_discrimination gdv class_separation nc1 accuracy "
-                              "expected_calibration_error mean_entropy logit_std)")
+                              "expected_calibration_error negative_log_likelihood mean_entropy logit_std)")
     measure.add_argument("--layer", default=None, help="feature layer name (default: 'features')")
     _data_flags(measure)
     _input_normalized_flag(measure, "the model")
+
+    calibrate = commands.add_parser(
+        "calibrate", parents=[parent], help="calibrate a saved model by temperature scaling",
+        description="Fit one temperature T on the validation split by minimising its negative log-likelihood "
+                    "(temperature scaling, Guo et al., ICML 2017) and save a model whose output is its logits / T "
+                    "(a TemperatureScaling layer), with ECE and NLL before and after (validation and test "
+                    "splits) in its model card.")
+    calibrate.add_argument("model", help=".keras file (a saved distiller: its student)")
+    calibrate.add_argument("--output", required=True, help="path of the calibrated model's .keras file")
+    calibrate.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+    calibrate.add_argument("--json", default=None, help="also write the numbers to this JSON file")
+    calibrate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                           help="override any recipe setting, value in TOML syntax, e.g. --set "
+                                "data.validation_fraction=0.2 (repeatable)")
+    _data_flags(calibrate)
+    _input_normalized_flag(calibrate, "the model")
 
     export = commands.add_parser(
         "export", parents=[parent], help="export a distilled student as a TensorFlow SavedModel",

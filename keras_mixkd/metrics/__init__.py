@@ -3,7 +3,7 @@
 Latent space (features `(N, D)`, integer or one-hot labels):
 `class_discrimination`, `gdv`, `class_separation`, `nc1`.
 Outputs (`(N, L)` probabilities or logits): `accuracy`,
-`expected_calibration_error`, `mean_entropy`, `logit_std`, `soft_label_kl`.
+`expected_calibration_error`, `negative_log_likelihood`, `mean_entropy`, `logit_std`, `soft_label_kl`.
 A distillation set, on the teacher alone: `teacher_stddev` (Wang et al., 2022).
 Features of a functional model: `feature_extractor`.
 
@@ -18,6 +18,7 @@ from keras_mixkd.metrics.outputs import accuracy
 from keras_mixkd.metrics.outputs import expected_calibration_error
 from keras_mixkd.metrics.outputs import logit_std
 from keras_mixkd.metrics.outputs import mean_entropy
+from keras_mixkd.metrics.outputs import negative_log_likelihood
 from keras_mixkd.metrics.outputs import soft_label_kl
 from keras_mixkd.metrics.separability import class_discrimination
 from keras_mixkd.metrics.separability import class_separation
@@ -34,6 +35,7 @@ __all__ = [
     "logit_std",
     "mean_entropy",
     "nc1",
+    "negative_log_likelihood",
     "soft_label_kl",
     "teacher_stddev",
 ]

@@ -93,6 +93,38 @@ def expected_calibration_error(predictions, labels, num_bins=15, from_logits=Fal
     return float(ops.convert_to_numpy(ops.sum(ops.abs(gaps)) / num_examples))
 
 
+def negative_log_likelihood(predictions, labels, from_logits=False):
+    """Mean negative log-likelihood (nats) of the labels under the outputs.
+
+    `-(1/N) sum_i log p_i[y_i]`; from logits, `log p = log_softmax(logits)`
+    (no clipping), from probabilities `log max(p, 1e-12)`.
+
+    Arguments:
+        predictions: probabilities `(N, L)` or, with `from_logits=True`,
+            logits.
+        labels: integer class ids `(N,)` or one-hot rows `(N, L)`.
+        from_logits: whether `predictions` are logits.
+
+    Returns:
+        A Python float.
+
+    Example:
+
+    >>> from keras_mixkd.metrics import negative_log_likelihood
+    >>> round(negative_log_likelihood([[0.0, 0.0]], [1], from_logits=True), 4)
+    0.6931
+    """
+    if from_logits:
+        logits = as_features(predictions, "predictions")
+        log_p = ops.log_softmax(logits - ops.max(logits, axis=-1, keepdims=True), axis=-1)
+    else:
+        log_p = ops.log(ops.maximum(as_probabilities(predictions, from_logits=False), _LOG_FLOOR))
+    num_examples, num_outputs = (int(s) for s in log_p.shape)
+    ids = _output_labels(labels, num_examples, num_outputs)
+    picked = ops.take_along_axis(log_p, ops.expand_dims(ids, -1), axis=-1)
+    return float(ops.convert_to_numpy(-ops.mean(picked)))
+
+
 def mean_entropy(predictions, from_logits=False):
     """Mean Shannon entropy (nats) of the output distributions.
 

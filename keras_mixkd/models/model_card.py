@@ -12,14 +12,29 @@ import os
 
 MODEL_CARD_VERSION = 1
 STANDARDIZED_LOGITS_CLASS = "StandardizedLogits"
+TEMPERATURE_SCALING_CLASS = "TemperatureScaling"
 
 
 def output_kind(model):
-    """`"standardized_logits"` when the model ends in `StandardizedLogits`, else `"logits"`."""
-    layers = getattr(model, "layers", None) or ()
+    """`"standardized_logits"` when the model ends in `StandardizedLogits`, else `"logits"`.
+
+    A final `TemperatureScaling` (a calibrated model) is looked through: it
+    divides the kind of outputs below it by its temperature.
+    """
+    layers = list(getattr(model, "layers", None) or ())
+    if layers and type(layers[-1]).__name__ == TEMPERATURE_SCALING_CLASS:
+        layers.pop()
     if layers and type(layers[-1]).__name__ == STANDARDIZED_LOGITS_CLASS:
         return "standardized_logits"
     return "logits"
+
+
+def output_temperature(model):
+    """The temperature of the model's final `TemperatureScaling` layer (a calibrated model), else None."""
+    layers = getattr(model, "layers", None) or ()
+    if layers and type(layers[-1]).__name__ == TEMPERATURE_SCALING_CLASS:
+        return float(layers[-1].temperature)
+    return None
 
 
 def _shape(shape):
@@ -78,10 +93,16 @@ def describe_io(model, input_dtype=None):
                     if kind == "standardized_logits" else
                     "logits; softmax(output) is the predictive distribution"),
     }
+    temperature = output_temperature(model)
+    if temperature is not None:
+        output_section["temperature"] = temperature
+        output_section["meaning"] = (
+            output_section["meaning"].split(";")[0] + f", divided by the temperature T = {temperature:.6g} fitted "
+            "on the validation split (temperature scaling); softmax(output) is the calibrated predictive distribution")
     return input_section, output_section
 
 
-def model_card(model, *, splits=None, role=None, trained=None, distilled_from=None):
+def model_card(model, *, splits=None, role=None, trained=None, distilled_from=None, calibration=None):
     """A JSON-ready description of a model.
 
     Arguments:
@@ -91,11 +112,14 @@ def model_card(model, *, splits=None, role=None, trained=None, distilled_from=No
         role: `"teacher"`, `"student"` or `None`.
         trained: dict of how it was trained (augmentation, epochs, seed, ...).
         distilled_from: dict naming the teacher and the distillation recipe.
+        calibration: the `info` of `keras_mixkd.calibration.calibrate_model`
+            (temperature, ECE and NLL before and after), or `None`.
 
     Returns:
         A dict with keys `model_card_version`, `model`, `role`, `dataset`,
         `num_classes`, `class_names`, `input`, `output`, `trained`,
-        `distilled_from`, `versions`.
+        `distilled_from`, `versions`, and `calibration` for a calibrated
+        model (its `output` then holds the `temperature`).
 
     Example:
 
@@ -105,7 +129,7 @@ def model_card(model, *, splits=None, role=None, trained=None, distilled_from=No
     True
     """
     input_section, output_section = describe_io(model)
-    return {
+    card = {
         "model_card_version": MODEL_CARD_VERSION,
         "model": model.name,
         "role": role,
@@ -118,6 +142,9 @@ def model_card(model, *, splits=None, role=None, trained=None, distilled_from=No
         "distilled_from": dict(distilled_from) if distilled_from else None,
         "versions": versions(),
     }
+    if calibration:
+        card["calibration"] = dict(calibration)
+    return card
 
 
 def read_model_card(keras_path):

@@ -12,6 +12,7 @@ from keras_mixkd.study.cell_folders import CellFolders
 from keras_mixkd.study.cell_lock import CellLock
 from keras_mixkd.study.executors.cell_result import CellResult
 from keras_mixkd.study.groups import group_identity
+from keras_mixkd.study.records import calibrated_record
 from keras_mixkd.study.run_options import RunOptions
 from keras_mixkd.study.teacher_cache import teacher_cache_path
 from keras_mixkd.study.training import distill_students
@@ -72,7 +73,10 @@ def execute_cells(cells, config, splits, *, teacher_path, folders, options=None)
                 fixed_cost.cuts(options.fixed_cost_cuts):
             outcomes = _train(cells, config, splits, teacher_path, folders, options)
     results = []
+    calibrate = cells[0].kind != "teacher" and config["student"].get("calibrate", False)
     for cell, (model, record, features) in zip(cells, outcomes):
+        if calibrate:  # [student] calibrate = true: the cell keeps the calibrated student
+            model, record = calibrated_record(model, record, splits, config["measure"]["ece_bins"])
         record.update(teacher_model=cell.teacher_model, teacher_augmentation=cell.teacher_augmentation,
                       backend=keras.backend.backend())
         if len(cells) > 1:

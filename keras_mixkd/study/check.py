@@ -57,7 +57,26 @@ def check_study(config, runs_dir="runs", name=None):
     from keras_mixkd.data import known_image_size
 
     check_augmentation_sizes(config, known_image_size(data["dataset"], data["image_size"]))
+    check_calibration_split(config)
     return RunFolder(path).check(config)
+
+
+def check_calibration_split(config, splits=None):
+    """Refuse `[student] calibrate = true` without a validation split to fit the temperature on.
+
+    With `splits` (the loaded data) its validation split is counted; without,
+    `data.validation_fraction = 0` is refused (a folder with its own `val/`
+    folder is left to the loaded data's check).
+    """
+    if not config["student"].get("calibrate", False):
+        return
+    data = config["data"]
+    empty = len(splits.y_val) == 0 if splits is not None else (
+        data.get("validation_fraction") == 0 and data["dataset"] != "folder")
+    if empty:
+        raise RecipeError(f"{_where(config, ('student', 'calibrate'))}: calibrate = true fits each student's "
+                          "temperature on the validation split, and the data has none (data.validation_fraction "
+                          "= 0). Give one (e.g. data.validation_fraction = 0.1) or set calibrate = false.")
 
 
 def check_augmentation_sizes(config, image_size):

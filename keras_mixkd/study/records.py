@@ -5,6 +5,7 @@ import dataclasses
 from keras_mixkd.models import model_data_format
 from keras_mixkd.models.model_card import model_card
 from keras_mixkd.study.measuring import last_epoch_measures
+from keras_mixkd.study.measuring import model_inputs
 from keras_mixkd.study.measuring import summarize_history
 from keras_mixkd.study.training_flags import training_flags
 
@@ -103,3 +104,35 @@ def distilled_record(student, teacher, student_model_name, recipe, names, outcom
                             "student_loss_weight": recipe["student_loss_weight"],
                             "teacher_sees": recipe["teacher_sees"]}),
     }
+
+
+def calibrated_record(model, record, splits, ece_bins=15):
+    """A student calibrated by temperature scaling on the validation split, and its record with the numbers.
+
+    What a study does to every student cell (distilled or alone) when its
+    recipe says `[student] calibrate = true`
+    (`keras_mixkd.calibration.calibrate_model`).
+
+    Arguments:
+        model: the trained student.
+        record: its record (`distilled_record`, or a baseline's).
+        splits: the `DatasetSplits`.
+        ece_bins: the study's `measure.ece_bins`.
+
+    Returns:
+        `(calibrated_model, record)`: the record gains `"calibration"`
+        (temperature; ECE and NLL before and after on the validation and test
+        splits), the flat `calibration_temperature` and `ece_calibrated_last`
+        (test split, after), and its model card the calibration.
+    """
+    from keras_mixkd.calibration import calibrate_model
+
+    x_val, y_val = model_inputs(model, splits, "val")
+    x_test, y_test = model_inputs(model, splits, "test")
+    calibrated, info = calibrate_model(model, x_val, y_val, x_test=x_test, y_test=y_test, num_bins=ece_bins)
+    card = record.get("model_card") or {}
+    card = model_card(calibrated, splits=splits, role=card.get("role"), trained=card.get("trained"),
+                      distilled_from=card.get("distilled_from"), calibration=info)
+    record = {**record, "calibration": info, "calibration_temperature": info["temperature"],
+              "ece_calibrated_last": info["test"]["ece_after"], "model_card": card}
+    return calibrated, record

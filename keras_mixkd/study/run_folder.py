@@ -315,6 +315,10 @@ def _comparable(config):
     config["smoke"] = bool(recipe.get("smoke", config.get("smoke", False)))
     for key in RUN_ONLY_KEYS:
         config.pop(key, None)
+    student = config.get("student")
+    if isinstance(student, dict) and student.get("calibrate") is False:
+        # Off (the default) is what a study.json written before the key existed means: the same study.
+        student.pop("calibrate")
     data = config.get("data")
     if isinstance(data, dict) and data.get("path"):
         # A recipe file's relative path is now read next to it (before: from the working folder).

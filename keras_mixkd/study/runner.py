@@ -13,6 +13,7 @@ from keras_mixkd.study.cell_execution import execute_cell  # noqa: F401  (re-exp
 from keras_mixkd.study.cell_execution import execute_cells  # noqa: F401  (re-exported)
 from keras_mixkd.study.cell_execution import load_teacher  # noqa: F401  (re-exported)
 from keras_mixkd.study.check import check_augmentation_sizes
+from keras_mixkd.study.check import check_calibration_split
 from keras_mixkd.study.config import check_names
 from keras_mixkd.study.data_prep import prepare_data
 from keras_mixkd.study.executors import get_executor
@@ -90,6 +91,7 @@ def run_study(config, *, runs_dir="runs", name=None, only=None, report=True, pri
     # Data first: a missing data set must not leave a runs folder behind.
     splits = prepare_data(config["data"])
     check_augmentation_sizes(config, splits.input_shape[:2])  # an .npz file's size is known only now
+    check_calibration_split(config, splits)
     folder = RunFolder(path)
     folder.open(config)
     cells = select_cells(enumerate_cells(config), only)

@@ -1,6 +1,6 @@
 """One model at a time: train a teacher, distil a student, evaluate or measure a `.keras` file.
 
-What `keras-mixkd train-teacher`, `distill`, `evaluate` and `measure` run,
+What `keras-mixkd train-teacher`, `distill`, `evaluate`, `measure` and `calibrate` run,
 callable from Python. Settings come from a recipe (or a runs folder) as in a
 study, then arguments override them:
 
@@ -39,7 +39,7 @@ from keras_mixkd.study.training_settings import TrainingSettings
 
 MIXING = ("mixup", "cutmix", "partial_mixup", "mixup_cutmix")
 DEFAULT_MEASURES = ("class_discrimination", "gdv", "class_separation", "nc1", "accuracy",
-                    "expected_calibration_error", "mean_entropy", "logit_std")
+                    "expected_calibration_error", "negative_log_likelihood", "mean_entropy", "logit_std")
 
 
 @dataclasses.dataclass
@@ -450,7 +450,73 @@ def measure_file(path, settings, split="test", measures=None, layer=None, input_
     x, y = model_inputs(model, splits, split)  # Images in [0, 1], or normalised for an old file.
     callback = LatentMeasures(x, y, measures=list(measures or DEFAULT_MEASURES), teacher=None, layer_name=layer,
                               num_bins=settings.config["measure"]["ece_bins"])
-    return {name: float(value) for name, value in callback.compute(model).items()}, len(y)
+    values = {name: float(value) for name, value in callback.compute(model).items()}
+    calibration = calibration_of(path)
+    if calibration is not None:  # a calibrated model: the temperature its card records
+        values["temperature"] = float(calibration["temperature"])
+    return values, len(y)
+
+
+def calibrate_file(path, output, settings, *, overwrite=False, input_normalized="auto"):
+    """Calibrate a saved model by temperature scaling and save it to `output` (.keras) with its record.
+
+    One temperature `T` is fitted on the validation split of the data
+    `settings` names (`keras_mixkd.calibration.calibrate_model`); the model
+    written outputs its logits / T (a final `TemperatureScaling` layer). ECE
+    and NLL before and after, on the validation and the test split, go into
+    its model card (`"calibration"`) in `<output>.json`.
+
+    Arguments:
+        path: the `.keras` file (a saved distiller gives its student).
+        output: the calibrated model's `.keras` file to write.
+        settings: `RunSettings.from_recipe("student", ...)`: the data.
+        overwrite: replace an existing `output`.
+        input_normalized: what a model without normalisation inside expects
+            ("auto", "yes", "no"; see `keras_mixkd.models.resolve_input_normalization`).
+
+    Returns:
+        The calibration `info` (temperature; per split ECE and NLL before and after).
+
+    Example:
+
+    >>> settings = RunSettings.from_recipe("student", "digits")
+    >>> info = calibrate_file("student.keras", "calibrated.keras", settings)
+    >>> info["temperature"], info["test"]["ece_after"]   # doctest: +SKIP
+    """
+    from keras_mixkd.calibration import calibrate_model
+    from keras_mixkd.export import read_model_card
+    from keras_mixkd.models import resolve_input_normalization
+    from keras_mixkd.models.model_card import model_card
+    from keras_mixkd.saving import load_model
+    from keras_mixkd.study.training import model_inputs
+    from keras_mixkd.study.training import prepare_data
+
+    check_output(output, overwrite)
+    splits = prepare_data(settings.data)
+    if len(splits.y_val) == 0:
+        raise ValueError(f"{path}: the validation split of {settings.data['dataset']} is empty (data."
+                         "validation_fraction = 0): temperature scaling fits T on the validation split, never on "
+                         "the test split. Give one: --set data.validation_fraction=0.1.")
+    model = load_model(path, num_classes=splits.num_classes, class_names=splits.class_names)
+    model = resolve_input_normalization(model, input_normalized, splits.normalization)
+    x_val, y_val = model_inputs(model, splits, "val")
+    x_test, y_test = model_inputs(model, splits, "test")
+    calibrated, info = calibrate_model(model, x_val, y_val, x_test=x_test, y_test=y_test,
+                                       num_bins=settings.config["measure"]["ece_bins"])
+    old = read_model_card(path) or {}
+    info["calibrated_from"] = os.path.abspath(path)
+    card = model_card(calibrated, splits=splits, role=old.get("role"), trained=old.get("trained"),
+                      distilled_from=old.get("distilled_from"), calibration=info)
+    _save_run(calibrated, {"model_card": card}, output, {"dataset": settings.data["dataset"],
+                                                          "data_path": settings.data["path"] or None})
+    return info
+
+
+def calibration_of(path):
+    """The `"calibration"` section of the model card of a `.keras` file (temperature, ECE, NLL), or None."""
+    from keras_mixkd.export import read_model_card
+
+    return (read_model_card(path) or {}).get("calibration")
 
 
 def export_normalization(path, input_normalized="auto", *, recipe=None, run_dir=None, dataset=None,

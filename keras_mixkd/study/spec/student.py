@@ -23,4 +23,8 @@ class StudentSpec(SpecTable):
         # Train every student model once per seed without a teacher (cross-entropy,
         # the same augmentation, optimizer and schedule): the "student alone" column.
         "baseline": (True, "bool"),
+        # Calibrate every student (distilled and alone) by temperature scaling on the validation
+        # split (keras_mixkd.calibration.calibrate_model): the cell keeps the calibrated model
+        # (its logits / T) and its record the temperature and ECE / NLL before and after.
+        "calibrate": (False, "bool"),
     }
