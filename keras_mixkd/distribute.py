@@ -346,7 +346,9 @@ def request_cpu_devices(count):
             )
         flags = [flag for flag in os.environ.get("XLA_FLAGS", "").split()
                  if not flag.startswith(XLA_HOST_DEVICES_FLAG)]
-        os.environ["XLA_FLAGS"] = " ".join(flags + [f"{XLA_HOST_DEVICES_FLAG}={count}"])
+        # First: XLA stops reading XLA_FLAGS at a token without "--" (such as the widely used
+        # "intra_op_parallelism_threads=1" of `--threads 1`), so a flag after one would be lost.
+        os.environ["XLA_FLAGS"] = " ".join([f"{XLA_HOST_DEVICES_FLAG}={count}"] + flags)
     elif backend == "tensorflow":
         import tensorflow as tf
 

@@ -145,7 +145,7 @@ def test_an_option_for_an_augmentation_not_in_use_is_refused_naming_both():
                                          r"in use: standard, mixup\)"):
         check_options_in_use(["fraction"], ["standard+mixup"], given_as={"fraction": "--fraction 0.5"})
     with pytest.raises(ValueError, match=r"^option 'alpha' is an option of the augmentations 'mixup', 'cutmix', "
-                                         r"'mixup_cutmix', 'partial_mixup', none of which this run uses \(augmentations "
+                                         r"'mixup_cutmix', 'partial_mixup', 'student_side_mixup', none of which this run uses \(augmentations "
                                          r"in use: cutout\)"):
         check_options_in_use(["alpha"], "cutout")
     with pytest.raises(ValueError, match="Unknown augmentation recipe 'mixpu'"):

@@ -97,3 +97,20 @@ def test_list_prints_no_tensorflow_start_up_chatter():
                           text=True, env=env, timeout=300)
     assert done.returncode == 0 and "digits_cnn_small" in done.stdout
     assert done.stderr == "", done.stderr
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="XLA_FLAGS are read by JAX")
+def test_virtual_devices_survive_the_one_thread_flags_of_threads_1(tmp_path):
+    """`--threads 1` adds XLA's one-thread flags, one of them without "--"; XLA stops reading at it, so
+    the device count requested after it was lost (a fresh process: JAX reads XLA_FLAGS at its start)."""
+    from keras_mixkd.study.executors.threads import thread_environment
+
+    env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT,
+               XLA_FLAGS=thread_environment(1, "jax")["XLA_FLAGS"])
+    script = ("from keras_mixkd.distribute import request_cpu_devices\n"
+              "request_cpu_devices(3)\n"
+              "import jax\n"
+              "print(jax.device_count('cpu'))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "3"

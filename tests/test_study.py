@@ -239,6 +239,8 @@ def test_tiny_grid_end_to_end(tiny_study):
     (alone,) = [r for r in records if r["role"] == "alone"]
     assert alone["key"] == "student__digits_cnn_small__alone__s0" and alone["recipe"] == "alone"
     assert alone["student_model"] == "digits_cnn_small" and alone["loss"] == "cross_entropy"
+    # Its model card says what it is: a student, trained on labels alone (no teacher it was distilled from).
+    assert alone["model_card"]["role"] == "student" and not alone["model_card"].get("distilled_from")
     assert sorted(r["teacher_augmentation"] for r in teachers) == ["mixup", "none"]
     assert sorted((r["teacher_augmentation"], r["recipe"]) for r in students) == [("mixup", "pmu"), ("none", "pmu")]
     for record in records:

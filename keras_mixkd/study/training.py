@@ -146,6 +146,8 @@ def train_student_alone(splits, model_name, *, seed, settings=None, work_dir, lo
                                             work_dir=work_dir, log_dir=log_dir, options=options)
     record.update(role=ALONE, teacher_model="", teacher_augmentation="", student_model=model_name, recipe=ALONE,
                   loss="cross_entropy", distillation_augmentation=augmentation)
+    # The card of what a deployer exports: a student (trained on labels alone: it names no teacher).
+    record["model_card"] = {**record["model_card"], "role": "student"}
     return model, record, features
 
 
