@@ -13,6 +13,7 @@ from keras_mixkd.augment._labels import smooth_labels
 from keras_mixkd.augment.augmentation import Augmentation
 from keras_mixkd.augment.augmentation import check_seed
 from keras_mixkd.augment.augmentation import layer_seed
+from keras_mixkd.augment.beta_sampling import sample_beta
 
 MODES = ("sample", "batch")
 # Who mixes: KerasCV's layers, Keras core's layers, or the TensorFlow ops of this file.
@@ -304,7 +305,7 @@ class Mixing(Augmentation):
         partner_labels = tf.gather(labels, partner)
         candidates = []
         if self.alpha is not None:
-            lam = _sample_beta(self.alpha, [draws])
+            lam = sample_beta(self.alpha, [draws])
             lam = tf.broadcast_to(lam, [batch_size])
             candidates.append(
                 (
@@ -416,14 +417,6 @@ def _check_unit(name, value):
 
 
 # -- TensorFlow ops ----------------------------------------------------------------
-def _sample_beta(alpha, shape):
-    # float64 gammas: with a small alpha float32 gammas underflow to 0 too often.
-    a = tf.random.gamma(shape, alpha, dtype=tf.float64)
-    b = tf.random.gamma(shape, alpha, dtype=tf.float64)
-    total = a + b
-    coin = tf.cast(tf.random.uniform(shape) < 0.5, tf.float64)
-    lam = tf.where(total > 0, a / tf.where(total > 0, total, 1.0), coin)
-    return tf.cast(lam, tf.float32)
 
 
 def _blend(own, partner, lam):
@@ -455,7 +448,7 @@ def _cutmix_ops(images, labels, partner_images, partner_labels, alpha, draws):
     """CutMix as in the paper's code: box of area (1 - lam), clipped, lam corrected."""
     shape = tf.shape(images)
     batch_size, height, width = shape[0], shape[1], shape[2]
-    lam = _sample_beta(alpha, [draws])
+    lam = sample_beta(alpha, [draws])
     ratio = tf.sqrt(1.0 - lam)
     cut_h = tf.cast(ratio * tf.cast(height, tf.float32), tf.int32)
     cut_w = tf.cast(ratio * tf.cast(width, tf.float32), tf.int32)

@@ -7,6 +7,7 @@ import tensorflow as tf
 from keras_mixkd.augment._labels import check_num_classes
 from keras_mixkd.augment._labels import dense_labels
 from keras_mixkd.augment.augmentation import Augmentation
+from keras_mixkd.augment.beta_sampling import sample_beta
 
 # The batch key of the teacher's logits of the clean images (`make_dataset(teacher_logits=...)`).
 TEACHER_LOGITS = "teacher_logits"
@@ -70,7 +71,7 @@ class StudentSideMixup(Augmentation):
         logits = tf.cast(batch[TEACHER_LOGITS], tf.float32)
         batch_size = tf.shape(images)[0]
         partner = tf.argsort(tf.random.uniform([batch_size]))
-        lam = _sample_beta(self.alpha, [batch_size if self.mode == "sample" else 1])
+        lam = sample_beta(self.alpha, [batch_size if self.mode == "sample" else 1])
         lam = tf.broadcast_to(lam, [batch_size])
         mixed = lam[:, None, None, None] * images + (1.0 - lam[:, None, None, None]) * tf.gather(images, partner)
         mixed.set_shape(images.shape)
@@ -110,12 +111,3 @@ def _positive(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
         raise ValueError(f"student_side_mixup: {name} must be a number > 0; received {name}={value!r}.")
     return float(value)
-
-
-def _sample_beta(alpha, shape):
-    # float64 gammas: with a small alpha float32 gammas underflow to 0 too often.
-    a = tf.random.gamma(shape, alpha, dtype=tf.float64)
-    b = tf.random.gamma(shape, alpha, dtype=tf.float64)
-    total = a + b
-    coin = tf.cast(tf.random.uniform(shape) < 0.5, tf.float64)
-    return tf.cast(tf.where(total > 0, a / tf.where(total > 0, total, 1.0), coin), tf.float32)
