@@ -57,7 +57,7 @@ def calibrate_model(model, x_val, y_val, *, x_test=None, y_test=None, num_bins=1
     temperature = fit_temperature(logits, y_val, bounds=bounds,
                                   what=f"the outputs of {model.name!r} on the validation split")
     outputs = TemperatureScaling(temperature)(base.outputs[0])
-    calibrated = keras.Model(base.inputs, outputs, name=base.name)
+    calibrated = keras.Model(_input_structure(base), outputs, name=base.name)
     info = {"method": METHOD, "temperature": temperature, "fitted_on": "val", "num_bins": int(num_bins),
             "val": calibration_measures(logits, y_val, temperature, num_bins)}
     if x_test is not None and y_test is not None and len(y_test):
@@ -98,9 +98,15 @@ def uncalibrated(model):
 
     layers = getattr(model, "layers", None) or ()
     if layers and isinstance(layers[-1], TemperatureScaling) and getattr(model, "inputs", None):
-        return keras.Model(model.inputs, layers[-1].input, name=model.name)
+        return keras.Model(_input_structure(model), layers[-1].input, name=model.name)
     return model
 
 
 def _logits(model, x, batch_size):
     return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+
+
+def _input_structure(model):
+    # One input stays one tensor, not a list of one: a model built on `model.inputs` would expect a
+    # list and warn ("The structure of `inputs` doesn't match") on every call with an image batch.
+    return model.inputs[0] if len(model.inputs) == 1 else model.inputs
