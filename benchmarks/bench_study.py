@@ -24,7 +24,8 @@ round (each round runs every contender back to back):
   fresh process, fresh run folder) ÷ the same study with the teacher cache,
   student groups and the fixed-cost cuts switched off (`--no-teacher-cache
   --no-group` and `--no-fixed-cost-cuts`). `--quick` runs one seed
-  and two teacher augmentations; `--smoke` a tiny in-process study. The
+  and two teacher augmentations; `--smoke` a tiny in-process study (one
+  teacher, its `kd` and `kd_T1` students and the student alone). The
   largest difference of any cell's test accuracy between the two runs is
   printed beside it (the cache and groups change round-off, nothing else).
   Target <= 0.4.
@@ -222,9 +223,11 @@ def _run_study_in_process(runs_dir, name, before):
 
     config = load_recipe("digits", smoke=True, overrides={"teacher_cache": False} if before else None)
     options = RunOptions(verbose=0, group_students=not before, fixed_cost_cuts=not before)
+    # One teacher, its two cacheable students of one stream (so grouped) and the student alone.
+    only = {"teacher_augmentation": ["none"], "recipe": ["kd", "kd_T1"]}
     start = time.perf_counter()
-    run_study(config, runs_dir=runs_dir, name=name, report=False, options=options,
-              only={"teacher_augmentation": ["none"]}, print_fn=lambda *a, **k: None)
+    run_study(config, runs_dir=runs_dir, name=name, report=False, options=options, only=only,
+              print_fn=lambda *a, **k: None)
     return time.perf_counter() - start
 
 

@@ -51,13 +51,36 @@ def pytest_report_header(config):
     return f"keras {keras.__version__}, backend {BACKEND}; backend-independent tests under {where}"
 
 
+# A session fixture costing many seconds (a study), used by tests in several files: every test
+# using it joins one pytest-xdist group (`--dist loadgroup`), so one worker builds it while the
+# other runs other tests, rather than both building it. (A test module whose own module-scoped
+# fixture is costly marks itself with `pytestmark = pytest.mark.xdist_group(...)`.)
+COSTLY_SESSION_FIXTURES = ("tiny_study",)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups from the markers
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        costly = [name for name in COSTLY_SESSION_FIXTURES if name in getattr(item, "fixturenames", ())]
+        if costly and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(costly[0]))
+    # pytest-xdist hands out the groups first, then single tests in this order: the tests of tens of
+    # seconds (`slow`) go first, so that the two workers finish together rather than one waiting on
+    # a slow test handed out last. (Only tests without module-scoped fixtures are marked `slow`:
+    # moving them does not split their module's fixtures.)
+    items.sort(key=lambda item: 0 if item.get_closest_marker("slow") else 1)
     if INDEPENDENT_BACKEND in ("all", BACKEND):
         return
-    skip = pytest.mark.skip(reason=f"backend-independent: run under KERAS_BACKEND={INDEPENDENT_BACKEND} only")
+    skips = {
+        "backend_independent": pytest.mark.skip(
+            reason=f"backend-independent: run under KERAS_BACKEND={INDEPENDENT_BACKEND} only"),
+        "one_backend": pytest.mark.skip(
+            reason=f"tests what no backend changes: run under KERAS_BACKEND={INDEPENDENT_BACKEND} only"),
+    }
     for item in items:
-        if item.get_closest_marker("backend_independent"):
-            item.add_marker(skip)
+        for marker, skip in skips.items():
+            if item.get_closest_marker(marker):
+                item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

@@ -490,6 +490,7 @@ def keys_of(seed, count):
     return tf.transpose(tf.random.Generator.from_seed(seed).make_seeds(count))
 
 
+@pytest.mark.slow
 @needs_keras_cv
 def test_keras_cv_augmix_draws_keep_keras_cvs_distributions():
     """The stateless draws that replace KerasCV's stateful ones keep its distributions: chain weights

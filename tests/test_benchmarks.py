@@ -143,6 +143,7 @@ def test_study_b_torch_loss_is_the_library_standardized_loss():
     assert math.isfinite(step(images, labels))
 
 
+@pytest.mark.slow
 def test_bench_study_smoke_prints_every_ratio_as_json(capsys):
     import json
 
@@ -173,6 +174,7 @@ def test_bench_cost_runs_under_jax_only():
             bench_cost.parse_args(["--smoke"])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(BACKEND == "tensorflow", reason="gpu_check is for a node without TensorFlow: JAX and PyTorch only")
 def test_gpu_check_smoke_runs_without_tensorflow():
     # A fresh process: the check blocks `import tensorflow` for its whole life.

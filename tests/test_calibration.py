@@ -262,6 +262,7 @@ def test_calibrate_is_a_student_key_off_by_default_and_refused_without_a_validat
         check_study(spec, str(tmp_path), "c")
 
 
+@pytest.mark.slow
 def test_calibrated_standardized_student_reaches_ece_005_on_digits(tmp_path):
     """The issue's criterion: a digits student distilled with loss="standardized", calibrated, has test ECE <= 0.05.
 

@@ -22,6 +22,7 @@ def _np(x):
     return np.asarray(keras.ops.convert_to_numpy(x))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CHANNELS_FIRST)
 def test_channels_first_model_computes_what_the_channels_last_one_does(name):
     shape = (8, 8, 1) if name.startswith("digits") else (32, 32, 3)
@@ -192,6 +193,7 @@ def test_study_refuses_bad_data_formats_early():
         check_names(fitnets)
 
 
+@pytest.mark.slow
 def test_a_channels_first_study_gives_the_channels_last_results(tmp_path):
     """Every cell of a tiny study built channels-first ends where the channels-last one does, up to round-off."""
     from keras_mixkd.study import run_study

@@ -121,6 +121,7 @@ def test_the_augmented_stream_repeats_per_seed(splits):
     assert any(not np.array_equal(first[i][0], first[i + STEPS][0]) for i in range(STEPS))
 
 
+@pytest.mark.slow
 def test_every_augmentation_repeats_across_processes():
     """Each recipe (alone, in the recipes' combinations, each implementation): same seed, same batches in
     two separate processes; the second seed, other batches. One subprocess per run, two in all."""

@@ -181,6 +181,7 @@ def check_tiny_study_cells(cells):
         assert cell["history"][0]["test_accuracy"] == pytest.approx(cell["test_accuracy_last"])
 
 
+@pytest.mark.slow
 def test_study_runs_every_cell_on_two_devices(tmp_path, capsys):
     """The study clears the session per cell, so it must enter the device scope per cell."""
     argv = [*TINY_STUDY, "--runs-dir", str(tmp_path), "--name", "two", "--devices", "2", "--virtual-devices"]

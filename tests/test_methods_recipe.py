@@ -76,6 +76,7 @@ def test_every_new_recipe_key_is_refused_clearly_when_wrong(tmp_path, extra, mat
         load_recipe(_write(tmp_path, extra + "\n"))
 
 
+@pytest.mark.slow
 def test_methods_recipe_runs_every_method_at_smoke_scale(tmp_path):
     from keras_mixkd.study import run_study
 

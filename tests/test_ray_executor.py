@@ -4,6 +4,12 @@ One local Ray cluster (2 CPUs) serves the module; its workers are reused by
 the tests that run in this process. The study is tiny (Ray's start and each
 worker's import of Keras cost far more than it): one teacher and one student
 distilled from it with partial mixup, 2 epochs each.
+
+The equality with the in-process run is tested under every backend. The
+fault-tolerance tests (a killed worker, a killed driver, a failing cell) test
+Ray's retries and the cell lock, which no backend changes, so they run under
+one backend (`one_backend`, tests/conftest.py); resuming a cell from its backup
+is tested under every backend by tests/test_crash_safety.py.
 """
 
 import contextlib
@@ -127,6 +133,7 @@ def test_ray_gives_the_in_process_results(cluster, reference, capsys, tmp_path):
     assert not [name for name in os.listdir(os.path.join(reference, "logs")) if name.endswith(".log")]
 
 
+@pytest.mark.one_backend  # Ray's retries and the cell lock; resuming per backend: test_crash_safety
 def test_a_worker_killed_mid_cell_is_retried_and_every_cell_done_once(cluster, reference, capsys, tmp_path):
     run_dir = copy_without(reference, tmp_path / "killed", [STUDENT])
     key = STUDENT
@@ -164,6 +171,7 @@ def test_a_worker_killed_mid_cell_is_retried_and_every_cell_done_once(cluster, r
     assert "Epoch 1/2" not in retried and "Epoch 2/2" in retried, log  # continued from the backup
 
 
+@pytest.mark.one_backend  # Ray's retries and the cell lock; resuming per backend: test_crash_safety
 def test_a_killed_driver_is_resumed_by_the_rerun(cluster, reference, capsys, tmp_path):
     """The killed driver's worker is left alone: it may still train the student when the rerun starts.
 
@@ -201,6 +209,7 @@ def test_a_killed_driver_is_resumed_by_the_rerun(cluster, reference, capsys, tmp
     assert len(attempts) == 2 and "Epoch 1/2" not in attempts[1], log
 
 
+@pytest.mark.one_backend  # Ray's retries and the cell lock; resuming per backend: test_crash_safety
 def test_a_cell_failing_on_its_own_stops_the_study_with_its_one_line_error_unretried(cluster, capsys, tmp_path):
     # Without --threads: this process's TensorFlow started long ago with its default threads.
     argv = [*STUDY_ANY_THREADS, "--runs-dir", str(tmp_path), "--only", "kind=teacher",

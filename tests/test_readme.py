@@ -110,6 +110,7 @@ def test_readme_has_python_examples():
     assert len(python_blocks()) == len(CHECKS), "README.md's Python examples changed: update CHECKS here"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index", range(len(python_blocks())))
 def test_readme_python_example_runs(index, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -150,6 +150,7 @@ def test_standardized_logits_match_float64_numpy(offset):
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_standardized_student_ece_is_in_the_range_of_plain_kd_students(tmp_path):
     from keras_mixkd import metrics
     from keras_mixkd.study.config import load_recipe
@@ -230,6 +231,7 @@ def _write_png_folder(root, per_class_train=50, per_class_test=8):
             tf.io.write_file(os.path.join(folder, f"{number:03d}.png"), tf.io.encode_png(rgb))
 
 
+@pytest.mark.slow
 def test_png_folder_to_savedmodel_on_image_over_255_gives_the_measured_accuracy(tmp_path, capsys):
     root = str(tmp_path / "pngs")
     _write_png_folder(root)

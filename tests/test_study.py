@@ -376,6 +376,7 @@ def test_teacher_with_other_class_count_is_refused(tmp_path):
         load_teacher(str(tmp_path / "junk.keras"), 10)
 
 
+@pytest.mark.slow
 def test_smoke_scale_of_every_recipe_runs(tmp_path):
     """Each recipe's smoke scale builds all its parts and runs a teacher and a student.
 

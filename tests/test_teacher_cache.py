@@ -26,6 +26,9 @@ from keras_mixkd.models import get_model
 from keras_mixkd.models import with_preprocessing
 from keras_mixkd.optimizers import SGD
 
+# The module's tests share one trained teacher: one pytest-xdist worker trains it once.
+pytestmark = pytest.mark.xdist_group("teacher_cache")
+
 BATCH = 32
 EXAMPLES = 160
 EPOCHS = 2
