@@ -38,17 +38,30 @@ if "JAX_COMPILATION_CACHE_DIR" in os.environ:
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-BACKEND = keras.backend.backend()
+# Keras is imported by the fixtures, not here: under pytest-xdist this file is also loaded by the
+# controller process, which runs no test, and importing Keras (and TensorFlow) there delays the
+# workers' start by seconds. KERAS_BACKEND is set above, and Keras takes its backend from it.
+BACKEND = os.environ["KERAS_BACKEND"]
 INDEPENDENT_BACKEND = os.environ.get("KERAS_MIXKD_INDEPENDENT_BACKEND", "tensorflow")
+
+
+def _keras_version():
+    from importlib import metadata
+
+    for distribution in ("keras", "keras-nightly"):
+        try:
+            return metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            pass
+    return "unknown"
 
 
 def pytest_report_header(config):
     where = "every backend" if INDEPENDENT_BACKEND == "all" else INDEPENDENT_BACKEND
-    return f"keras {keras.__version__}, backend {BACKEND}; backend-independent tests under {where}"
+    return f"keras {_keras_version()}, backend {BACKEND}; backend-independent tests under {where}"
 
 
 # A session fixture costing many seconds (a study), used by tests in several files: every test
@@ -86,6 +99,8 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def _fresh_keras_state():
     """Every test starts from a clean Keras session and fixed seeds."""
+    import keras
+
     # free_memory=False skips a full garbage collection (~0.6 s a test).
     keras.backend.clear_session(free_memory=False)
     keras.utils.set_random_seed(1234)
@@ -116,11 +131,12 @@ def tiny_study(tmp_path_factory):
     `run_study` returned and the lines it printed. Tests that change the folder
     work on a copy.
     """
-    from tests.helpers import PMU
-    from tests.helpers import tiny_config
+    import keras
 
     from keras_mixkd.study import RunOptions
     from keras_mixkd.study import run_study
+    from tests.helpers import PMU
+    from tests.helpers import tiny_config
 
     keras.backend.clear_session(free_memory=False)
     keras.utils.set_random_seed(0)
