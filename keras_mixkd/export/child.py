@@ -102,7 +102,9 @@ def verify_in_child(format_name, path, batch_path):
         if not np.all(np.isfinite(outputs)) and np.all(np.isfinite(expected[:size])):
             max_abs_diff = float("inf")
     report = {"signature": served["signature"], "max_abs_diff": max_abs_diff, "batch_sizes": list(batch_sizes),
-              "batch_dim": served["batch_dim"], "runtime": fmt.runtime}
+              "batch_dim": served["batch_dim"], "runtime": fmt.runtime,
+              # ONNX Runtime and LiteRT serve without TensorFlow: the tests check it stays out.
+              "tensorflow_imported": "tensorflow" in sys.modules}
     if "test_images" in batch:
         x_test, y_test = batch["test_images"], batch["test_labels"]
         predictions = np.concatenate([np.argmax(predict(x_test[start:start + 256]), axis=-1)

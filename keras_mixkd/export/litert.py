@@ -38,6 +38,7 @@ class LiteRTFormat:
     name = "litert"
     title = "LiteRT (.tflite)"
     described = "a LiteRT file (.tflite)"
+    short = "LiteRT"
     file_name = "model.tflite"
     runtime = "ai_edge_litert.interpreter"
     writer_packages = (("tensorflow", "tensorflow"),)

@@ -37,6 +37,7 @@ class OnnxFormat:
     name = "onnx"
     title = "ONNX"
     described = "an ONNX file"
+    short = "ONNX"
     file_name = "model.onnx"
     runtime = "onnxruntime"
     writer_packages = (("tensorflow", "tensorflow"), ("tf2onnx", "tf2onnx"), ("onnx", "onnx"))

@@ -105,7 +105,8 @@ class ExportResult:
             f"{self.backend} backend to {self.export_dir} as {fmt.described}{quantized} (via {self.route}).",
         ]
         if self.signature:
-            lines.append(f"Signature: {self.signature}.")
+            endpoint = " 'serving_default'" if self.format == "saved_model" else ""
+            lines.append(f"Signature{endpoint}: {self.signature}.")
         if self.verified:
             sizes = " and ".join(str(size) for size in self.batch_sizes)
             if self.bound is not None:
@@ -114,7 +115,7 @@ class ExportResult:
                 held = "(not held to a bound: a quantised export is judged by its accuracy)"
             lines.append(
                 f"Verified: reloaded with {self.runtime} in a fresh process and fed images as loaded; "
-                f"max |{fmt.title} - Keras pipeline| = {self.max_abs_diff:.3g} at batch sizes {sizes} {held}."
+                f"max |{fmt.short} - Keras pipeline| = {self.max_abs_diff:.3g} at batch sizes {sizes} {held}."
             )
         else:
             lines.append("Not verified (verify=False).")

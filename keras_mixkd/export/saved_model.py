@@ -36,6 +36,7 @@ class SavedModelFormat:
     name = "saved_model"
     title = "TensorFlow SavedModel"
     described = "a TensorFlow SavedModel"
+    short = "SavedModel"
     file_name = None
     runtime = "tf.saved_model"
     # (module to import, pip package): on the side that writes, and on the side that serves.

@@ -331,7 +331,7 @@ def export_student(model_or_path, export_dir, *, overwrite=False, verify=True,
                     f"({report['batch_dim']}); expected a dynamic one. Signature: {signature}."
                 )
             if hold_bound and not max_abs_diff <= bound:
-                what = "SavedModel" if fmt.name == "saved_model" else f"{fmt.title} export"
+                what = "SavedModel" if fmt.name == "saved_model" else f"{fmt.short} export"
                 raise RuntimeError(
                     f"The {what} does not predict what the Keras {role} predicts: "
                     f"max |{what} - Keras| = {max_abs_diff:.3g} > {bound:.3g} = tolerance {tolerance:g} "

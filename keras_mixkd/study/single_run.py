@@ -618,6 +618,10 @@ def export_data(path, quantize="none", *, recipe=None, run_dir=None, dataset=Non
             stored_path = record.get("data_path") if isinstance(record, dict) else None
             if named and (named not in ("folder", "npz") or stored_path or data_path):
                 dataset, data_path = named, data_path or stored_path
+                # The images at the size the model takes (a folder's default size may differ).
+                shape = (card.get("input") or {}).get("shape") or []
+                if image_size is None and len(shape) == 4 and all(isinstance(d, int) for d in shape[1:3]):
+                    image_size = list(shape[1:3])
     if not (dataset or run_dir):
         if quantize == "int8":
             raise ValueError(f"--quantize int8 calibrates on images of the training split, and {path} has no model "
