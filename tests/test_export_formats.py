@@ -234,6 +234,7 @@ def test_a_missing_runtime_or_converter_is_named_with_the_extra(argv, missing, t
     assert f"pip install 'keras-mixkd[deploy]' (or pip install {pip_name})." in err
 
 
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="export_student's routes are tested above on every backend")
 def test_the_compression_table_of_a_study_run_and_its_report(tiny_study, tmp_path, capsys):
     import shutil
 
