@@ -175,7 +175,7 @@ def test_a_model_the_tensorflow_process_cannot_load_is_refused_for_onnx(tmp_path
     model = NeedsConfig(activation=lambda x: x)
     model(np.zeros((2, 8, 8, 1), "float32"))
     name = {"jax": "JAX", "torch": "PyTorch"}[BACKEND]
-    with pytest.raises(ValueError, match=f"On the {name} backend the ONNX is written by a TensorFlow-backend "
+    with pytest.raises(ValueError, match=f"On the {name} backend the ONNX export is written by a TensorFlow-backend "
                                          "process from that file.*or export from the TensorFlow backend\\."):
         export_student(model, str(tmp_path / "onnx"), format="onnx")
     assert not os.path.exists(tmp_path / "onnx")

@@ -261,7 +261,8 @@ def export_student(model_or_path, export_dir, *, overwrite=False, verify=True,
     if quantize == "int8":
         representative = _representative(representative_images, input_shape, seed)
     in_process = backend in fmt.in_process_backends
-    classes = [] if in_process else model_classes(model)
+    what = "SavedModel" if fmt.name == "saved_model" else f"{fmt.short} export"
+    classes = [] if in_process else model_classes(model, what, BACKEND_NAMES.get(backend, backend))
     if tolerance is None:
         tolerance = HALF_PRECISION_TOLERANCE.get(model_dtype, DEFAULT_TOLERANCE if fmt.name == "saved_model"
                                                  else fmt.tolerance)
@@ -288,8 +289,7 @@ def export_student(model_or_path, export_dir, *, overwrite=False, verify=True,
             route = fmt.write(model, model_file, input_shape, signature_dtype, quantize, representative)
         else:
             keras_path = os.path.join(work_dir, "student.keras")
-            save_for_child(model, keras_path, fmt.title if fmt.name != "saved_model" else "SavedModel",
-                           BACKEND_NAMES.get(backend, backend))
+            save_for_child(model, keras_path, what, BACKEND_NAMES.get(backend, backend))
             spec = {"shape": list(input_shape), "dtype": signature_dtype, "classes": classes, "quantize": quantize}
             if representative is not None:
                 spec["representative"] = os.path.join(work_dir, "representative.npy")
@@ -331,7 +331,6 @@ def export_student(model_or_path, export_dir, *, overwrite=False, verify=True,
                     f"({report['batch_dim']}); expected a dynamic one. Signature: {signature}."
                 )
             if hold_bound and not max_abs_diff <= bound:
-                what = "SavedModel" if fmt.name == "saved_model" else f"{fmt.short} export"
                 raise RuntimeError(
                     f"The {what} does not predict what the Keras {role} predicts: "
                     f"max |{what} - Keras| = {max_abs_diff:.3g} > {bound:.3g} = tolerance {tolerance:g} "
