@@ -39,7 +39,8 @@ def compression_lines(run_dir):
                      "Keras (.keras)", _kib(row.get("keras_size_bytes")), "–", "–", _percent(keras_accuracy), "–"])
         for label, numbers in row.get("exports", {}).items():
             accuracy = numbers.get("test_accuracy")
-            delta = "–" if accuracy is None or keras_accuracy is None else f"{100 * (accuracy - keras_accuracy):+.2f}"
+            delta = "–" if accuracy is None or keras_accuracy is None \
+                else f"{100 * (accuracy - keras_accuracy):+.2f}"
             latency = numbers.get("latency_ms")
             rows.append(["", "", "", "", label, _kib(numbers.get("size_bytes")),
                          "–" if latency is None else f"{latency:.3f}", numbers.get("runtime") or "–",
