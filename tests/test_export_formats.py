@@ -265,3 +265,15 @@ def test_compression_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
     status, _, err = run_cli(capsys, "compression", str(tmp_path))
     assert err.strip() == (f"keras-mixkd compression: error: {tmp_path} is not a runs folder of keras-mixkd study "
                            "(no study.json).")
+
+
+def test_a_mixed_precision_model_is_refused_for_onnx_and_litert(tmp_path):
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Normalization(mean=0.5, variance=0.09, name="input_normalization")(inputs)
+    outputs = keras.layers.Dense(10, dtype="mixed_float16")(keras.layers.Flatten()(x))
+    model = keras.Model(inputs, outputs, name="half")
+    for fmt in ("onnx", "litert"):
+        with pytest.raises(ValueError, match=f"Model 'half' computes in float16 \\(mixed precision\\): the {fmt} "
+                                             "export is written from a float32 model"):
+            export_student(model, str(tmp_path / fmt), format=fmt)
+    assert os.listdir(tmp_path) == []

@@ -178,6 +178,7 @@ def export_student(model_or_path, export_dir, *, overwrite=False, verify=True,
     ```
     """
     fmt = check_export_options(format, quantize)
+    what = "SavedModel" if fmt.name == "saved_model" else f"{fmt.short} export"
     export_dir = check_export_dir(export_dir, overwrite)
     if isinstance(verify_batch_size, bool) or not isinstance(verify_batch_size, int) \
             or verify_batch_size < 2:
@@ -222,19 +223,19 @@ def export_student(model_or_path, export_dir, *, overwrite=False, verify=True,
     if normalization is None and stats is None:
         warnings.warn(
             f"Model {pipeline_model.name!r} has no normalisation inside (saved by an earlier keras-mixkd, or "
-            f"built without `with_preprocessing`): the {fmt.title} will expect normalised images, not "
+            f"built without `with_preprocessing`): the {what} will expect normalised images, not "
             "images in [0, 1]. Pass normalization=(mean, std) (the training statistics, e.g. "
             "`load_dataset(...).normalization`; on the command line --input-normalized yes with the data's "
             "--dataset) to put it inside, or (0.0, 1.0) (--input-normalized no) if it takes images in [0, 1].",
             UserWarning, stacklevel=2)
-        notes.append(f"Warning: no normalisation inside; the {fmt.title} expects normalised images.")
+        notes.append(f"Warning: no normalisation inside; the {what} expects normalised images.")
     output_layer = None
     if loss_name == "standardized" and output_kind(pipeline_model) == "logits":
         from keras_mixkd.distill import StandardizedLogits
 
         output_layer = StandardizedLogits()
         notes.append(f"Added StandardizedLogits: the student was trained with the standardised loss, "
-                     f"so the {fmt.title} outputs its standardised logits.")
+                     f"so the {what} outputs its standardised logits.")
     model = pipeline_model
     if normalization is not None or output_layer is not None or input_dtype == "uint8":
         model = with_preprocessing(pipeline_model, normalization, output_layer=output_layer,
@@ -261,7 +262,6 @@ def export_student(model_or_path, export_dir, *, overwrite=False, verify=True,
     if quantize == "int8":
         representative = _representative(representative_images, input_shape, seed)
     in_process = backend in fmt.in_process_backends
-    what = "SavedModel" if fmt.name == "saved_model" else f"{fmt.short} export"
     classes = [] if in_process else model_classes(model, what, BACKEND_NAMES.get(backend, backend))
     if tolerance is None:
         tolerance = HALF_PRECISION_TOLERANCE.get(model_dtype, DEFAULT_TOLERANCE if fmt.name == "saved_model"
