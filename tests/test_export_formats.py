@@ -25,6 +25,9 @@ onnxruntime = pytest.importorskip("onnxruntime")
 litert = pytest.importorskip("ai_edge_litert.interpreter")
 
 CHILD_ROUTE = "in a TensorFlow-backend process"
+# The tests sharing this module's exports run on one pytest-xdist worker (`--dist loadgroup`), so the
+# student is trained and exported once, not once per worker.
+SHARED_EXPORTS = pytest.mark.xdist_group("export_formats")
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +73,7 @@ def _route_is_honest(route, keras_route):
     assert route.endswith(CHILD_ROUTE) == (BACKEND != "tensorflow")
 
 
+@SHARED_EXPORTS
 def test_onnx_export_is_served_by_onnxruntime_as_keras_predicts(onnx_export, student, splits):
     target, result = onnx_export
     model, _, keras_accuracy = student
@@ -96,6 +100,7 @@ def test_onnx_export_is_served_by_onnxruntime_as_keras_predicts(onnx_export, stu
     assert f"test accuracy {100 * keras_accuracy:.2f} %" in text
 
 
+@SHARED_EXPORTS
 def test_litert_export_is_run_by_the_interpreter_as_keras_predicts(litert_export, student, splits):
     target, result = litert_export
     model, _, keras_accuracy = student
@@ -117,6 +122,7 @@ def test_litert_export_is_run_by_the_interpreter_as_keras_predicts(litert_export
     assert card["dataset"] == "digits" and card["input"]["normalization_inside"]
 
 
+@SHARED_EXPORTS
 def test_int8_litert_from_the_command_line_stays_within_the_bound(student, litert_export, splits, tmp_path,
                                                                    capsys):
     _, path, keras_accuracy = student
@@ -133,6 +139,7 @@ def test_int8_litert_from_the_command_line_stays_within_the_bound(student, liter
     assert f"(Keras model: {100 * keras_accuracy:.2f} %)" in out and "Warning" not in out
 
 
+@SHARED_EXPORTS
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="float16 weights: the TensorFlow converter, as int8's")
 def test_float16_litert_holds_weights_in_half_precision(student, litert_export, splits, tmp_path):
     _, path, keras_accuracy = student
@@ -143,6 +150,7 @@ def test_float16_litert_holds_weights_in_half_precision(student, litert_export, 
     assert result.size_bytes < litert_export[1].size_bytes
 
 
+@SHARED_EXPORTS
 def test_an_int8_student_losing_accuracy_gets_a_warning(student, splits, tmp_path, monkeypatch):
     from keras_mixkd.export import child
 
@@ -181,6 +189,7 @@ def test_a_model_the_tensorflow_process_cannot_load_is_refused_for_onnx(tmp_path
     assert not os.path.exists(tmp_path / "onnx")
 
 
+@SHARED_EXPORTS
 @pytest.mark.backend_independent
 def test_onnxruntime_and_litert_verify_without_tensorflow(onnx_export, litert_export, splits, tmp_path):
     from keras_mixkd.export import child
