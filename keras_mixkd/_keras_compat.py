@@ -345,3 +345,28 @@ def sequential_map(layer):
 
     layer._map_fn = map_fn
     return layer
+
+
+def patch_tf2onnx():
+    """Makes `tf2onnx` run under NumPy 2, as Keras's own ONNX export does, before a conversion.
+
+    Calls `keras.src.export.tf2onnx_lib.patch_tf2onnx` (Keras 3.15.1,
+    3.16.0.dev): tf2onnx 1.17 still reads `np.object` and NumPy 1 casts in
+    its constant folding. Fallback when it is missing: `np.object = object`
+    (one warning), enough for the convolutional models of the zoo.
+
+    Example:
+
+    >>> patch_tf2onnx()
+    >>> import tf2onnx  # doctest: +SKIP
+    """
+    try:
+        from keras.src.export.tf2onnx_lib import patch_tf2onnx as patch
+    except ImportError:
+        warn_fallback("keras.src.export.tf2onnx_lib.patch_tf2onnx", "np.object = object")
+        import numpy as np
+
+        if not hasattr(np, "object"):
+            np.object = object
+        return
+    patch()

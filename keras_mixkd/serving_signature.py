@@ -139,12 +139,13 @@ def write_saved_model(model, export_dir, input_shape, input_dtype):
     archive.write_out(export_dir, verbose=False)
 
 
-def model_classes(model):
+def model_classes(model, what="SavedModel", backend="PyTorch"):
     """`"module:qualname"` of each class of `model` and its layers that Keras and keras-mixkd do not define.
 
     These are what a fresh process must import to load the model from a
     `.keras` file. A class defined in `__main__` or inside a function cannot
-    be imported there: a `ValueError` says so.
+    be imported there: a `ValueError` says so (`what`: the export format,
+    `backend`: the calling backend's name, for that message).
 
     Example:
 
@@ -163,11 +164,11 @@ def model_classes(model):
         if module == "__main__" or "<locals>" in cls.__qualname__:
             raise ValueError(
                 f"Model {model.name!r} uses the class {cls.__qualname__} defined "
-                f"{'in __main__' if module == '__main__' else 'inside a function'}. On the PyTorch backend the "
-                "SavedModel is written by a TensorFlow-backend process that loads the model from a .keras file "
+                f"{'in __main__' if module == '__main__' else 'inside a function'}. On the {backend} backend the "
+                f"{what} is written by a TensorFlow-backend process that loads the model from a .keras file "
                 f"and must import {cls.__qualname__}: define it at the top level of an importable module "
                 "(registered with @keras.saving.register_keras_serializable()), or export from the "
-                "TensorFlow or JAX backend (KERAS_BACKEND=tensorflow)."
+                f"TensorFlow{' or JAX' if what == 'SavedModel' else ''} backend (KERAS_BACKEND=tensorflow)."
             )
         if name not in names:
             names.append(name)

@@ -9,7 +9,7 @@ import pytest
 from tests.helpers import run_cli
 
 BACKEND = keras.backend.backend()
-COMMANDS = ("study", "train-teacher", "distill", "evaluate", "measure", "calibrate", "export", "report")
+COMMANDS = ("study", "train-teacher", "distill", "evaluate", "measure", "calibrate", "export", "compression", "report")
 
 
 @pytest.mark.backend_independent

@@ -262,21 +262,21 @@ def test_logits_far_from_origin_pass_and_a_wrong_export_still_fails(far_from_ori
 
     # A genuinely wrong export: the SavedModel checked against Keras outputs 0.1 % of their
     # scale away (what a changed weight gives) is still refused, and nothing is written.
-    from keras_mixkd import export as export_module
+    from keras_mixkd.export import child
 
-    real_run_child = export_module._run_child
+    real_run_child = child.run_child
 
     def keras_side_off_by_a_thousandth(arguments, what):
         if arguments[0] == "write":  # PyTorch: the SavedModel written above, without a second child process.
-            shutil.copytree(target, arguments[2])
-            return {"written": arguments[2]}
+            shutil.copytree(target, arguments[3])
+            return {"written": arguments[3], "route": "keras.export.ExportArchive"}
         if arguments[0] == "verify":
-            batch = dict(np.load(arguments[2]))
+            batch = dict(np.load(arguments[3]))
             batch["expected"][:, 0] += 1e-3 * np.abs(batch["expected"]).max()
-            np.savez(arguments[2], **batch)
+            np.savez(arguments[3], **batch)
         return real_run_child(arguments, what)
 
-    monkeypatch.setattr(export_module, "_run_child", keras_side_off_by_a_thousandth)
+    monkeypatch.setattr(child, "run_child", keras_side_off_by_a_thousandth)
     wrong = str(tmp_path / "wrong")
     status, _, err = run_cli(capsys, "export", path, wrong, "--tolerance", "1e-4")
     assert status == 2

@@ -6,6 +6,7 @@ from keras_mixkd.analysis import correlations
 from keras_mixkd.analysis import gain_plots
 from keras_mixkd.analysis import plots
 from keras_mixkd.analysis import tables
+from keras_mixkd.analysis.compression_section import compression_lines
 from keras_mixkd.study import atomic
 from keras_mixkd.study.training_flags import FLAG_MEANINGS
 from keras_mixkd.study.training_flags import record_flags
@@ -475,6 +476,7 @@ def _report_markdown(run_dir, config, records, manifest, plot_paths, gain_paths=
                 lines += [f"### {gains[metric]}", "", "Distilled − student alone, paired by seed; mean ± std "
                           "over seeds.", "", tables.markdown_table(gain_header, gain_rows), ""]
     lines += _calibration_lines(records)
+    lines += compression_lines(run_dir)
     if pairs:
         header, rows = correlations.link_table(records, config)
         lines += ["## The studies' links: student accuracy against its teacher", "",

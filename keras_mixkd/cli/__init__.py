@@ -3,7 +3,7 @@
     keras-mixkd [--backend {tensorflow,jax,torch}] COMMAND [options]
 
 Commands: study (the main job), train-teacher, distill, evaluate, measure,
-calibrate, export, report, list. `keras-mixkd COMMAND --help` describes each. Each
+calibrate, export, compression, report, list. `keras-mixkd COMMAND --help` describes each. Each
 command reads its flags, calls the library function of the same job (named in
 its handler) and prints what it returns; errors are the library's own.
 
@@ -18,7 +18,11 @@ import sys
 from keras_mixkd._checks import explain_error
 from keras_mixkd.cli.parser import build_parser
 from keras_mixkd.catalog import list_entries
+from keras_mixkd.export import COMPRESSION_FILE
+from keras_mixkd.export import check_export_options
+from keras_mixkd.export import compression_table
 from keras_mixkd.export import export_student
+from keras_mixkd.export.compression import DEFAULT_FORMATS
 from keras_mixkd.startup import import_tensorflow_quietly
 from keras_mixkd.startup import imports_tensorflow
 from keras_mixkd.startup import is_startup_noise  # noqa: F401  (public here since the start)
@@ -37,6 +41,7 @@ from keras_mixkd.study.single_run import calibrate_file
 from keras_mixkd.study.single_run import distill_file
 from keras_mixkd.study.single_run import distillation_recipe
 from keras_mixkd.study.single_run import evaluate_file
+from keras_mixkd.study.single_run import export_data
 from keras_mixkd.study.single_run import export_normalization
 from keras_mixkd.study.single_run import measure_file
 from keras_mixkd.study.single_run import train_teacher_file
@@ -58,7 +63,7 @@ def main(argv=None):
         parser.print_help()
         return 2
     # A failed export (a RuntimeError of export_student) is the user's to act on too.
-    expected = USER_ERRORS + ((RuntimeError,) if args.command == "export" else ())
+    expected = USER_ERRORS + ((RuntimeError,) if args.command in ("export", "compression") else ())
     try:
         select_backend(getattr(args, "backend", None))
         if getattr(args, "threads", None) is not None:
@@ -201,10 +206,20 @@ def cmd_calibrate(args):
 
 
 def cmd_export(args):
+    check_export_options(args.format, args.quantize)
     normalization = export_normalization(args.model, args.input_normalized, recipe=args.recipe, run_dir=args.run,
                                          dataset=args.dataset, data_path=args.data_path, image_size=args.image_size)
+    data = export_data(args.model, args.quantize, recipe=args.recipe, run_dir=args.run, dataset=args.dataset,
+                       data_path=args.data_path, image_size=args.image_size)
     print(export_student(args.model, args.output, overwrite=args.overwrite, input_dtype=args.input_dtype,
-                         normalization=normalization, tolerance=args.tolerance))
+                         normalization=normalization, tolerance=args.tolerance, format=args.format,
+                         quantize=args.quantize, **data))
+    return 0
+
+
+def cmd_compression(args):
+    compression_table(args.run, formats=args.format or DEFAULT_FORMATS, keys=args.key)
+    print(f"Wrote {os.path.join(args.run, COMPRESSION_FILE)}; the table is in {os.path.join(args.run, 'report.md')}.")
     return 0
 
 
@@ -262,4 +277,5 @@ def _maybe_json(path, values):
 
 
 HANDLERS = {"study": cmd_study, "train-teacher": cmd_train_teacher, "distill": cmd_distill, "evaluate": cmd_evaluate,
-            "measure": cmd_measure, "calibrate": cmd_calibrate, "export": cmd_export, "report": cmd_report, "list": cmd_list}
+            "measure": cmd_measure, "calibrate": cmd_calibrate, "export": cmd_export, "compression": cmd_compression,
+            "report": cmd_report, "list": cmd_list}

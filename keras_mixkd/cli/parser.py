@@ -278,22 +278,46 @@ def build_parser():
     _input_normalized_flag(calibrate, "the model")
 
     export = commands.add_parser(
-        "export", parents=[parent], help="export a distilled student as a TensorFlow SavedModel",
+        "export", parents=[parent], help="export a distilled student as a SavedModel, ONNX or LiteRT file",
         description="Export the student of a saved distiller (or a saved student, teacher or model) as a "
-                    "SavedModel whose serving_default signature takes `images` and gives `output_0`, and check "
-                    "it in a fresh process against the Keras model.")
+                    "TensorFlow SavedModel (its serving_default signature takes `images` and gives `output_0`), "
+                    "an ONNX file or a LiteRT file (OUTPUT/model.onnx, OUTPUT/model.tflite, beside the model card "
+                    "OUTPUT/metadata.json), and check it in a fresh process in its runtime against the Keras "
+                    "model; print its parameters, size, latency and (data known) test accuracy. See docs/ship.md.")
     export.add_argument("model", help=".keras file of a distiller, a student or any one-input model")
-    export.add_argument("output", help="SavedModel folder to write")
+    export.add_argument("output", help="folder to write (the SavedModel, or the folder of model.onnx / "
+                                       "model.tflite and metadata.json)")
+    export.add_argument("--format", default="saved_model", metavar="FORMAT",
+                        help="saved_model, onnx or litert (default: saved_model)")
+    export.add_argument("--quantize", default="none", metavar="QUANTIZE",
+                        help="litert only: none, float16 (weights in float16) or int8 (post-training "
+                             "quantisation calibrated on 200 training images; needs the data) (default: none)")
     export.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     export.add_argument("--input-dtype", choices=("float32", "uint8"), default="float32",
                         help="what the SavedModel takes: float32 images in [0, 1] (default) or raw uint8 "
-                             "pixels in 0-255")
+                             "pixels in 0-255 (saved_model only)")
     _input_normalized_flag(export, "the model")
-    _data_flags(export)  # the statistics --input-normalized yes puts inside
+    # The data: the statistics --input-normalized yes puts inside, int8's training images, the test
+    # accuracy (default: the runs folder of MODEL, else the data set its model card names).
+    _data_flags(export)
     export.add_argument("--tolerance", type=float, default=None,
-                        help="largest accepted |SavedModel - Keras| relative to the outputs' scale: the bound "
-                             "is TOLERANCE x max(1, max |output|) (default: 1e-5 for a float32 model; 5e-2 "
-                             "under mixed_float16, 0.25 under mixed_bfloat16)")
+                        help="largest accepted |export - Keras| relative to the outputs' scale: the bound "
+                             "is TOLERANCE x max(1, max |output|) (default: 1e-5 for a float32 SavedModel, 1e-4 "
+                             "for ONNX and LiteRT, 1e-2 for LiteRT float16; 5e-2 under mixed_float16, 0.25 under "
+                             "mixed_bfloat16)")
+
+    compression = commands.add_parser(
+        "compression", parents=[parent], help="the compression table of a study run (every format)",
+        description="Export the teacher and students of a finished study run (its first seed) in each format, "
+                    "verify each in its runtime, and write RUN/compression.json: parameters, size, CPU latency "
+                    "and test accuracy per format; the run's report.md then shows \"What the compression "
+                    "bought\". Exports go to RUN/export/<cell>/<format>/.")
+    compression.add_argument("run", help="a runs folder written by `keras-mixkd study` (runs/<name>)")
+    compression.add_argument("--format", action="append", default=None, metavar="FORMAT[:QUANTIZE]",
+                             help="a format to export, repeatable: saved_model, onnx, litert, litert:float16, "
+                                  "litert:int8 (default: saved_model, onnx, litert, litert:int8)")
+    compression.add_argument("--key", action="append", default=None,
+                             help="a cell to export, repeatable (default: every cell of the first seed)")
 
     report = commands.add_parser(
         "report", parents=[parent], help="tables and plots of a runs folder",

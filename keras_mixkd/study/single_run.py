@@ -357,7 +357,7 @@ def distill_file(output, teacher, student, settings, recipe, *, seed=0, overwrit
         The record (also written as JSON); its model card names the teacher's
         file and, when it has one, the teacher's own card.
     """
-    from keras_mixkd.export import read_model_card
+    from keras_mixkd.models.model_card import read_model_card
     from keras_mixkd.models import resolve_input_normalization
     from keras_mixkd.saving import load_model
     from keras_mixkd.study.training import distill_student
@@ -484,7 +484,7 @@ def calibrate_file(path, output, settings, *, overwrite=False, input_normalized=
     >>> info["temperature"], info["test"]["ece_after"]   # doctest: +SKIP
     """
     from keras_mixkd.calibration import calibrate_model
-    from keras_mixkd.export import read_model_card
+    from keras_mixkd.models.model_card import read_model_card
     from keras_mixkd.models import resolve_input_normalization
     from keras_mixkd.models.model_card import model_card
     from keras_mixkd.saving import load_model
@@ -514,7 +514,7 @@ def calibrate_file(path, output, settings, *, overwrite=False, input_normalized=
 
 def calibration_of(path):
     """The `"calibration"` section of the model card of a `.keras` file (temperature, ECE, NLL), or None."""
-    from keras_mixkd.export import read_model_card
+    from keras_mixkd.models.model_card import read_model_card
 
     return (read_model_card(path) or {}).get("calibration")
 
@@ -567,6 +567,73 @@ def export_normalization(path, input_normalized="auto", *, recipe=None, run_dir=
     from keras_mixkd.study.data_prep import prepare_data
 
     return prepare_data(settings.data).normalization
+
+
+def export_data(path, quantize="none", *, recipe=None, run_dir=None, dataset=None, data_path=None,
+                image_size=None):
+    """The images `keras-mixkd export` calibrates an int8 export on and reports accuracy on, or `{}`.
+
+    Where the data comes from, first found: the data flags (`dataset` or
+    `run_dir`, with `recipe`'s data settings), the runs folder holding `path`
+    (`<run>/models/<key>.keras`), the data set the model card names (with the
+    `data_path` of its record). Without any, an int8 export is refused (it
+    needs training images) and any other export is verified without
+    accuracy.
+
+    Arguments:
+        path: the `.keras` file to export.
+        quantize: the export's quantisation (`"int8"` needs the data).
+        recipe, run_dir, dataset, data_path, image_size: the data flags.
+
+    Returns:
+        `{"representative_images": x_train, "test_images": x_test, "test_labels": y_test}`
+        (images as loaded), or `{}` when no data is known.
+
+    Example:
+
+    >>> export_student("student.keras", "export/int8", format="litert", quantize="int8",
+    ...                **export_data("student.keras", "int8", dataset="digits"))
+    """
+    import json
+
+    from keras_mixkd.models.model_card import read_model_card
+    from keras_mixkd.study.data_prep import prepare_data
+
+    if not (dataset or run_dir):
+        folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+        if os.path.basename(folder) == "models" and os.path.isfile(
+                os.path.join(os.path.dirname(folder), "study.json")):
+            run_dir = os.path.dirname(folder)
+        else:
+            card = read_model_card(path) or {}
+            record_path = os.fspath(path) + ".json"
+            record = {}
+            if os.path.isfile(record_path):
+                try:
+                    with open(record_path, encoding="utf-8") as handle:
+                        record = json.load(handle)
+                except (OSError, ValueError):
+                    record = {}
+            named = card.get("dataset")
+            stored_path = record.get("data_path") if isinstance(record, dict) else None
+            if named and (named not in ("folder", "npz") or stored_path or data_path):
+                dataset, data_path = named, data_path or stored_path
+                # The images at the size the model takes (a folder's default size may differ).
+                shape = (card.get("input") or {}).get("shape") or []
+                if image_size is None and len(shape) == 4 and all(isinstance(d, int) for d in shape[1:3]):
+                    image_size = list(shape[1:3])
+    if not (dataset or run_dir):
+        if quantize == "int8":
+            raise ValueError(f"--quantize int8 calibrates on images of the training split, and {path} has no model "
+                             "card naming its data set: name the data (--dataset, with --data-path for a folder "
+                             "or .npz, or --run).")
+        return {}
+    overrides = {"data.image_size": list(image_size)} if image_size else None
+    settings = RunSettings.from_recipe("student", recipe or "digits", run_dir=run_dir, dataset=dataset,
+                                       data_path=data_path, overrides=overrides)
+    splits = prepare_data(settings.data)
+    return {"representative_images": splits.x_train if quantize == "int8" else None,
+            "test_images": splits.x_test, "test_labels": splits.y_test}
 
 
 def data_record(splits, settings):
