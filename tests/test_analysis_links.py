@@ -147,6 +147,7 @@ def test_analysis_scripts_rebuild_their_figure(tiny_study, synthetic_run, tmp_pa
             assert os.listdir(out) and all(name.endswith(".png") for name in os.listdir(out))
 
 
+@pytest.mark.backend_independent  # the script reads results.csv: no Keras
 def test_kd_gain_script_on_the_smoke_study(tiny_study, tmp_path):
     """analysis/kd_gain.py on a real study: the gain it prints and draws is distilled − alone from results.csv."""
     from keras_mixkd.analysis import kd_gain_figure

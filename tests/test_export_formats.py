@@ -243,7 +243,7 @@ def test_a_missing_runtime_or_converter_is_named_with_the_extra(argv, missing, t
     assert f"pip install 'keras-mixkd[deploy]' (or pip install {pip_name})." in err
 
 
-@pytest.mark.skipif(BACKEND != "tensorflow", reason="export_student's routes are tested above on every backend")
+@pytest.mark.one_backend  # export_student's routes are tested above on every backend
 def test_the_compression_table_of_a_study_run_and_its_report(tiny_study, tmp_path, capsys):
     import shutil
 
@@ -286,3 +286,28 @@ def test_a_mixed_precision_model_is_refused_for_onnx_and_litert(tmp_path):
                                              "export is written from a float32 model"):
             export_student(model, str(tmp_path / fmt), format=fmt)
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.backend_independent
+def test_a_card_naming_data_not_here_exports_without_accuracy(tmp_path, monkeypatch):
+    """A float export needs no data: the card's data set failing to load (CIFAR offline) is a warning."""
+    from keras_mixkd.study import data_prep
+    from keras_mixkd.study.single_run import export_data
+
+    path = str(tmp_path / "student.keras")
+    card = {"dataset": "cifar10", "input": {"shape": [None, 32, 32, 3]}}
+    with open(path + ".json", "w", encoding="utf-8") as handle:
+        json.dump({"model_card": card}, handle)
+
+    def offline(data):
+        raise OSError("Could not load CIFAR-10 through keras.datasets: URL fetch failure\nKeras downloads it ...")
+
+    monkeypatch.setattr(data_prep, "prepare_data", offline)
+    with pytest.warns(UserWarning, match=r"test accuracy is not reported: the data set 'cifar10' its model "
+                                         r"card names could not be loaded \(Could not load CIFAR-10"):
+        assert export_data(path, "none") == {}
+    # int8 needs the training images: the same failure is an error, and so is data the user named.
+    with pytest.raises(OSError, match="Could not load CIFAR-10"):
+        export_data(path, "int8")
+    with pytest.raises(OSError, match="Could not load CIFAR-10"):
+        export_data(path, "none", dataset="cifar10")
