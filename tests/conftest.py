@@ -96,6 +96,25 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+def pytest_collection_finish(session):
+    """Under `--dist loadgroup`, refuse to run when pytest-xdist could not group the tests.
+
+    pytest-xdist groups a test by renaming its node id `<id>@<group>`; with a pytest that keeps the
+    id elsewhere (9.2, with pytest-xdist 3.8) the renaming silently does nothing, and every costly
+    shared fixture (a Ray cluster, a study) is built once per worker, at the same time.
+    """
+    if not getattr(session.config.option, "loadgroup", False):  # set in the workers of --dist loadgroup
+        return
+    ungrouped = [item.nodeid for item in session.items
+                 if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
+    if ungrouped:
+        raise pytest.UsageError(
+            f"pytest-xdist's --dist loadgroup did not group {len(ungrouped)} tests marked xdist_group (e.g. "
+            f"{ungrouped[0]}): this pytest and pytest-xdist do not work together. Install the versions "
+            "pyproject.toml's test extra names (make install)."
+        )
+
+
 @pytest.fixture(autouse=True)
 def _fresh_keras_state():
     """Every test starts from a clean Keras session and fixed seeds."""
