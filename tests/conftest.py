@@ -96,23 +96,26 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+_UNGROUPED = []  # tests marked xdist_group that pytest-xdist could not group (see below)
+
+
 def pytest_collection_finish(session):
-    """Under `--dist loadgroup`, refuse to run when pytest-xdist could not group the tests.
+    """Under `--dist loadgroup`, note the tests pytest-xdist could not group: each of them fails.
 
     pytest-xdist groups a test by renaming its node id `<id>@<group>`; with a pytest that keeps the
     id elsewhere (9.2, with pytest-xdist 3.8) the renaming silently does nothing, and every costly
     shared fixture (a Ray cluster, a study) is built once per worker, at the same time.
     """
-    if not getattr(session.config.option, "loadgroup", False):  # set in the workers of --dist loadgroup
-        return
-    ungrouped = [item.nodeid for item in session.items
-                 if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
-    if ungrouped:
-        raise pytest.UsageError(
-            f"pytest-xdist's --dist loadgroup did not group {len(ungrouped)} tests marked xdist_group (e.g. "
-            f"{ungrouped[0]}): this pytest and pytest-xdist do not work together. Install the versions "
-            "pyproject.toml's test extra names (make install)."
-        )
+    if getattr(session.config.option, "loadgroup", False):  # set in the workers of --dist loadgroup
+        _UNGROUPED.extend(item.nodeid for item in session.items
+                          if item.get_closest_marker("xdist_group") and "@" not in item.nodeid)
+
+
+def pytest_runtest_setup(item):
+    if _UNGROUPED and item.nodeid in _UNGROUPED:
+        pytest.fail(f"pytest-xdist's --dist loadgroup did not group the {len(_UNGROUPED)} tests marked "
+                    "xdist_group: this pytest and pytest-xdist do not work together. Install the versions "
+                    "pyproject.toml's test extra names (make install).", pytrace=False)
 
 
 @pytest.fixture(autouse=True)
