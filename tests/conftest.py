@@ -25,6 +25,19 @@ if os.environ["KERAS_BACKEND"] == "jax" and "xla_backend_optimization_level" not
 # (tests/test_study_groups.py under JAX: 92 s of CPU time without it, 79 s with a cold cache, 41 s warm).
 # The folder is made once, by the process that loads this file first (the xdist controller), and
 # removed when it exits. Set JAX_COMPILATION_CACHE_DIR yourself to keep a cache between runs.
+# One math thread per test process (and the subprocesses, which inherit it), unless the caller set
+# thread variables: `make test` runs two pytest-xdist workers on a 2-core machine, and with each
+# backend's default (a thread per core in each worker) the thread pools of the tiny models wait and
+# spin against each other (tests/test_shared_teacher.py + test_fixed_cost.py under PyTorch beside a
+# busy core: 27 s of CPU with the default, 13 s with one thread). What a cell computes on one thread
+# is what `--threads 1` gives (keras_mixkd.study.executors.threads); tests of thread counts set theirs.
+# TensorFlow's and OpenMP's pools only (TensorFlow also runs tf.data under the other backends): JAX's
+# XLA:CPU threads made no difference to the CPU time measured, and left at their default, JAX's
+# thread checks (tests/test_threads.py) still have a started backend of other threads to refuse.
+if not any(name in os.environ for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")):
+    from keras_mixkd.study.executors.threads import thread_environment  # imports neither Keras nor a backend
+
+    os.environ.update(thread_environment(1, "tensorflow"))
 if os.environ["KERAS_BACKEND"] == "jax" and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     import atexit
     import shutil
