@@ -144,6 +144,10 @@ def test_study_b_torch_loss_is_the_library_standardized_loss():
 
 
 @pytest.mark.slow
+# Two smoke studies and three timing parts: tens of seconds a backend. What its numbers check (the
+# speed-ups change round-off only) is tested on every backend by test_fixed_cost, test_study_groups
+# and test_teacher_cache; here, that the script runs and reports every ratio.
+@pytest.mark.one_backend
 def test_bench_study_smoke_prints_every_ratio_as_json(capsys):
     import json
 
