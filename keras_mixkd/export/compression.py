@@ -8,7 +8,6 @@ and the study report shows them as "What the compression bought". The
 default study never calls it: its numbers and its time do not change.
 """
 
-import json
 import os
 import platform
 
@@ -74,13 +73,15 @@ def compression_table(run_dir, formats=DEFAULT_FORMATS, *, keys=None, print_fn=p
     if not parsed:
         raise ValueError("`formats` (--format) must name at least one format: saved_model, onnx, litert, "
                          "litert:float16, litert:int8.")
+    from keras_mixkd.study import atomic
+    from keras_mixkd.study.run_folder import RunFolder
+
     run_dir = os.fspath(run_dir)
-    manifest_path = os.path.join(run_dir, "study.json")
-    if not os.path.isfile(manifest_path):
+    folder = RunFolder(run_dir)
+    if not os.path.isfile(folder.manifest_path):
         raise ValueError(f"{run_dir} is not a runs folder of keras-mixkd study (no study.json).")
-    with open(manifest_path, encoding="utf-8") as handle:
-        config = json.load(handle)["config"]
-    records = _records(run_dir)
+    config = folder.read_manifest()["config"]
+    records = {record["key"]: record for record in folder.read_cells()}
     if keys is not None:
         unknown = sorted(set(keys) - set(records))
         if unknown:
@@ -99,7 +100,7 @@ def compression_table(run_dir, formats=DEFAULT_FORMATS, *, keys=None, print_fn=p
     splits = prepare_data(config["data"])
     rows = []
     for key, record in sorted(chosen.items(), key=lambda item: (_role_order(item[1]), item[0])):
-        keras_path = os.path.join(run_dir, "models", f"{key}.keras")
+        keras_path = folder.model_path(key)
         if not os.path.isfile(keras_path):
             raise ValueError(f"{keras_path} is missing: the cell {key} has a record but no model file.")
         row = {"key": key, "role": record.get("role"),
@@ -125,26 +126,11 @@ def compression_table(run_dir, formats=DEFAULT_FORMATS, *, keys=None, print_fn=p
         "latency": "median of 50 calls on one image after 5 warm-up calls, in each format's runtime",
         "models": rows,
     }
-    path = os.path.join(run_dir, COMPRESSION_FILE)
-    temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(table, handle, indent=2)
-        handle.write("\n")
-    os.replace(temporary, path)
+    atomic.write_json(os.path.join(run_dir, COMPRESSION_FILE), table)
     from keras_mixkd.analysis.report import write_report
 
     write_report(run_dir, print_fn=None)
     return table
-
-
-def _records(run_dir):
-    cells = os.path.join(run_dir, "cells")
-    records = {}
-    for name in sorted(os.listdir(cells)) if os.path.isdir(cells) else ():
-        if name.endswith(".json"):
-            with open(os.path.join(cells, name), encoding="utf-8") as handle:
-                records[name[:-len(".json")]] = json.load(handle)
-    return records
 
 
 def _role_order(record):
