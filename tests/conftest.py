@@ -18,13 +18,6 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # Keras imports JAX.
 if os.environ["KERAS_BACKEND"] == "jax" and "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
-# The tests build the same tiny models again and again (every cell, every test clears the session),
-# so JAX compiles the same programs many times. One persistent compilation cache for the whole run,
-# shared by the pytest-xdist workers and the subprocesses (they inherit the variables), serves each
-# program after its first compile: a cached executable is the one XLA compiled, so no number changes
-# (tests/test_study_groups.py under JAX: 92 s of CPU time without it, 79 s with a cold cache, 41 s warm).
-# The folder is made once, by the process that loads this file first (the xdist controller), and
-# removed when it exits. Set JAX_COMPILATION_CACHE_DIR yourself to keep a cache between runs.
 # One math thread per test process (and the subprocesses, which inherit it), unless the caller set
 # thread variables: `make test` runs two pytest-xdist workers on a 2-core machine, and with each
 # backend's default (a thread per core in each worker) the thread pools of the tiny models wait and
@@ -38,6 +31,13 @@ if not any(name in os.environ for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_TH
     from keras_mixkd.study.executors.threads import thread_environment  # imports neither Keras nor a backend
 
     os.environ.update(thread_environment(1, "tensorflow"))
+# The tests build the same tiny models again and again (every cell, every test clears the session),
+# so JAX compiles the same programs many times. One persistent compilation cache for the whole run,
+# shared by the pytest-xdist workers and the subprocesses (they inherit the variables), serves each
+# program after its first compile: a cached executable is the one XLA compiled, so no number changes
+# (tests/test_study_groups.py under JAX: 92 s of CPU time without it, 79 s with a cold cache, 41 s warm).
+# The folder is made once, by the process that loads this file first (the xdist controller), and
+# removed when it exits. Set JAX_COMPILATION_CACHE_DIR yourself to keep a cache between runs.
 if os.environ["KERAS_BACKEND"] == "jax" and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     import atexit
     import shutil
@@ -57,8 +57,9 @@ import pytest  # noqa: E402
 # Keras is imported by the fixtures, not here: under pytest-xdist this file is also loaded by the
 # controller process, which runs no test, and importing Keras (and TensorFlow) there delays the
 # workers' start by seconds. KERAS_BACKEND is set above, and Keras takes its backend from it.
-BACKEND = os.environ["KERAS_BACKEND"]
-INDEPENDENT_BACKEND = os.environ.get("KERAS_MIXKD_INDEPENDENT_BACKEND", "tensorflow")
+from tests.backends import BACKEND  # noqa: E402
+from tests.backends import INDEPENDENT_BACKEND  # noqa: E402
+from tests.backends import runs_one_backend_tests  # noqa: E402
 
 
 def _keras_version():
@@ -95,7 +96,7 @@ def pytest_collection_modifyitems(config, items):
     # a slow test handed out last. (Only tests without module-scoped fixtures are marked `slow`:
     # moving them does not split their module's fixtures.)
     items.sort(key=lambda item: 0 if item.get_closest_marker("slow") else 1)
-    if INDEPENDENT_BACKEND in ("all", BACKEND):
+    if runs_one_backend_tests():
         return
     skips = {
         "backend_independent": pytest.mark.skip(
@@ -109,7 +110,7 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
-_UNGROUPED = []  # tests marked xdist_group that pytest-xdist could not group (see below)
+_UNGROUPED = set()  # tests marked xdist_group that pytest-xdist could not group (see below)
 
 
 def pytest_collection_finish(session):
@@ -120,12 +121,12 @@ def pytest_collection_finish(session):
     shared fixture (a Ray cluster, a study) is built once per worker, at the same time.
     """
     if getattr(session.config.option, "loadgroup", False):  # set in the workers of --dist loadgroup
-        _UNGROUPED.extend(item.nodeid for item in session.items
+        _UNGROUPED.update(item.nodeid for item in session.items
                           if item.get_closest_marker("xdist_group") and "@" not in item.nodeid)
 
 
 def pytest_runtest_setup(item):
-    if _UNGROUPED and item.nodeid in _UNGROUPED:
+    if item.nodeid in _UNGROUPED:
         pytest.fail(f"pytest-xdist's --dist loadgroup did not group the {len(_UNGROUPED)} tests marked "
                     "xdist_group: this pytest and pytest-xdist do not work together. Install the versions "
                     "pyproject.toml's test extra names (make install).", pytrace=False)

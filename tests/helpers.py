@@ -8,16 +8,7 @@ import keras
 
 from keras_mixkd import cli
 
-import os
-
 BACKEND = keras.backend.backend()
-
-
-def runs_one_backend_tests():
-    """Whether this run is the one backend that the `backend_independent` and `one_backend` tests run
-    under (`KERAS_MIXKD_INDEPENDENT_BACKEND`, tests/conftest.py): for a test whose parts differ in that."""
-    chosen = os.environ.get("KERAS_MIXKD_INDEPENDENT_BACKEND", "tensorflow")
-    return chosen in ("all", BACKEND)
 
 # The smallest study that still exercises what the tests look at: a few dozen
 # digits, two epochs, a backup every epoch. Tests add their own grid on top.

@@ -30,8 +30,8 @@ import numpy as np
 import pytest
 
 from keras_mixkd.study.run_folder import CSV_COLUMNS
+from tests.backends import runs_one_backend_tests
 from tests.helpers import run_cli_ok
-from tests.helpers import runs_one_backend_tests
 from tests.helpers import tiny_study_argv
 
 BACKEND = keras.backend.backend()
