@@ -352,12 +352,13 @@ def export_student(model_or_path, export_dir, *, overwrite=False, verify=True,
                 notes.append("The int8 export was not judged by its accuracy: no test images were given "
                              "(test_images=, or the command line's data flags).")
         size = _size_on_disk(model_file)
+        num_params = weight_count_of(model)
         card["export"] = {
             "format": fmt.name, "format_name": fmt.title, "quantization": quantize,
             "file": fmt.file_name or ".", "signature": signature, "route": route, "backend": backend,
             "verified": max_abs_diff is not None, "runtime": fmt.runtime if verify else None,
             "max_abs_diff": max_abs_diff, "tolerance": tolerance if hold_bound else None,
-            "max_abs_diff_allowed": bound, "parameters": weight_count_of(model), "size_bytes": size,
+            "max_abs_diff_allowed": bound, "parameters": num_params, "size_bytes": size,
             "latency_ms": report.get("latency_ms"), "latency_runs": report.get("latency_runs"),
             "test_accuracy": report.get("test_accuracy"), "keras_test_accuracy": keras_accuracy,
             "test_examples": report.get("test_examples"),
@@ -380,7 +381,7 @@ def export_student(model_or_path, export_dir, *, overwrite=False, verify=True,
     final_file = export_dir if fmt.file_name is None else os.path.join(export_dir, fmt.file_name)
     return ExportResult(
         export_dir=export_dir, backend=backend, route=route, model_name=model.name,
-        num_params=weight_count_of(model), signature=signature, max_abs_diff=max_abs_diff,
+        num_params=num_params, signature=signature, max_abs_diff=max_abs_diff,
         batch_sizes=batch_sizes, tolerance=tolerance if hold_bound else None,
         metadata_path=os.path.join(export_dir, METADATA_FILE), notes=notes, role=role, bound=bound,
         format=fmt.name, quantize=quantize, model_path=final_file, size_bytes=size,
