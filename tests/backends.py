@@ -8,7 +8,7 @@ import os
 
 # Keras takes its backend from KERAS_BACKEND (tests/conftest.py sets it before Keras starts).
 BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
-# The backend that runs the `backend_independent` and `one_backend` tests (the Makefile's first), or "all".
+# The backend that runs the `backend_independent` and `one_backend` tests (the Makefile's INDEPENDENT_BACKEND), or "all".
 INDEPENDENT_BACKEND = os.environ.get("KERAS_MIXKD_INDEPENDENT_BACKEND", "tensorflow")
 
 

@@ -490,7 +490,11 @@ def keys_of(seed, count):
     return tf.transpose(tf.random.Generator.from_seed(seed).make_seeds(count))
 
 
+# KerasCV's AugMix draws and operations are TensorFlow graphs (tf.map_fn, tf.function) under every
+# backend, as in the tf.data pipeline: they run under one backend. The layer called on a batch, which
+# returns the backend's arrays, is tested under each (test_keras_cv_augmix_image_depends_only_on_its_key).
 @pytest.mark.slow
+@pytest.mark.one_backend
 @needs_keras_cv
 def test_keras_cv_augmix_draws_keep_keras_cvs_distributions():
     """The stateless draws that replace KerasCV's stateful ones keep its distributions: chain weights
@@ -524,6 +528,7 @@ def test_keras_cv_augmix_draws_keep_keras_cvs_distributions():
     assert not np.array_equal(layer.sample_weights(keys[6])[0].numpy(), again)
 
 
+@pytest.mark.one_backend
 @needs_keras_cv
 @pytest.mark.parametrize("sign", [-1.0, 1.0])
 def test_keras_cv_augmix_operations_are_keras_cvs(sign, rng):
