@@ -124,29 +124,32 @@ def test_the_augmented_stream_repeats_per_seed(splits):
 @pytest.mark.slow
 def test_every_augmentation_repeats_across_processes():
     """Each recipe (alone, in the recipes' combinations, each implementation): same seed, same batches in
-    two separate processes; the second seed, other batches. One subprocess per run, two in all."""
+    a fresh process and in this one (after the other tests it ran); the second seed, other batches."""
     import json
     import os
     import subprocess
     import sys
 
+    from tests import _augmentation_stream
+
     script = os.path.join(os.path.dirname(__file__), "_augmentation_stream.py")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
                TF_CPP_MIN_LOG_LEVEL="3")
-    # Two hash seeds, as two runs of the command line get, other random ops before the recipes and
-    # another number of TensorFlow threads (the order in which parallel map iterations draw): nothing
-    # may depend on them.
-    runs = [subprocess.Popen([sys.executable, script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             env=dict(env, PYTHONHASHSEED=hash_seed, **threads), text=True)
-            for args, hash_seed, threads in ((["0", "1"], "1", {"TF_NUM_INTEROP_THREADS": "4"}),
-                                             (["--extra-random-ops", "0"], "2", {"TF_NUM_INTEROP_THREADS": "1"}))]
-    outputs = []
-    for run in runs:
-        stdout, stderr = run.communicate(timeout=600)
-        assert run.returncode == 0, stderr[-3000:]
-        outputs.append(json.loads(stdout.strip().splitlines()[-1]))
-    first, second = outputs
+    # Another hash seed than this process's, as two runs of the command line get, and another number of
+    # TensorFlow threads (the order in which parallel map iterations draw; this process has one): nothing
+    # may depend on them. This process also ran other random ops before the recipes (the tests before
+    # this one, and `extra_random_ops`), as code before them would.
+    hash_seed = "2" if os.environ.get("PYTHONHASHSEED") == "1" else "1"
+    fresh = subprocess.Popen([sys.executable, script, "0", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=dict(env, PYTHONHASHSEED=hash_seed, TF_NUM_INTEROP_THREADS="4"), text=True)
+    try:
+        _augmentation_stream.extra_random_ops()
+        second = _augmentation_stream.digests([0])
+    finally:
+        stdout, stderr = fresh.communicate(timeout=600)
+    assert fresh.returncode == 0, stderr[-3000:]
+    first = json.loads(stdout.strip().splitlines()[-1])
     from keras_mixkd.augment import list_augmentations
 
     names = {key.split("/")[0] for key in first}

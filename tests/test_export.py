@@ -91,6 +91,11 @@ def _weight_count(variables):
 VERIFY_IMAGES = np.random.default_rng(5).random((5,) + INPUT_SHAPE, dtype=np.float32)
 
 
+# The tests of one exported student share it: one pytest-xdist worker builds it (a SavedModel written
+# and verified in child processes, ~5-9 s), rather than each worker.
+shares_the_export = pytest.mark.xdist_group("test_export_exported")
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     keras.backend.clear_session()
@@ -100,6 +105,7 @@ def exported(tmp_path_factory):
     return distiller, export_dir, result
 
 
+@shares_the_export
 def test_export_reports_a_fresh_process_verification(exported):
     distiller, export_dir, result = exported
     # A subclassed student, verified on the given images (and the first of them alone).
@@ -121,6 +127,7 @@ def test_export_reports_a_fresh_process_verification(exported):
     assert [p for p in os.listdir(os.path.dirname(export_dir)) if p.startswith(".")] == []
 
 
+@shares_the_export
 @pytest.mark.parametrize("batch_size", [1, 3])
 def test_savedmodel_predicts_what_the_student_predicts(exported, batch_size):
     distiller, export_dir, _ = exported
@@ -135,6 +142,7 @@ def test_savedmodel_predicts_what_the_student_predicts(exported, batch_size):
     np.testing.assert_allclose(outputs.numpy(), expected, rtol=0, atol=1e-5)
 
 
+@shares_the_export
 def test_teacher_is_not_in_the_export(exported):
     distiller, export_dir, _ = exported
     loaded = tf.saved_model.load(export_dir)
@@ -146,6 +154,7 @@ def test_teacher_is_not_in_the_export(exported):
     assert shapes == sorted(tuple(v.shape) for v in distiller.student.weights)
 
 
+@shares_the_export
 def test_cli_exports_a_saved_distiller_over_a_stale_savedmodel(exported, tmp_path, capsys):
     distiller, _, _ = exported
     keras_path = str(tmp_path / "distiller.keras")

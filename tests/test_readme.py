@@ -110,7 +110,11 @@ def test_readme_has_python_examples():
     assert len(python_blocks()) == len(CHECKS), "README.md's Python examples changed: update CHECKS here"
 
 
+# The examples are plain Python over the public API, the same under every backend; what each computes
+# per backend (Distiller, MixingSwitchOff, LatentMeasures, run_study, the single-model commands) has its
+# own tests under every backend. So the README's code runs under one backend, where it costs least.
 @pytest.mark.slow
+@pytest.mark.one_backend
 @pytest.mark.parametrize("index", range(len(python_blocks())))
 def test_readme_python_example_runs(index, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -251,7 +251,7 @@ def test_the_study_caches_where_the_teacher_sees_the_image_as_loaded(tmp_path):
             {"name": "pmu_clean", "temperature": 1.0, "augmentation": "partial_mixup", "teacher_sees": "clean"},
             {"name": "fitnets", "feature_loss_weight": 1.0},  # reads features: the teacher runs
         ],
-        "data.train_examples": 96,
+        "data.train_examples": 128,  # two whole batches: one shape of training step
         "data.test_examples": 64,
         "teacher.epochs": 1,
         "student.epochs": 1,
@@ -266,7 +266,7 @@ def test_the_study_caches_where_the_teacher_sees_the_image_as_loaded(tmp_path):
     run_dir = tmp_path / "cache"
     cache = run_dir / "models" / "teacher__digits_cnn__none__s0.logits.npz"
     with np.load(cache) as stored:
-        assert stored["logits"].shape == (96, 10)
+        assert stored["logits"].shape == (128, 10)
     assert "teacher_cache" in (run_dir / "results.csv").read_text().splitlines()[0].split(",")
     report = (run_dir / "report.md").read_text()
     assert "Teacher outputs computed once" in report and "`kd`, `pmu_clean`" in report
