@@ -32,7 +32,7 @@ demo: $(STAMP)
 	$(VENV)/bin/keras-mixkd study
 
 # One pytest per backend, each in its own process: Keras fixes its backend at import. Backend-independent
-# tests (configs, reports, analysis, progress) run under the first backend only. TEST_BACKEND_JOBS
+# tests (configs, reports, analysis, progress) run under INDEPENDENT_BACKEND only (below). TEST_BACKEND_JOBS
 # backends run at once (-k: all of them, whatever fails; with more than one, each backend's output is
 # printed whole when it ends). Default 1: on a 2-core machine two at a time gained nothing (TensorFlow
 # and JAX together 806-834 s against 355 + 445 s one after the other); on more cores, raise it.

@@ -2,9 +2,9 @@
 
 `make test` runs the suite once per backend. Tests marked `backend_independent`
 (configs, reports, analysis scripts, progress lines: nothing Keras computes)
-run under one backend only, `KERAS_MIXKD_INDEPENDENT_BACKEND` (the Makefile sets
-its INDEPENDENT_BACKEND, torch when tested; tensorflow when unset), and are skipped, with the
-reason, under the others. Set it to `all` to run them under every backend.
+run under one backend only, `KERAS_MIXKD_INDEPENDENT_BACKEND` (the Makefile sets its
+INDEPENDENT_BACKEND, torch when tested; tensorflow when unset), and are skipped, with
+the reason, under the others. Set it to `all` to run them under every backend.
 """
 
 import os

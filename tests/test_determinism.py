@@ -137,12 +137,14 @@ def test_every_augmentation_repeats_across_processes():
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
                TF_CPP_MIN_LOG_LEVEL="3")
     # Another hash seed than this process's, as two runs of the command line get, and another number of
-    # TensorFlow threads (the order in which parallel map iterations draw; this process has one): nothing
-    # may depend on them. This process also ran other random ops before the recipes (the tests before
-    # this one, and `extra_random_ops`), as code before them would.
+    # TensorFlow inter-op threads (the order in which parallel map iterations draw): nothing may depend
+    # on them. This process also ran other random ops before the recipes (the tests before this one,
+    # and `extra_random_ops`), as code before them would.
     hash_seed = "2" if os.environ.get("PYTHONHASHSEED") == "1" else "1"
+    interop_threads = "4" if os.environ.get("TF_NUM_INTEROP_THREADS") == "1" else "1"
     fresh = subprocess.Popen([sys.executable, script, "0", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             env=dict(env, PYTHONHASHSEED=hash_seed, TF_NUM_INTEROP_THREADS="4"), text=True)
+                             env=dict(env, PYTHONHASHSEED=hash_seed, TF_NUM_INTEROP_THREADS=interop_threads),
+                             text=True)
     try:
         _augmentation_stream.extra_random_ops()
         second = _augmentation_stream.digests([0])
