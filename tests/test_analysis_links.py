@@ -186,7 +186,7 @@ def test_kd_gain_script_on_the_smoke_study(tiny_study, tmp_path):
 
 
 @pytest.mark.backend_independent
-def test_compare_runs_script_finds_identical_and_changed_runs(tiny_study, tmp_path):
+def test_compare_runs_script_finds_identical_and_changed_runs(tiny_study, tmp_path, capsys, monkeypatch):
     """analysis/compare_runs.py, the before/after check of a refactoring: same folder, then a changed teacher."""
     import shutil
 
@@ -203,5 +203,10 @@ def test_compare_runs_script_finds_identical_and_changed_runs(tiny_study, tmp_pa
     teacher = next(cell for cell in results["cells"] if cell["role"] == "teacher")
     teacher["test_accuracy_last"] -= 0.01
     json.dump(results, open(results_path, "w"))
-    changed = subprocess.run(script + [run, copy], capture_output=True, text=True, timeout=300, env=env)
-    assert changed.returncode == 1 and f"teacher {teacher['key']} differs in test_accuracy_last" in changed.stdout
+    # The script's main in this process: the command ran above (a fresh process, importing Keras, 5 s).
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "analysis"))
+    import compare_runs
+
+    capsys.readouterr()
+    assert compare_runs.main([run, copy]) == 1
+    assert f"teacher {teacher['key']} differs in test_accuracy_last" in capsys.readouterr().out

@@ -485,6 +485,11 @@ def in_graph(function, *args):
     return tf.nest.map_structure(np.asarray, tf.function(function)(*args))
 
 
+def map_in_graph(function, keys, signature):
+    """`tf.map_fn(function, keys)` inside one `tf.function`: one graph loop, not a Python step per key."""
+    return tf.function(lambda keys: tf.map_fn(function, keys, fn_output_signature=signature))(keys)
+
+
 def keys_of(seed, count):
     """`count` stateless keys, shape (count, 2), from a seeded generator (as the layer makes them)."""
     return tf.transpose(tf.random.Generator.from_seed(seed).make_seeds(count))
@@ -493,7 +498,6 @@ def keys_of(seed, count):
 # KerasCV's AugMix draws and operations are TensorFlow graphs (tf.map_fn, tf.function) under every
 # backend, as in the tf.data pipeline: they run under one backend. The layer called on a batch, which
 # returns the backend's arrays, is tested under each (test_keras_cv_augmix_image_depends_only_on_its_key).
-@pytest.mark.slow
 @pytest.mark.one_backend
 @needs_keras_cv
 def test_keras_cv_augmix_draws_keep_keras_cvs_distributions():
@@ -503,18 +507,17 @@ def test_keras_cv_augmix_draws_keep_keras_cvs_distributions():
     alpha, chains, severity, draws = 0.5, 3, 0.4, 3000
     layer = AugMix(num_chains=chains, chain_depth=(2, 4), alpha=alpha, severity=severity, seed=1)._layer
     keys = keys_of(7, draws)
-    weights, blend = tf.map_fn(layer.sample_weights, keys, fn_output_signature=(tf.float32, tf.float32))
+    weights, blend = map_in_graph(layer.sample_weights, keys, (tf.float32, tf.float32))
     weights, blend = weights.numpy().astype(np.float64), blend.numpy().astype(np.float64)
     np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-5)
     # Dirichlet(a, a, a): mean 1/3, variance (1/3)(2/3) / (3a + 1); Beta(a, a): mean 1/2, variance 1 / (4 (2a + 1)).
     np.testing.assert_allclose(weights.mean(axis=0), 1 / 3, atol=0.02)
     np.testing.assert_allclose(weights.var(axis=0), (1 / 3) * (2 / 3) / (3 * alpha + 1), rtol=0.1)
     assert abs(blend.mean() - 0.5) < 0.02 and abs(blend.var() - 1 / (4 * (2 * alpha + 1))) < 0.01
-    depth = tf.map_fn(layer.sample_depth, keys, fn_output_signature=tf.int32).numpy()
+    depth = map_in_graph(layer.sample_depth, keys, tf.int32).numpy()
     np.testing.assert_allclose(np.bincount(depth, minlength=5)[2:] / draws, 1 / 3, atol=0.03)
     assert set(np.unique(depth)) == {2, 3, 4}
-    op, level, sign = (v.numpy() for v in tf.map_fn(layer.sample_step, keys,
-                                                      fn_output_signature=(tf.int32, tf.float32, tf.float32)))
+    op, level, sign = (v.numpy() for v in map_in_graph(layer.sample_step, keys, (tf.int32, tf.float32, tf.float32)))
     np.testing.assert_allclose(np.bincount(op, minlength=8) / draws, 1 / 8, atol=0.02)
     assert set(np.unique(op)) == set(range(8))
     assert 0.01 <= level.min() and level.max() <= severity

@@ -8,6 +8,7 @@ from keras_mixkd.distill import Distiller
 from keras_mixkd.models import DirectGraphCall
 from keras_mixkd.models import get_model
 from keras_mixkd.models import direct_call_problem
+from tests.helpers import compiled_call
 
 
 def _np(x):
@@ -37,6 +38,31 @@ ZOO = [
 ]
 
 
+def _inference(call, model, images):
+    """`(program, run)`: what `call(x, training=False)` traces to, and a function of images computing it.
+
+    Under JAX, `program` is the jaxpr of the call on `images` (as text, the model's
+    variables passed as arguments) and `run` that program compiled (an eager call
+    compiles each operation of a zoo model on its own: hundreds of compiles). Two
+    calls tracing to the same jaxpr run the same operations in the same order,
+    eagerly or compiled, so they give the same bits. Other backends: `(None, the
+    eager call)`.
+    """
+    if keras.backend.backend() != "jax":
+        return None, lambda x: _np(call(x, training=False))
+    import jax
+
+    variables = model.trainable_variables + model.non_trainable_variables
+
+    def run(values, x):
+        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+            return call(x, training=False)
+
+    values = [v.value for v in variables]
+    compiled = jax.jit(run)
+    return str(jax.make_jaxpr(run)(values, images)), lambda x: _np(compiled(values, x))
+
+
 @pytest.mark.parametrize("name,shape,data_format", ZOO)
 def test_direct_inference_equals_the_keras_call_bit_for_bit(name, shape, data_format):
     keras.utils.set_random_seed(1)
@@ -44,16 +70,18 @@ def test_direct_inference_equals_the_keras_call_bit_for_bit(name, shape, data_fo
     assert direct_call_problem(model) is None
     direct = DirectGraphCall(model)
     rng = np.random.default_rng(2)
-    for images in (rng.random((5, *shape), dtype="float32"),
-                   # Far from the origin: large activations, the same operations.
-                   (1000.0 + 50.0 * rng.standard_normal((5, *shape))).astype("float32")):
-        expected = _np(model(images, training=False))
-        got = _np(direct(images, training=False))
+    near = rng.random((5, *shape), dtype="float32")
+    program, keras_call = _inference(model, model, near)
+    direct_program, direct_call = _inference(direct, model, near)
+    assert direct_program == program  # JAX: the same jaxpr (None == None elsewhere)
+    # Far from the origin: large activations, the same operations.
+    for images in (near, (1000.0 + 50.0 * rng.standard_normal((5, *shape))).astype("float32")):
+        expected, got = keras_call(images), direct_call(images)
         assert got.shape == expected.shape == (5, 7)
         np.testing.assert_array_equal(got, expected)
         if name != "lenet5":  # LeNet-5 has neither BatchNorm nor dropout
             # Inference mode, really: training mode gives other numbers (batch statistics, dropout).
-            assert not np.array_equal(got, _np(model(images, training=True)))
+            assert not np.array_equal(got, _np(compiled_call(model, images, training=True)))
 
 
 def test_a_nested_model_runs_through_its_own_call():

@@ -28,6 +28,8 @@ PAIRS = [("big", "small"), ("big", "tiny")]
 # Mean KD gain (fraction) per teacher augmentation for plain KD, as in the default study: a few points apart.
 PLAIN_GAIN = {"none": 0.0316, "standard": 0.023, "mixup": 0.0111, "cutmix": -0.0149}
 
+pytestmark = pytest.mark.backend_independent  # records written without training, tables and plots from them
+
 
 def config_of(seeds, validation_fraction=0.15):
     return {
