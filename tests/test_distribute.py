@@ -22,7 +22,8 @@ from tests.helpers import tiny_study_argv
 BACKEND = keras.backend.backend()
 
 # Trains the same teacher (plain fit) and the same distillation on 1 and on
-# 2 devices from the same initial weights, then prints what each logged.
+# 2 devices from the same initial weights, then runs a study through the command
+# line on the 2 devices, and prints what each logged and the study's exit status.
 WORKER = textwrap.dedent(
     """
     import json
@@ -75,7 +76,12 @@ WORKER = textwrap.dedent(
             out["soft_weights"] = [w.tolist() for w in distiller.student.get_weights()]
         return out
 
-    print(json.dumps({"one": run(1), "two": run(2)}))
+    runs = {"one": run(1), "two": run(2)}
+    # Then the study of the command line's arguments (given by the test) on these two devices.
+    import sys
+    from keras_mixkd import cli
+    runs["study_status"] = cli.main(json.loads(sys.argv[1]))
+    print(json.dumps(runs))
     """
 )
 
@@ -92,18 +98,34 @@ def _max_abs_diff(a, b):
     return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
 
 
-def test_two_devices_match_one_device_for_the_same_global_batch():
+# Both tests of two devices read one child process (`two_device_child`): its backend starts with two
+# virtual CPU devices, and each start of Keras and its backend costs seconds. One pytest-xdist worker runs it.
+uses_the_two_device_child = pytest.mark.xdist_group("two_device_child")
+
+
+@pytest.fixture(scope="module")
+def two_device_child(tmp_path_factory):
+    """`(runs, run_dir, stderr)`: what WORKER printed, the folder of the tiny study (TINY_STUDY) it ran
+    on two devices with `--devices 2 --virtual-devices`, and its error output. Not under PyTorch."""
+    assert BACKEND != "torch"
+    runs_dir = tmp_path_factory.mktemp("two_devices")
+    argv = [*TINY_STUDY, "--runs-dir", str(runs_dir), "--name", "two", "--devices", "2", "--virtual-devices"]
+    env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="2")
+    completed = subprocess.run([sys.executable, "-c", WORKER, json.dumps(argv)], env=env, capture_output=True,
+                               text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return json.loads(completed.stdout.strip().splitlines()[-1]), runs_dir / "two", completed.stderr
+
+
+@uses_the_two_device_child
+def test_two_devices_match_one_device_for_the_same_global_batch(request):
     if BACKEND == "torch":  # Keras has no multi-device training for PyTorch: a clear refusal.
         with pytest.raises(ValueError, match="not available on the PyTorch backend.*jax or tensorflow"):
             data_parallel(2)
         with data_parallel(1) as scope:  # One device still works.
             assert scope.num_devices == 1 and scope.engine is None
         return
-    env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="2")
-    completed = subprocess.run([sys.executable, "-c", WORKER], env=env, capture_output=True,
-                               text=True, timeout=600)
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    runs = json.loads(completed.stdout.strip().splitlines()[-1])
+    runs, _, _ = request.getfixturevalue("two_device_child")
     one, two = runs["one"], runs["two"]
     assert one["devices"] == 1 and two["devices"] == 2
     assert two["engine"] == {"jax": "DataParallel", "tensorflow": "MirroredStrategy"}[BACKEND]
@@ -181,20 +203,20 @@ def check_tiny_study_cells(cells):
         assert cell["history"][0]["test_accuracy"] == pytest.approx(cell["test_accuracy_last"])
 
 
-@pytest.mark.slow
-def test_study_runs_every_cell_on_two_devices(tmp_path, capsys):
+@uses_the_two_device_child
+def test_study_runs_every_cell_on_two_devices(tmp_path, capsys, request):
     """The study clears the session per cell, so it must enter the device scope per cell."""
-    argv = [*TINY_STUDY, "--runs-dir", str(tmp_path), "--name", "two", "--devices", "2", "--virtual-devices"]
     if BACKEND == "torch":
+        argv = [*TINY_STUDY, "--runs-dir", str(tmp_path), "--name", "two", "--devices", "2", "--virtual-devices"]
         assert cli.main(argv) == 2
         assert "not available on the PyTorch backend" in capsys.readouterr().err
         assert not os.path.exists(tmp_path / "two")
         return
-    env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="2")
-    completed = subprocess.run([sys.executable, "-m", "keras_mixkd.cli", *argv], env=env,
-                               capture_output=True, text=True, timeout=600)
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    check_tiny_study_cells(json.load(open(tmp_path / "two" / "results.json"))["cells"])
+    # The command line's `--virtual-devices` in a fresh process, before the backend starts, is tested
+    # by tests/test_run_guards.py; here the child's backend started with two devices already.
+    runs, run_dir, stderr = request.getfixturevalue("two_device_child")
+    assert runs["study_status"] == 0, stderr[-3000:]
+    check_tiny_study_cells(json.load(open(run_dir / "results.json"))["cells"])
 
 
 def test_study_trains_every_cell_under_mixed_precision(tmp_path, capsys):
