@@ -137,6 +137,8 @@ def training_scope_for(command, devices=1, precision="float32", virtual_devices=
         return contextlib.nullcontext()
     if devices > 1 and os.environ.get("KERAS_BACKEND") != "torch":
         if virtual_devices:
+            if os.environ.get("KERAS_BACKEND") == "tensorflow":
+                import_tensorflow_quietly()  # request_cpu_devices imports it, chatter and all
             request_cpu_devices(devices)  # Virtual CPU devices where there are no accelerators.
         else:
             if os.environ.get("KERAS_BACKEND") == "tensorflow":

@@ -282,6 +282,10 @@ def test_train_teacher_record_and_options_suit_the_data(capsys, tmp_path):
                             "not use (augmentations in use: standard, cutout)") in err
 
 
+# The filter is the same code under every backend (every command that trains or loads imports TensorFlow
+# for tf.data): one backend runs this fresh process; under TensorFlow and JAX, tests/test_run_guards.py's
+# virtual-devices test checks a fresh process's error output, start-up chatter filtered, too.
+@pytest.mark.one_backend
 def test_tensorflow_start_up_noise_is_filtered():
     assert cli.is_startup_noise("E0000 cuda_driver.cc:152] failed call to cuInit: INTERNAL: CUDA error")
     assert cli.is_startup_noise("WARNING: All log messages before absl::InitializeLog() is called are written")
