@@ -136,13 +136,13 @@ def training_scope_for(command, devices=1, precision="float32", virtual_devices=
     if devices == 1 and precision == "float32":
         return contextlib.nullcontext()
     if devices > 1 and os.environ.get("KERAS_BACKEND") != "torch":
+        if os.environ.get("KERAS_BACKEND") == "tensorflow":
+            # Both ask TensorFlow for its devices, which logs start-up chatter; listing the
+            # physical devices leaves the logical ones still to be configured.
+            import_tensorflow_quietly()
         if virtual_devices:
-            if os.environ.get("KERAS_BACKEND") == "tensorflow":
-                import_tensorflow_quietly()  # request_cpu_devices imports it, chatter and all
             request_cpu_devices(devices)  # Virtual CPU devices where there are no accelerators.
         else:
-            if os.environ.get("KERAS_BACKEND") == "tensorflow":
-                import_tensorflow_quietly()  # its device listing logs start-up chatter
             check_real_devices(devices)
     if command == "study":
         data_parallel(devices)  # Refuse an impossible request (PyTorch) before any cell runs.
