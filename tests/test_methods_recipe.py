@@ -76,7 +76,13 @@ def test_every_new_recipe_key_is_refused_clearly_when_wrong(tmp_path, extra, mat
         load_recipe(_write(tmp_path, extra + "\n"))
 
 
+# The recipe file is what this tests (its five methods' cells run in one study), and no backend changes
+# it: it runs under one backend, as the other recipes' smoke runs (tests/test_study.py). Each method's
+# training is tested under every backend: DKD with its warm-up inside the compiled step, LSKD and the
+# FitNet projector in tests/test_distiller_methods.py, feature losses in a study's group in
+# tests/test_study_groups.py. Under JAX it cost 10.6 s, under TensorFlow 7.2 s.
 @pytest.mark.slow
+@pytest.mark.one_backend
 def test_methods_recipe_runs_every_method_at_smoke_scale(tmp_path):
     from keras_mixkd.study import run_study
 

@@ -262,7 +262,8 @@ def test_png_folder_to_savedmodel_on_image_over_255_gives_the_measured_accuracy(
     assert card["distilled_from"]["loss"] == "kd" and card["distilled_from"]["temperature"] == 4.0
     assert card["input"]["normalization_inside"] and card["input"]["range"] == [0.0, 1.0]
     export_dir = str(tmp_path / "export" / "student")
-    out = run_cli_ok(capsys, "export", student, export_dir)
+    # --no-verify: the deployer's check below feeds the SavedModel the PNGs themselves.
+    out = run_cli_ok(capsys, "export", student, export_dir, "--no-verify")
     metadata_path = os.path.join(export_dir, "metadata.json")
     assert metadata_path in out
 
@@ -292,7 +293,7 @@ def test_png_folder_to_savedmodel_on_image_over_255_gives_the_measured_accuracy(
     assert ece == pytest.approx(measured["expected_calibration_error"], abs=1e-4)
     assert card["output"]["kind"] == "logits" and card["distilled_from"]["teacher_file"] == os.path.abspath(teacher)
     assert card["input"]["normalization"]["mean"] == pytest.approx(record["model_card"]["input"]["normalization"]["mean"])
-    assert card["export"]["verified"] and card["export"]["max_abs_diff"] <= 1e-5
+    assert card["export"]["verified"] is False  # --no-verify, and the card says so
     assert card["versions"]["keras"] == keras.__version__
 
 
@@ -313,9 +314,9 @@ def test_old_file_without_normalisation_warns_once_and_exports_with_given_statis
     assert "mean [" in str(caught[0].message)
     capsys.readouterr()
     x = splits.x_test[:6]
-    result = export_student(path, str(tmp_path / "baked"), normalization=splits.normalization,
-                            verify_images=x)
-    assert result.max_abs_diff <= 1e-5
+    # This test loads the export and compares it itself: export_student's own check, in a fresh
+    # process, is left out (tested in tests/test_export.py).
+    export_student(path, str(tmp_path / "baked"), normalization=splits.normalization, verify=False)
     serve = tf.saved_model.load(str(tmp_path / "baked")).signatures["serving_default"]
     mean, std = (np.asarray(v, "float32") for v in splits.normalization)
     expected = _numpy(old((x - mean) / std))

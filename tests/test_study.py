@@ -380,7 +380,7 @@ def test_teacher_with_other_class_count_is_refused(tmp_path):
 # them: it runs under one backend. What it trains is tested under every backend elsewhere: the zoo models
 # (tests/test_models.py, test_direct_graph_call.py; resnet8 distilled in test_data_format.py), the study's
 # cells (the tiny study), each augmentation and distillation recipe (test_augment.py, test_losses.py,
-# test_determinism.py, test_methods_recipe.py). Under JAX it cost 35 s, under TensorFlow 22 s.
+# test_determinism.py, test_distiller_methods.py). Under JAX it cost 35 s, under TensorFlow 22 s.
 @pytest.mark.slow
 @pytest.mark.one_backend
 def test_smoke_scale_of_every_recipe_runs(tmp_path):

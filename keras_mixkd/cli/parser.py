@@ -293,6 +293,9 @@ def build_parser():
                         help="litert only: none, float16 (weights in float16) or int8 (post-training "
                              "quantisation calibrated on 200 training images; needs the data) (default: none)")
     export.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    export.add_argument("--no-verify", dest="verify", action="store_false",
+                        help="write the export without checking it in a fresh process (no agreement, latency "
+                             "or test accuracy is measured); export_student's verify=False")
     export.add_argument("--input-dtype", choices=("float32", "uint8"), default="float32",
                         help="what the SavedModel takes: float32 images in [0, 1] (default) or raw uint8 "
                              "pixels in 0-255 (saved_model only)")

@@ -118,7 +118,7 @@ class ExportResult:
                 f"max |{fmt.short} - Keras pipeline| = {self.max_abs_diff:.3g} at batch sizes {sizes} {held}."
             )
         else:
-            lines.append("Not verified (verify=False).")
+            lines.append("Not verified (verify=False, or --no-verify on the command line).")
         lines.append(self.cost_line())
         lines.extend(self.notes)
         if self.metadata_path:
