@@ -27,10 +27,14 @@ if os.environ["KERAS_BACKEND"] == "jax" and "xla_backend_optimization_level" not
 # TensorFlow's and OpenMP's pools only (TensorFlow also runs tf.data under the other backends): JAX's
 # XLA:CPU threads made no difference to the CPU time measured, and left at their default, JAX's
 # thread checks (tests/test_threads.py) still have a started backend of other threads to refuse.
-if not any(name in os.environ for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")):
-    from keras_mixkd.study.executors.threads import thread_environment  # imports neither Keras nor a backend
+# Set as the command line's `--threads 1` sets them, before TensorFlow starts: the command line then
+# takes `--threads 1` in this process under TensorFlow (tests/test_ray_executor.py's in-process run).
+# The pytest-xdist workers find them set by the controller, which loaded this file first.
+from keras_mixkd.study.executors.threads import apply_thread_environment  # noqa: E402 (neither Keras nor a backend)
+from keras_mixkd.study.executors.threads import thread_environment  # noqa: E402
 
-    os.environ.update(thread_environment(1, "tensorflow"))
+if all(os.environ.get(name, value) == value for name, value in thread_environment(1, "tensorflow").items()):
+    apply_thread_environment(1, "tensorflow")
 # The tests build the same tiny models again and again (every cell, every test clears the session),
 # so JAX compiles the same programs many times. One persistent compilation cache for the whole run,
 # shared by the pytest-xdist workers and the subprocesses (they inherit the variables), serves each

@@ -63,12 +63,13 @@ def cluster():
 def reference(tmp_path_factory):
     """The in-process run of the study (`--threads 1`, as the Ray workers run theirs).
 
-    TensorFlow and JAX fix their thread pools when they start, and the command line refuses
-    `--threads 1` in a process where they started without it: under them the run is in a fresh
-    process. PyTorch takes its thread count at any time: under it, in this process."""
+    PyTorch takes its thread count at any time, and this process's TensorFlow was given one
+    thread before it started (tests/conftest.py, as `--threads 1` does): under them, in this
+    process. JAX fixes its threads when it starts, and this process's JAX runs on every core:
+    the command line refuses `--threads 1` here, so under JAX the run is in a fresh process."""
     runs = tmp_path_factory.mktemp("reference")
     argv = [*STUDY, "--runs-dir", str(runs), "--name", "in_process"]
-    if BACKEND == "torch":
+    if BACKEND != "jax":
         assert cli.main(argv) == 0
         return str(runs / "in_process")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -218,7 +219,7 @@ def test_a_killed_driver_is_resumed_by_the_rerun(cluster, reference, capsys, tmp
 
 @pytest.mark.one_backend  # Ray's retries and the cell lock; resuming per backend: test_crash_safety
 def test_a_cell_failing_on_its_own_stops_the_study_with_its_one_line_error_unretried(cluster, capsys, tmp_path):
-    # Without --threads: this process's TensorFlow started long ago with its default threads.
+    # Without --threads: both runs take the threads they find (the error does not depend on them).
     argv = [*STUDY_ANY_THREADS, "--runs-dir", str(tmp_path), "--only", "kind=teacher",
             "--set", "teacher.optimizer.model_learning_rates={digits_cnn = 1e30}"]
     assert cli.main([*argv, "--name", "in_process"]) == 2
