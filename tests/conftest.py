@@ -23,18 +23,18 @@ if os.environ["KERAS_BACKEND"] == "jax" and "xla_backend_optimization_level" not
 # backend's default (a thread per core in each worker) the thread pools of the tiny models wait and
 # spin against each other (tests/test_shared_teacher.py + test_fixed_cost.py under PyTorch beside a
 # busy core: 27 s of CPU with the default, 13 s with one thread). What a cell computes on one thread
-# is what `--threads 1` gives (keras_mixkd.study.executors.threads); tests of thread counts set theirs.
-# TensorFlow's and OpenMP's pools only (TensorFlow also runs tf.data under the other backends): JAX's
-# XLA:CPU threads made no difference to the CPU time measured, and left at their default, JAX's
-# thread checks (tests/test_threads.py) still have a started backend of other threads to refuse.
-# Set as the command line's `--threads 1` sets them, before TensorFlow starts: the command line then
-# takes `--threads 1` in this process under TensorFlow (tests/test_ray_executor.py's in-process run).
-# The pytest-xdist workers find them set by the controller, which loaded this file first.
+# is what `--threads 1` gives (keras_mixkd.study.executors.threads), and the variables are set as
+# `--threads 1` sets them, before TensorFlow and JAX start (TensorFlow also runs tf.data under the other
+# backends): the command line then takes `--threads 1` in the test process (tests/test_ray_executor.py's
+# in-process run). Tests of thread counts set theirs; those of a backend started with its default
+# threads start a fresh process (tests/test_threads.py). The pytest-xdist workers find the variables
+# set by the controller, which loaded this file first.
 from keras_mixkd.study.executors.threads import apply_thread_environment  # noqa: E402 (neither Keras nor a backend)
 from keras_mixkd.study.executors.threads import thread_environment  # noqa: E402
 
 if all(os.environ.get(name, value) == value for name, value in thread_environment(1, "tensorflow").items()):
-    apply_thread_environment(1, "tensorflow")
+    # Under JAX, also XLA:CPU's one-thread flags, after the flags above (XLA stops reading at one of them).
+    apply_thread_environment(1, "jax" if os.environ["KERAS_BACKEND"] == "jax" else "tensorflow")
 # The tests build the same tiny models again and again (every cell, every test clears the session),
 # so JAX compiles the same programs many times. One persistent compilation cache for the whole run,
 # shared by the pytest-xdist workers and the subprocesses (they inherit the variables), serves each

@@ -63,13 +63,16 @@ def cluster():
 def reference(tmp_path_factory):
     """The in-process run of the study (`--threads 1`, as the Ray workers run theirs).
 
-    PyTorch takes its thread count at any time, and this process's TensorFlow was given one
-    thread before it started (tests/conftest.py, as `--threads 1` does): under them, in this
-    process. JAX fixes its threads when it starts, and this process's JAX runs on every core:
-    the command line refuses `--threads 1` here, so under JAX the run is in a fresh process."""
+    PyTorch takes its thread count at any time, and this process's TensorFlow and JAX were given
+    one thread before they started (tests/conftest.py, as `--threads 1` does): in this process.
+    Where a caller ran the tests with other threads, the command line refuses `--threads 1` under
+    TensorFlow and JAX here, and the run is in a fresh process."""
     runs = tmp_path_factory.mktemp("reference")
     argv = [*STUDY, "--runs-dir", str(runs), "--name", "in_process"]
-    if BACKEND != "jax":
+    from keras_mixkd.study.executors.threads import thread_environment
+
+    sized = all(os.environ.get(name) == value for name, value in thread_environment(1, BACKEND).items())
+    if BACKEND == "torch" or sized:
         assert cli.main(argv) == 0
         return str(runs / "in_process")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -71,7 +71,17 @@ def test_a_started_backend_with_other_threads_is_a_clear_error_or_is_set():
     # Under TensorFlow a count other than the one tests/conftest.py gave it before it started (1).
     wanted = max(current, 1) + 1 if BACKEND == "tensorflow" else 1
     if BACKEND == "jax" and JAX_ONE_THREAD_FLAGS in os.environ.get("XLA_FLAGS", ""):
-        pytest.skip("this process already runs JAX on one thread")
+        # This process's JAX runs on one thread (tests/conftest.py): a fresh one started with its default.
+        import subprocess
+        import sys
+
+        flags = os.environ["XLA_FLAGS"].replace(JAX_ONE_THREAD_FLAGS, "").strip()
+        code = ("import keras; keras.ops.convert_to_numpy(keras.ops.ones((2, 2)) @ keras.ops.ones((2, 2))); "
+                "from keras_mixkd.study.executors.threads import set_math_threads; set_math_threads(1, 'jax')")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                              env=dict(os.environ, XLA_FLAGS=flags))
+        assert done.returncode != 0 and "ValueError: threads=1: JAX has already started" in done.stderr, done.stderr
+        return
     expected = "TensorFlow has already started" if BACKEND == "tensorflow" else "JAX has already started"
     before = dict(os.environ)
     try:
