@@ -54,7 +54,12 @@ def main(argv=None):
     parser.add_argument("--images", type=float, default=3.0, help="largest student difference allowed, in images")
     args = parser.parse_args(argv)
     (config, before, _), (_, after, _) = load_results(args.before), load_results(args.after)
-    from keras_mixkd.study import prepare_data  # imports Keras: after the arguments are read
+    # Keras and TensorFlow: after the arguments are read, TensorFlow's start-up chatter filtered as the
+    # command line filters it (every backend's data pipeline imports TensorFlow).
+    from keras_mixkd.startup import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    from keras_mixkd.study import prepare_data
 
     # Every cell is measured on the same test split: its size turns points into images.
     test_examples = len(prepare_data(config["data"]).y_test)
