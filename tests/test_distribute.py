@@ -103,13 +103,18 @@ def _max_abs_diff(a, b):
 uses_the_two_device_child = pytest.mark.xdist_group("two_device_child")
 
 
+def two_device_study_argv(runs_dir):
+    """The command line of the tiny study (TINY_STUDY) named "two" in `runs_dir`, on two virtual devices."""
+    return [*TINY_STUDY, "--runs-dir", str(runs_dir), "--name", "two", "--devices", "2", "--virtual-devices"]
+
+
 @pytest.fixture(scope="module")
 def two_device_child(tmp_path_factory):
     """`(runs, run_dir, stderr)`: what WORKER printed, the folder of the tiny study (TINY_STUDY) it ran
     on two devices with `--devices 2 --virtual-devices`, and its error output. Not under PyTorch."""
     assert BACKEND != "torch"
     runs_dir = tmp_path_factory.mktemp("two_devices")
-    argv = [*TINY_STUDY, "--runs-dir", str(runs_dir), "--name", "two", "--devices", "2", "--virtual-devices"]
+    argv = two_device_study_argv(runs_dir)
     env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="2")
     completed = subprocess.run([sys.executable, "-c", WORKER, json.dumps(argv)], env=env, capture_output=True,
                                text=True, timeout=600)
@@ -207,8 +212,7 @@ def check_tiny_study_cells(cells):
 def test_study_runs_every_cell_on_two_devices(tmp_path, capsys, request):
     """The study clears the session per cell, so it must enter the device scope per cell."""
     if BACKEND == "torch":
-        argv = [*TINY_STUDY, "--runs-dir", str(tmp_path), "--name", "two", "--devices", "2", "--virtual-devices"]
-        assert cli.main(argv) == 2
+        assert cli.main(two_device_study_argv(tmp_path)) == 2
         assert "not available on the PyTorch backend" in capsys.readouterr().err
         assert not os.path.exists(tmp_path / "two")
         return

@@ -212,9 +212,8 @@ def cmd_export(args):
     data = export_data(args.model, args.quantize, recipe=args.recipe, run_dir=args.run, dataset=args.dataset,
                        data_path=args.data_path, image_size=args.image_size)
     print(export_student(args.model, args.output, overwrite=args.overwrite, verify=args.verify,
-                         input_dtype=args.input_dtype,
-                         normalization=normalization, tolerance=args.tolerance, format=args.format,
-                         quantize=args.quantize, **data))
+                         input_dtype=args.input_dtype, normalization=normalization, tolerance=args.tolerance,
+                         format=args.format, quantize=args.quantize, **data))
     return 0
 
 
